@@ -1,0 +1,19 @@
+// Package conn holds the state of one connected peer: its identity, its
+// bounded send queue, write accounting, rate limiter and liveness.
+//
+// conn does not know nbio: the socket is the small Socket interface that the
+// event loop implements, so everything here is tested without sockets.
+//
+// # Sending
+//
+// Frames reach a peer through Enqueue, which never blocks and never writes:
+// it pushes a reference-counted frame.Buf into the peer's ring and reports
+// whether the caller must flush the peer. The caller flushes every touched
+// peer once after routing a whole batch of messages, so a busy peer gets many
+// frames per write(2). A peer whose socket does not drain keeps at most
+// Env.HighWater bytes in flight; further frames wait in its ring, and when the
+// ring is full new frames are dropped, counted (queue_full) and announced to
+// the peer later with an overflow message. The ring's memory is taken from a
+// pool only while frames wait and is returned as soon as it is empty, so an
+// idle peer costs no queue memory.
+package conn

@@ -1,0 +1,82 @@
+package conn
+
+import "sync"
+
+// Drainer flushes connections whose sockets drained below their high-water
+// mark, and closes lingering ones, on a fixed pool of goroutines. Schedule
+// never blocks; it is called under the transport's locks.
+type Drainer struct {
+	mu      sync.Mutex
+	pending []*Conn
+	wake    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewDrainer starts workers goroutines. Stop waits for them.
+func NewDrainer(workers int) *Drainer {
+	d := &Drainer{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	for range workers {
+		d.wg.Add(1)
+		go d.run()
+	}
+	return d
+}
+
+// Schedule asks a worker to Flush c.
+func (d *Drainer) Schedule(c *Conn) {
+	d.mu.Lock()
+	d.pending = append(d.pending, c)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop ends the workers after the work already scheduled.
+func (d *Drainer) Stop() {
+	close(d.done)
+	d.wg.Wait()
+}
+
+const drainChunk = 256
+
+func (d *Drainer) run() {
+	defer d.wg.Done()
+	var scratch []byte
+	var work []*Conn
+	for {
+		select {
+		case <-d.wake:
+		case <-d.done:
+			return
+		}
+		for {
+			d.mu.Lock()
+			n := min(len(d.pending), drainChunk)
+			work = append(work[:0], d.pending[:n]...)
+			rest := copy(d.pending, d.pending[n:])
+			clear(d.pending[rest:])
+			d.pending = d.pending[:rest]
+			more := rest > 0
+			d.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if more {
+				select {
+				case d.wake <- struct{}{}:
+				default:
+				}
+			}
+			for i, c := range work {
+				scratch = c.Flush(scratch)
+				work[i] = nil
+			}
+			if cap(scratch) > maxBatchBytes*2 {
+				scratch = nil
+			}
+		}
+	}
+}

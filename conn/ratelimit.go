@@ -1,0 +1,34 @@
+package conn
+
+import "time"
+
+// Rate-limit policy (PROTOCOL.md section 5).
+const (
+	rateNoticeEvery = time.Second      // at most one rate_limited error per second
+	rateAbuseAfter  = 10 * time.Second // sustained excess for this long closes with 1008
+	rateStreakGap   = time.Second      // a second without excess ends a streak
+)
+
+// Charge charges one message to the rate limiter. It reports whether the
+// message may pass; for a refused one, whether to tell the sender
+// (rate_limited, at most once a second) and whether the sender has kept
+// exceeding its limit for 10 seconds and must be closed with 1008.
+// Only the reading goroutine calls Charge.
+func (c *Conn) Charge() (ok, notify, abuse bool) {
+	if c.env.RateMsgs <= 0 {
+		return true, false, false
+	}
+	now := c.env.Mono()
+	if c.limiter.AllowN(c.env.epoch.Add(now), 1) {
+		return true, false, false
+	}
+	if c.lastExcess == 0 || now-c.lastExcess > rateStreakGap {
+		c.excessStart = now
+	}
+	c.lastExcess = now
+	if c.lastNotice == 0 || now-c.lastNotice >= rateNoticeEvery {
+		c.lastNotice = now
+		notify = true
+	}
+	return false, notify, now-c.excessStart >= rateAbuseAfter
+}

@@ -1,0 +1,127 @@
+package loop
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// ServeHTTP routes every HTTP request: CORS first, then the endpoints of
+// PROTOCOL.md section 1.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	allowed := s.cors(w, r)
+	if r.Method == http.MethodOptions {
+		if allowed {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	switch r.URL.Path {
+	case "/ws":
+		s.serveWS(w, r, false)
+	case "/echo":
+		if !s.cfg.Echo {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveWS(w, r, true)
+	case "/health":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case "/ready":
+		s.serveReady(w)
+	case "/stats":
+		writeJSON(w, http.StatusOK, s.stats.Snapshot())
+	case "/metrics":
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.stats.Set.WritePrometheus(w)
+		vm.WriteProcessMetrics(w)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) serveReady(w http.ResponseWriter) {
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	case s.conns.Load() >= int64(s.cfg.MaxClients):
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "full"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// cors sets the CORS headers for an allowed Origin and reports whether the
+// request's origin is allowed (a request without Origin is).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	ok, any := s.originAllowed(origin, r.Host)
+	if !ok {
+		return false
+	}
+	if any {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.Set("Access-Control-Allow-Origin", origin)
+	}
+	return true
+}
+
+// originAllowed applies WSRELAY_ALLOWED_ORIGINS to origin: listed, "*", or,
+// with an empty list, the same host and port as the request's Host.
+func (s *Server) originAllowed(origin, host string) (ok, any bool) {
+	list := s.cfg.AllowedOrigins
+	if len(list) == 0 {
+		return sameOrigin(origin, host), false
+	}
+	for _, o := range list {
+		if o == "*" {
+			return true, true
+		}
+		if strings.EqualFold(o, origin) {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// sameOrigin reports whether origin names host (host[:port] from the Host
+// header), default ports included.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(withPort(u.Host, u.Scheme), withPort(host, u.Scheme))
+}
+
+func withPort(host, scheme string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		return host
+	}
+	switch scheme {
+	case "https", "wss":
+		return host + ":443"
+	default:
+		return host + ":80"
+	}
+}

@@ -1,0 +1,215 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+// handshakeTimeout bounds the HTTP phase of a connection: a socket that has
+// not completed a request within it is closed.
+const handshakeTimeout = 10 * time.Second
+
+// Server is one wsrelay node. Make it with New, then Start; Shutdown drains
+// it. Safe for concurrent use.
+type Server struct {
+	// Set at construction.
+	cfg     config.Config
+	log     *slog.Logger
+	version string
+	stats   *stats.Stats
+	env     *conn.Env
+	router  *router.Router
+	drainer *conn.Drainer
+	sweeper *sweeper
+	closeGoingAway *frame.Buf // shared close frame for shutdown
+	badInput       rate.Sometimes
+
+	engine *nbhttp.Engine
+	ln     net.Listener
+
+	draining atomic.Bool
+	conns    atomic.Int64 // open WebSocket connections (relay and echo)
+
+	mu    sync.Mutex
+	perIP map[string]int
+	all   map[*wsConn]struct{}
+}
+
+// Options carries what New needs besides the configuration.
+type Options struct {
+	Logger  *slog.Logger // nil: discard
+	Version string       // reported in welcome as wsrelay/<version>
+}
+
+// New builds a server from cfg. It does not listen yet.
+func New(cfg config.Config, opts Options) (*Server, error) {
+	if cfg.Auth != "" && cfg.Auth != "none" {
+		return nil, fmt.Errorf("loop: WSRELAY_AUTH=%s is not supported by this build", cfg.Auth)
+	}
+	if cfg.TLSCertFile != "" || cfg.NATSURL != "" {
+		return nil, errors.New("loop: TLS and clustering are not supported by this build")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st := stats.New(cfg.MaxClients)
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		version: opts.Version,
+		stats:   st,
+		router: router.New(router.Options{
+			MaxRoomsPerPeer: cfg.MaxRoomsPerPeer,
+			MaxRoomPeers:    cfg.MaxRoomPeers,
+			AllowBroadcast:  cfg.AllowBroadcast,
+		}, st),
+		badInput: rate.Sometimes{First: 10, Interval: time.Second},
+		perIP:    make(map[string]int),
+		all:      make(map[*wsConn]struct{}),
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	s.closeGoingAway = frame.NewBuf(32)
+	s.closeGoingAway.B = append(s.closeGoingAway.B, 0x03, 0xE9) // 1001
+	s.closeGoingAway.B = append(s.closeGoingAway.B, "server shutting down"...)
+	s.closeGoingAway.Finish(frame.OpClose)
+	return s, nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *stats.Stats { return s.stats }
+
+// Router returns the server's router (for tests and diagnostics).
+func (s *Server) Router() *router.Router { return s.router }
+
+// Addr returns the address the server listens on, once started.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Start binds the listener and starts the event loop, the sweeper and the
+// drain workers. It fails at once, without hanging, when the address is
+// taken.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("loop: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	workers := max(s.cfg.Workers, 1)
+	s.drainer = conn.NewDrainer(workers)
+	s.env = conn.NewEnv(s.cfg.QueueSize, s.stats, s.drainer)
+	s.env.RateMsgs = s.cfg.RateMsgs
+	s.env.RateBurst = s.cfg.RateBurst
+	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
+
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Name:    "wsrelay",
+		Network: "tcp",
+		Addrs:   []string{ln.Addr().String()},
+		// The listener is bound above so a busy port fails fast: nbio's own
+		// Start can hang on it.
+		Listen:          func(string, string) (net.Listener, error) { return ln, nil },
+		NPoller:         workers,
+		MaxLoad:         s.cfg.MaxClients + 4096,
+		ReadLimit:       64 << 10, // HTTP requests; WebSocket frames are limited by frame.Reader
+		MaxHTTPBodySize: 64 << 10,
+		// nbio buffers what the kernel refuses without bound; our queue sits
+		// in front, this is the last-resort kill.
+		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
+		KeepaliveTime:      handshakeTimeout,
+		// Run handlers on the poller: nbio's task pool can block a poller
+		// when full, and ours never block.
+		ServerExecutor:    func(f func()) { f() },
+		SupportServerOnly: true,
+		Handler:           s,
+	})
+	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
+		if w, ok := c.Session().(*wsConn); ok {
+			w.Written(n)
+		}
+	})
+	if err := s.engine.Start(); err != nil {
+		_ = ln.Close()
+		s.drainer.Stop()
+		return fmt.Errorf("loop: start event loop: %w", err)
+	}
+	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
+	s.log.Info("listening", "addr", ln.Addr().String(), "workers", workers, "max_clients", s.cfg.MaxClients)
+	return nil
+}
+
+// Shutdown drains the server: /ready turns 503, upgrades are refused, every
+// connection gets its queued frames and then close 1001. It waits until every
+// connection closed or ctx ends, then closes what is left and stops the
+// event loop.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return errors.New("loop: already shut down")
+	}
+	s.log.Info("shutting down", "connections", s.conns.Load())
+	for _, w := range s.snapshot() {
+		w.Shutdown(s.closeGoingAway)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for s.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-tick.C:
+		}
+	}
+	s.stop()
+	return err
+}
+
+// Close stops the server at once, without draining.
+func (s *Server) Close() {
+	s.draining.Store(true)
+	s.stop()
+}
+
+func (s *Server) stop() {
+	for _, w := range s.snapshot() {
+		w.Close()
+	}
+	if s.sweeper != nil {
+		s.sweeper.stop()
+	}
+	if s.engine != nil {
+		s.engine.Stop()
+	}
+	if s.drainer != nil {
+		s.drainer.Stop()
+	}
+}
+
+func (s *Server) snapshot() []*wsConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]*wsConn, 0, len(s.all))
+	for w := range s.all {
+		list = append(list, w)
+	}
+	return list
+}

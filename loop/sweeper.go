@@ -1,0 +1,120 @@
+package loop
+
+import (
+	"sync"
+	"time"
+
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+// sweepTick is the sweeper's resolution: a silent connection is closed at
+// most this long after CLIENT_TIMEOUT.
+const sweepTick = 250 * time.Millisecond
+
+// pingFrame is an empty WebSocket ping.
+var pingFrame = []byte{0x80 | frame.OpPing, 0}
+
+// sweeper sends the heartbeat pings and closes silent connections. It is a
+// timing wheel with one slot per tick: a connection sits in the slot of its
+// next due time (ping or timeout) and is looked at only then, so a tick costs
+// the connections due in it, not all of them. Reads only store a timestamp.
+type sweeper struct {
+	srv      *Server
+	interval time.Duration
+	timeout  time.Duration
+
+	mu    sync.Mutex
+	fresh []*wsConn // added since the last tick; guarded by mu
+
+	// Owned by the sweeper goroutine.
+	slots [][]*wsConn
+	cur   int
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newSweeper(s *Server, interval, timeout time.Duration) *sweeper {
+	span := max(interval, timeout)
+	n := int(span/sweepTick) + 3
+	sw := &sweeper{srv: s, interval: interval, timeout: timeout, slots: make([][]*wsConn, n), done: make(chan struct{})}
+	sw.wg.Add(1)
+	go sw.run()
+	return sw
+}
+
+// add hands a new connection to the sweeper.
+func (sw *sweeper) add(w *wsConn) {
+	sw.mu.Lock()
+	sw.fresh = append(sw.fresh, w)
+	sw.mu.Unlock()
+}
+
+func (sw *sweeper) stop() {
+	close(sw.done)
+	sw.wg.Wait()
+}
+
+func (sw *sweeper) run() {
+	defer sw.wg.Done()
+	t := time.NewTicker(sweepTick)
+	defer t.Stop()
+	var fresh []*wsConn
+	for {
+		select {
+		case <-sw.done:
+			return
+		case <-t.C:
+		}
+		now := sw.srv.env.Mono()
+		sw.mu.Lock()
+		fresh, sw.fresh = sw.fresh, fresh[:0]
+		sw.mu.Unlock()
+		for i, w := range fresh {
+			// nbhttp sets its keepalive read deadline after registering a
+			// socket, which can land after the upgrade cleared it: clear it
+			// again now that the race is long over.
+			_ = w.nbc.SetReadDeadline(time.Time{})
+			w.lastPing = now
+			sw.schedule(w, now)
+			fresh[i] = nil
+		}
+		sw.cur = (sw.cur + 1) % len(sw.slots)
+		due := sw.slots[sw.cur]
+		sw.slots[sw.cur] = nil
+		for i, w := range due {
+			due[i] = nil
+			sw.check(w, now)
+		}
+		if sw.slots[sw.cur] == nil {
+			sw.slots[sw.cur] = due[:0]
+		}
+	}
+}
+
+// check pings or closes w when due and puts it back in the wheel.
+func (sw *sweeper) check(w *wsConn, now time.Duration) {
+	if w.closed.Load() {
+		return
+	}
+	if now-w.LastSeen() >= sw.timeout {
+		sw.srv.stats.Evict(stats.EvictTimeout)
+		w.CloseWith(frame.CloseNormal, "timeout")
+		return
+	}
+	if now-w.lastPing >= sw.interval {
+		w.lastPing = now
+		w.WriteControl(pingFrame)
+	}
+	sw.schedule(w, now)
+}
+
+// schedule puts w in the slot of its next due time.
+func (sw *sweeper) schedule(w *wsConn, now time.Duration) {
+	next := min(w.LastSeen()+sw.timeout, w.lastPing+sw.interval)
+	ticks := int((next - now + sweepTick - 1) / sweepTick)
+	ticks = min(max(ticks, 1), len(sw.slots)-1)
+	i := (sw.cur + ticks) % len(sw.slots)
+	sw.slots[i] = append(sw.slots[i], w)
+}

@@ -1,0 +1,221 @@
+package loop
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"net"
+	"net/http"
+
+	"strings"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// reject answers a refused upgrade with a plain HTTP status and counts it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, reason stats.RejectReason, status int, msg string) {
+	s.stats.Reject(reason)
+	s.badInput.Do(func() {
+		s.log.Debug("upgrade refused", "reason", reason.String(), "status", status, "remote", r.RemoteAddr)
+	})
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+// serveWS checks and upgrades a WebSocket request (PROTOCOL.md section 1,
+// upgrade refusals), then hands the socket to a wsConn.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
+	if s.draining.Load() {
+		s.reject(w, r, stats.RejectDraining, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if ok, _ := s.originAllowed(origin, r.Host); !ok {
+			s.reject(w, r, stats.RejectOrigin, http.StatusForbidden, "origin not allowed")
+			return
+		}
+	}
+	if r.Method != http.MethodGet ||
+		!headerHas(r.Header, "Connection", "upgrade") ||
+		!headerHas(r.Header, "Upgrade", "websocket") ||
+		r.Header.Get("Sec-WebSocket-Version") != "13" ||
+		!validKey(r.Header.Get("Sec-WebSocket-Key")) {
+		s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "not a WebSocket upgrade request")
+		return
+	}
+	id := ""
+	if !echo {
+		id = r.URL.Query().Get("peer")
+		if id == "" {
+			id = randomID()
+		} else if !frame.ValidPeerID([]byte(id)) {
+			s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "malformed peer id")
+			return
+		}
+	}
+	ip := clientIP(r.RemoteAddr)
+	if !s.reserve() {
+		w.Header().Set("Retry-After", "5")
+		s.reject(w, r, stats.RejectFull, http.StatusServiceUnavailable, "server full")
+		return
+	}
+	if !s.reserveIP(ip) {
+		s.conns.Add(-1)
+		s.reject(w, r, stats.RejectPerIP, http.StatusTooManyRequests, "too many connections from this address")
+		return
+	}
+	release := func() {
+		s.conns.Add(-1)
+		s.releaseIP(ip)
+	}
+
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		release()
+		http.Error(w, "upgrade not supported", http.StatusInternalServerError)
+		return
+	}
+	raw, _, err := hj.Hijack()
+	if err != nil {
+		release()
+		http.Error(w, "upgrade failed", http.StatusInternalServerError)
+		return
+	}
+	hc, _ := raw.(*nbhttp.Conn)
+	var nbc *nbio.Conn
+	if hc != nil {
+		nbc, _ = hc.Conn.(*nbio.Conn)
+	}
+	if nbc == nil {
+		release()
+		_ = raw.Close()
+		return
+	}
+
+	wc := &wsConn{srv: s, hc: hc, nbc: nbc, ip: ip, echo: echo}
+	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
+	wc.Conn = conn.New(s.env, id, ip, wc)
+	hc.Parser = nil
+	nbc.SetSession(wc)
+	_ = nbc.SetReadDeadline(time.Time{})
+
+	s.mu.Lock()
+	s.all[wc] = struct{}{}
+	s.mu.Unlock()
+	s.stats.ConnOpened()
+
+	var resp [160]byte
+	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
+	b = append(b, "\r\n\r\n"...)
+	wc.WriteControl(b)
+
+	if !echo {
+		welcome := frame.NewBuf(256)
+		welcome.B = frame.AppendWelcome(welcome.B, id, "wsrelay/"+s.version,
+			s.cfg.PingInterval.Milliseconds(), s.cfg.ClientTimeout.Milliseconds(),
+			int64(s.cfg.MaxMessageBytes), int64(s.cfg.QueueSize))
+		welcome.Finish(frame.OpText)
+		wc.Send(welcome)
+		welcome.Release()
+		s.router.Register(wc.Conn)
+	}
+	s.sweeper.add(wc)
+}
+
+// reserve takes one connection slot under MAX_CLIENTS.
+func (s *Server) reserve() bool {
+	for {
+		n := s.conns.Load()
+		if n >= int64(s.cfg.MaxClients) {
+			return false
+		}
+		if s.conns.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// reserveIP takes one slot of ip under MAX_CONNS_PER_IP.
+func (s *Server) reserveIP(ip string) bool {
+	if s.cfg.MaxConnsPerIP <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) releaseIP(ip string) {
+	if s.cfg.MaxConnsPerIP <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.perIP[ip]; n <= 1 {
+		delete(s.perIP, ip)
+	} else {
+		s.perIP[ip] = n - 1
+	}
+}
+
+// randomID returns a URL-safe random peer id of 128 bits.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func clientIP(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
+}
+
+// validKey checks a Sec-WebSocket-Key: base64 of 16 bytes.
+func validKey(k string) bool {
+	if len(k) != 24 {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(k)
+	return err == nil && len(b) == 16
+}
+
+func appendAccept(dst []byte, key string) []byte {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(wsGUID))
+	var sum [sha1.Size]byte
+	return base64.StdEncoding.AppendEncode(dst, h.Sum(sum[:0]))
+}
+
+// headerHas reports whether a comma-separated header contains token,
+// case-insensitively.
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+

@@ -1,0 +1,130 @@
+package loop
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+// wsConn is one upgraded connection as nbio sees it: the session of its
+// nbio.Conn, fed by the poller (Parse) and closed once (CloseAndClean). It
+// implements conn.Socket for its conn.Conn.
+type wsConn struct {
+	*conn.Conn
+
+	// Set at construction.
+	srv  *Server
+	hc   *nbhttp.Conn
+	nbc  *nbio.Conn
+	ip   string
+	echo bool
+
+	// Owned by the poller goroutine that reads the connection.
+	reader frame.Reader
+	done   bool // a close frame or a protocol error ended reading
+
+	// Owned by the sweeper goroutine.
+	lastPing time.Duration
+
+	closed atomic.Bool
+}
+
+// Write implements conn.Socket.
+func (w *wsConn) Write(b []byte) (int, error) { return w.nbc.Write(b) }
+
+// Close implements conn.Socket.
+func (w *wsConn) Close() error { return w.nbc.Close() }
+
+// UnderlayerConn implements nbhttp.ParserCloser.
+func (w *wsConn) UnderlayerConn() net.Conn { return w.hc }
+
+// Parse implements nbhttp.ParserCloser: nbio calls it on the poller goroutine
+// with every chunk read from the socket. Messages are routed as they are
+// decoded; the recipients they touched are flushed once at the end.
+func (w *wsConn) Parse(data []byte) error {
+	if w.done {
+		return nil
+	}
+	w.Touch()
+	w.srv.stats.BytesIn(len(data))
+	h := handlers.Get().(*handler)
+	h.w = w
+	err := w.reader.Feed(data, h)
+	h.bt.Flush()
+	h.w = nil
+	handlers.Put(h)
+	if err != nil && !w.done {
+		w.done = true
+		code, reason := frame.CloseProtocolError, "protocol error"
+		if ce, ok := err.(*frame.CloseError); ok {
+			code, reason = ce.Code, ce.Reason
+		}
+		if code == frame.CloseTooBig {
+			w.srv.stats.Evict(stats.EvictTooLarge)
+		}
+		w.srv.logBadInput("closing on protocol error", w, "code", code, "reason", reason)
+		w.CloseWith(code, reason)
+	}
+	return nil
+}
+
+// CloseAndClean implements nbhttp.ParserCloser: nbio calls it once when the
+// socket closed, for whatever reason.
+func (w *wsConn) CloseAndClean(error) {
+	if !w.closed.CompareAndSwap(false, true) {
+		return
+	}
+	s := w.srv
+	w.Teardown()
+	if !w.echo {
+		var bt router.Batch
+		s.router.Remove(w.Conn, &bt)
+		bt.Flush()
+	}
+	s.mu.Lock()
+	delete(s.all, w)
+	s.mu.Unlock()
+	s.releaseIP(w.ip)
+	s.conns.Add(-1)
+	s.stats.ConnClosed()
+}
+
+// handler receives what a wsConn's reader decodes during one Parse call and
+// collects the recipients to flush. Pooled: one per concurrent Parse.
+type handler struct {
+	w   *wsConn
+	bt  router.Batch
+	env frame.Envelope
+	hdr frame.Header
+}
+
+var handlers = sync.Pool{New: func() any { return new(handler) }}
+
+// OnPing answers a client ping with a pong carrying the same payload.
+func (h *handler) OnPing(p []byte) {
+	var tmp [2 + 125]byte
+	b := frame.AppendFrameHeader(tmp[:0], frame.OpPong, len(p))
+	h.w.WriteControl(append(b, p...))
+}
+
+// OnPong needs nothing: every frame already counted as a sign of life.
+func (h *handler) OnPong([]byte) {}
+
+// OnClose answers the client's close frame with the same code and closes.
+func (h *handler) OnClose(code int, _ string) {
+	h.w.done = true
+	if code == frame.CloseNoStatus {
+		code = 0
+	}
+	h.bt.Flush()
+	h.w.CloseWith(code, "")
+}

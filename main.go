@@ -1,0 +1,74 @@
+// Command wsrelay is a WebSocket relay for peer-to-peer applications.
+//
+// It is configured through WSRELAY_* environment variables (see README.md
+// and docs/protocol.md). main only wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/loop"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	flags, err := config.ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if flags.Version {
+		fmt.Fprintf(stdout, "wsrelay %s\n", version)
+		return 0
+	}
+	cfg, err := config.Load(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsrelay: %v\n", err)
+		return 2
+	}
+	cfg.ApplyFlags(flags)
+	if flags.PrintConfig {
+		cfg.Print(stdout)
+		return 0
+	}
+	log := cfg.Logger(stderr)
+	srv, err := loop.New(cfg, loop.Options{Logger: log, Version: version})
+	if err != nil {
+		fmt.Fprintf(stderr, "wsrelay: %v\n", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintf(stderr, "wsrelay: %v\n", err)
+		return 1
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	got := <-sig
+	signal.Stop(sig)
+	log.Info("signal received, draining", "signal", got.String(), "timeout", cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown timed out; remaining connections closed", "err", err)
+	}
+	log.Info("stopped")
+	return 0
+}

@@ -1,0 +1,398 @@
+package router
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+// MaxJoinedPeers bounds the peers listed in a joined reply.
+const MaxJoinedPeers = 1000
+
+const shards = 64
+
+// Options are the routing limits (PROTOCOL.md section 7).
+type Options struct {
+	MaxRoomsPerPeer int  // rooms one peer may join
+	MaxRoomPeers    int  // members one room may hold; 0 = no limit
+	AllowBroadcast  bool // whether broadcast is enabled
+}
+
+// Router is the peer registry and the rooms of one node. Safe for
+// concurrent use.
+type Router struct {
+	opts  Options
+	st    *stats.Stats
+	seed  maphash.Seed
+	peers [shards]peerShard
+	rooms [shards]roomShard
+}
+
+type peerShard struct {
+	mu sync.RWMutex
+	m  map[string]*conn.Conn
+}
+
+type roomShard struct {
+	mu sync.RWMutex
+	m  map[string]*room
+}
+
+// room is a set of members kept as a slice for fast fan-out plus an index
+// for O(1) removal. Guarded by its shard's lock.
+type room struct {
+	members []*conn.Conn
+	index   map[*conn.Conn]int
+}
+
+// New returns an empty router.
+func New(opts Options, st *stats.Stats) *Router {
+	r := &Router{opts: opts, st: st, seed: maphash.MakeSeed()}
+	for i := range r.peers {
+		r.peers[i].m = make(map[string]*conn.Conn)
+		r.rooms[i].m = make(map[string]*room)
+	}
+	return r
+}
+
+func (r *Router) peerShard(id string) *peerShard {
+	return &r.peers[maphash.String(r.seed, id)%shards]
+}
+
+func (r *Router) roomShard(name string) *roomShard {
+	return &r.rooms[maphash.String(r.seed, name)%shards]
+}
+
+// Register adds c under its peer id. A peer already connected under that id
+// is replaced: it leaves its rooms and is closed with 4001.
+func (r *Router) Register(c *conn.Conn) {
+	s := r.peerShard(c.ID)
+	s.mu.Lock()
+	old := s.m[c.ID]
+	s.m[c.ID] = c
+	s.mu.Unlock()
+	if old != nil {
+		var bt Batch
+		r.leaveAll(old, &bt)
+		bt.Flush()
+		r.st.Evict(stats.EvictReplaced)
+		old.CloseWith(frame.CloseReplaced, "replaced")
+	}
+}
+
+// Remove takes c out of the registry and out of every room (peer_left to the
+// other members). It is called once when c's socket closed.
+func (r *Router) Remove(c *conn.Conn, bt *Batch) {
+	s := r.peerShard(c.ID)
+	s.mu.Lock()
+	if s.m[c.ID] == c {
+		delete(s.m, c.ID)
+	}
+	s.mu.Unlock()
+	r.leaveAll(c, bt)
+}
+
+// Lookup returns the connection of peer id, or nil.
+func (r *Router) Lookup(id string) *conn.Conn {
+	s := r.peerShard(id)
+	s.mu.RLock()
+	c := s.m[id]
+	s.mu.RUnlock()
+	return c
+}
+
+// Peers returns the number of registered peers.
+func (r *Router) Peers() int {
+	n := 0
+	for i := range r.peers {
+		s := &r.peers[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Each calls f for every registered connection, one shard at a time, without
+// holding a lock during f.
+func (r *Router) Each(f func(*conn.Conn)) {
+	var list []*conn.Conn
+	for i := range r.peers {
+		s := &r.peers[i]
+		s.mu.RLock()
+		for _, c := range s.m {
+			list = append(list, c)
+		}
+		s.mu.RUnlock()
+		for j, c := range list {
+			f(c)
+			list[j] = nil
+		}
+		list = list[:0]
+	}
+}
+
+// Direct hands buf to peer to.
+func (r *Router) Direct(to string, buf *frame.Buf, bt *Batch) error {
+	c := r.Lookup(to)
+	if c == nil {
+		r.st.Drop(stats.DropNoRoute, 1)
+		return ErrPeerNotFound
+	}
+	r.deliver(c, buf, bt)
+	r.st.Fanout(1)
+	return nil
+}
+
+func (r *Router) deliver(c *conn.Conn, buf *frame.Buf, bt *Batch) int {
+	queued, flush := c.Enqueue(buf)
+	if flush {
+		bt.conns = append(bt.conns, c)
+	}
+	if queued {
+		r.st.Delivered(1)
+		return 1
+	}
+	return 0
+}
+
+// Publish hands buf to every member of room except from, who must be a member.
+func (r *Router) Publish(from *conn.Conn, name string, buf *frame.Buf, bt *Batch) error {
+	s := r.roomShard(name)
+	s.mu.RLock()
+	rm := s.m[name]
+	if rm == nil {
+		s.mu.RUnlock()
+		return ErrNotMember
+	}
+	if _, ok := rm.index[from]; !ok {
+		s.mu.RUnlock()
+		return ErrNotMember
+	}
+	n := r.fanout(rm.members, from, buf, bt)
+	s.mu.RUnlock()
+	r.account(len(rm.members)-1, n)
+	return nil
+}
+
+// fanout enqueues buf for every member but skip; it returns how many queued it.
+func (r *Router) fanout(members []*conn.Conn, skip *conn.Conn, buf *frame.Buf, bt *Batch) int {
+	n := 0
+	for _, c := range members {
+		if c == skip {
+			continue
+		}
+		queued, flush := c.Enqueue(buf)
+		if flush {
+			bt.conns = append(bt.conns, c)
+		}
+		if queued {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Router) account(recipients, queued int) {
+	r.st.Fanout(recipients)
+	if queued > 0 {
+		r.st.Delivered(queued)
+	}
+	if recipients == 0 {
+		r.st.Drop(stats.DropNoRoute, 1)
+	}
+}
+
+// Broadcast hands buf to every connected peer except from.
+func (r *Router) Broadcast(from *conn.Conn, buf *frame.Buf, bt *Batch) error {
+	if !r.opts.AllowBroadcast {
+		return ErrForbidden
+	}
+	recipients, queued := 0, 0
+	for i := range r.peers {
+		s := &r.peers[i]
+		s.mu.RLock()
+		for _, c := range s.m {
+			if c == from {
+				continue
+			}
+			recipients++
+			q, flush := c.Enqueue(buf)
+			if flush {
+				bt.conns = append(bt.conns, c)
+			}
+			if q {
+				queued++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	r.account(recipients, queued)
+	return nil
+}
+
+// Join makes c a member of room name. It queues the joined reply for c and
+// peer_joined for the other members. Joining a room c is already in only
+// repeats the joined reply.
+func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
+	c.RoomsMu.Lock()
+	defer c.RoomsMu.Unlock()
+	already := false
+	for _, n := range c.Rooms {
+		if n == name {
+			already = true
+			break
+		}
+	}
+	if !already && len(c.Rooms) >= r.opts.MaxRoomsPerPeer {
+		return ErrTooManyRooms
+	}
+	s := r.roomShard(name)
+	s.mu.Lock()
+	rm := s.m[name]
+	if !already {
+		if rm != nil && r.opts.MaxRoomPeers > 0 && len(rm.members) >= r.opts.MaxRoomPeers {
+			s.mu.Unlock()
+			return ErrRoomFull
+		}
+		if rm == nil {
+			rm = &room{index: make(map[*conn.Conn]int)}
+			s.m[name] = rm
+			r.st.RoomsChanged(1)
+		}
+		rm.index[c] = len(rm.members)
+		rm.members = append(rm.members, c)
+		c.Rooms = append(c.Rooms, name)
+	}
+
+	// The joined reply lists up to MaxJoinedPeers other members.
+	peers := make([]string, 0, min(len(rm.members)-1, MaxJoinedPeers))
+	for _, m := range rm.members {
+		if m != c && len(peers) < MaxJoinedPeers {
+			peers = append(peers, m.ID)
+		}
+	}
+	reply := frame.NewBuf(32 + len(name) + 70*len(peers))
+	reply.B = frame.AppendJoined(reply.B, name, peers)
+	reply.Finish(frame.OpText)
+	r.deliverOwn(c, reply, bt)
+
+	if !already && len(rm.members) > 1 {
+		note := frame.NewBuf(64 + len(name) + len(c.ID))
+		note.B = frame.AppendPeerJoined(note.B, name, c.ID)
+		note.Finish(frame.OpText)
+		r.fanout(rm.members, c, note, bt)
+		note.Release()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// deliverOwn queues a reply for c and gives up the caller's reference.
+func (r *Router) deliverOwn(c *conn.Conn, buf *frame.Buf, bt *Batch) {
+	if _, flush := c.Enqueue(buf); flush {
+		bt.conns = append(bt.conns, c)
+	}
+	buf.Release()
+}
+
+// Leave takes c out of room name, queues the left reply and peer_left for the
+// remaining members.
+func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
+	c.RoomsMu.Lock()
+	found := false
+	for i, n := range c.Rooms {
+		if n == name {
+			last := len(c.Rooms) - 1
+			c.Rooms[i] = c.Rooms[last]
+			c.Rooms[last] = ""
+			c.Rooms = c.Rooms[:last]
+			found = true
+			break
+		}
+	}
+	c.RoomsMu.Unlock()
+	if !found {
+		return ErrNotMember
+	}
+	r.removeMember(c, name, bt)
+	reply := frame.NewBuf(32 + len(name))
+	reply.B = frame.AppendLeft(reply.B, name)
+	reply.Finish(frame.OpText)
+	r.deliverOwn(c, reply, bt)
+	return nil
+}
+
+// leaveAll takes c out of every room it is in.
+func (r *Router) leaveAll(c *conn.Conn, bt *Batch) {
+	c.RoomsMu.Lock()
+	rooms := c.Rooms
+	c.Rooms = nil
+	c.RoomsMu.Unlock()
+	for _, name := range rooms {
+		r.removeMember(c, name, bt)
+	}
+}
+
+// removeMember deletes c from room name and tells the remaining members.
+func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
+	s := r.roomShard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rm := s.m[name]
+	if rm == nil {
+		return
+	}
+	i, ok := rm.index[c]
+	if !ok {
+		return
+	}
+	last := len(rm.members) - 1
+	moved := rm.members[last]
+	rm.members[i] = moved
+	rm.index[moved] = i
+	rm.members[last] = nil
+	rm.members = rm.members[:last]
+	delete(rm.index, c)
+	if len(rm.members) == 0 {
+		delete(s.m, name)
+		r.st.RoomsChanged(-1)
+		return
+	}
+	note := frame.NewBuf(64 + len(name) + len(c.ID))
+	note.B = frame.AppendPeerLeft(note.B, name, c.ID)
+	note.Finish(frame.OpText)
+	r.fanout(rm.members, nil, note, bt)
+	note.Release()
+}
+
+// Rooms returns the number of rooms with at least one member.
+func (r *Router) Rooms() int {
+	n := 0
+	for i := range r.rooms {
+		s := &r.rooms[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Members returns the member ids of room name (for tests and diagnostics).
+func (r *Router) Members(name string) []string {
+	s := r.roomShard(name)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rm := s.m[name]
+	if rm == nil {
+		return nil
+	}
+	ids := make([]string, len(rm.members))
+	for i, c := range rm.members {
+		ids[i] = c.ID
+	}
+	return ids
+}

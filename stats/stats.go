@@ -1,0 +1,275 @@
+// Package stats holds wsrelay's counters: the closed label sets of every
+// drop, rejection, eviction and error, registered once in a *metrics.Set that
+// the server owns. It is the single source of /metrics and /stats.
+//
+// Every counter is an atomic add; nothing here allocates after New, so the
+// hot paths may count freely. Label sets are fixed at construction: no
+// per-peer or per-room series exist.
+package stats
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// DropReason says why a message meant for a peer was discarded. The values
+// are the label values of wsrelay_messages_dropped_total.
+type DropReason int
+
+// Drop reasons.
+const (
+	DropQueueFull   DropReason = iota // the recipient's send queue was full
+	DropRateLimited                   // the sender exceeded its rate limit
+	DropNoRoute                       // no recipient could be found
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{"queue_full", "rate_limited", "no_route"}
+
+func (r DropReason) String() string { return dropNames[r] }
+
+// RejectReason says why an upgrade was refused (label of
+// wsrelay_connections_rejected_total).
+type RejectReason int
+
+// Reject reasons.
+const (
+	RejectFull RejectReason = iota
+	RejectOrigin
+	RejectAuth
+	RejectPerIP
+	RejectDraining
+	RejectBadRequest
+	numRejectReasons
+)
+
+var rejectNames = [numRejectReasons]string{"full", "origin", "auth", "per_ip", "draining", "bad_request"}
+
+func (r RejectReason) String() string { return rejectNames[r] }
+
+// EvictReason says why the server closed a connection (label of
+// wsrelay_evictions_total).
+type EvictReason int
+
+// Evict reasons.
+const (
+	EvictTimeout  EvictReason = iota // silent for CLIENT_TIMEOUT
+	EvictReplaced                    // a newer connection took its peer id (4001)
+	EvictPolicy                      // sustained rate-limit abuse (1008)
+	EvictTooLarge                    // a message over MAX_MESSAGE_BYTES (1009)
+	numEvictReasons
+)
+
+var evictNames = [numEvictReasons]string{"timeout", "replaced", "policy", "too_large"}
+
+func (r EvictReason) String() string { return evictNames[r] }
+
+// Kind classifies a received message (label of
+// wsrelay_messages_received_total).
+type Kind int
+
+// Message kinds.
+const (
+	KindDirect    Kind = iota // JSON direct
+	KindPublish               // JSON publish
+	KindBroadcast             // JSON broadcast
+	KindControl               // join, leave, ping and anything else that is not routed
+	KindBinary                // any binary frame
+	numKinds
+)
+
+var kindNames = [numKinds]string{"direct", "publish", "broadcast", "control", "binary"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Code is a protocol error code (PROTOCOL.md section 3), sent to clients in
+// an error message and used as the label of wsrelay_errors_total.
+type Code int
+
+// Error codes.
+const (
+	CodeBadJSON Code = iota
+	CodeUnknownType
+	CodeBadRequest
+	CodeBadFrame
+	CodePeerNotFound
+	CodeNotMember
+	CodeForbidden
+	CodeRateLimited
+	CodeTooManyRooms
+	CodeRoomFull
+	CodeTypeNotAllowed
+	numCodes
+)
+
+var codeNames = [numCodes]string{
+	"bad_json", "unknown_type", "bad_request", "bad_frame", "peer_not_found",
+	"not_member", "forbidden", "rate_limited", "too_many_rooms", "room_full",
+	"type_not_allowed",
+}
+
+// String returns the wire name of the code.
+func (c Code) String() string { return codeNames[c] }
+
+// FanoutBuckets are the upper bounds of wsrelay_fanout_size.
+var fanoutBuckets = []float64{0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000}
+
+// Stats is the set of counters of one server. Safe for concurrent use.
+type Stats struct {
+	// Set holds every wsrelay_* series; the server writes it on /metrics.
+	Set *vm.Set
+
+	start time.Time
+
+	conns atomic.Int64
+	rooms atomic.Int64
+
+	accepted  *vm.Counter
+	rejected  [numRejectReasons]*vm.Counter
+	received  [numKinds]*vm.Counter
+	delivered *vm.Counter
+	dropped   [numDropReasons]*vm.Counter
+	discarded *vm.Counter
+	bytesIn   *vm.Counter
+	bytesOut  *vm.Counter
+	evicted   [numEvictReasons]*vm.Counter
+	errors    [numCodes]*vm.Counter
+	fanout    *vm.PrometheusHistogram
+
+	// MaxClients is reported on /stats.
+	MaxClients int
+}
+
+// New registers every series in a new set.
+func New(maxClients int) *Stats {
+	s := &Stats{Set: vm.NewSet(), start: time.Now(), MaxClients: maxClients}
+	s.Set.NewGauge("wsrelay_connections", func() float64 { return float64(s.conns.Load()) })
+	s.Set.NewGauge("wsrelay_rooms", func() float64 { return float64(s.rooms.Load()) })
+	s.accepted = s.Set.NewCounter("wsrelay_connections_accepted_total")
+	for i := range s.rejected {
+		s.rejected[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_connections_rejected_total{reason=%q}`, rejectNames[i]))
+	}
+	for i := range s.received {
+		s.received[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_messages_received_total{kind=%q}`, kindNames[i]))
+	}
+	s.delivered = s.Set.NewCounter("wsrelay_messages_delivered_total")
+	for i := range s.dropped {
+		s.dropped[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_messages_dropped_total{reason=%q}`, dropNames[i]))
+	}
+	s.discarded = s.Set.NewCounter("wsrelay_messages_discarded_at_close_total")
+	s.bytesIn = s.Set.NewCounter("wsrelay_bytes_received_total")
+	s.bytesOut = s.Set.NewCounter("wsrelay_bytes_sent_total")
+	for i := range s.evicted {
+		s.evicted[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_evictions_total{reason=%q}`, evictNames[i]))
+	}
+	for i := range s.errors {
+		s.errors[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_errors_total{code=%q}`, codeNames[i]))
+	}
+	s.fanout = s.Set.NewPrometheusHistogramExt("wsrelay_fanout_size", fanoutBuckets)
+	return s
+}
+
+// ConnOpened and ConnClosed track the open-connections gauge.
+func (s *Stats) ConnOpened()        { s.conns.Add(1); s.accepted.Inc() }
+func (s *Stats) ConnClosed()        { s.conns.Add(-1) }
+func (s *Stats) Connections() int64 { return s.conns.Load() }
+
+// RoomsChanged adds d to the rooms gauge.
+func (s *Stats) RoomsChanged(d int64) { s.rooms.Add(d) }
+
+// Reject counts a refused upgrade.
+func (s *Stats) Reject(r RejectReason) { s.rejected[r].Inc() }
+
+// Received counts one message read from a client of n bytes.
+func (s *Stats) Received(k Kind) { s.received[k].Inc() }
+
+// BytesIn counts bytes read from clients (WebSocket payloads and headers).
+func (s *Stats) BytesIn(n int) { s.bytesIn.Add(n) }
+
+// BytesOut counts bytes handed to sockets.
+func (s *Stats) BytesOut(n int) { s.bytesOut.Add(n) }
+
+// Delivered counts n messages handed to recipients' queues.
+func (s *Stats) Delivered(n int) { s.delivered.Add(n) }
+
+// Drop is the one place a dropped message is counted.
+func (s *Stats) Drop(r DropReason, n int) { s.dropped[r].Add(n) }
+
+// DiscardedAtClose counts frames still queued when their connection closed.
+func (s *Stats) DiscardedAtClose(n int) { s.discarded.Add(n) }
+
+// Evict counts a connection closed by the server for reason r.
+func (s *Stats) Evict(r EvictReason) { s.evicted[r].Inc() }
+
+// Error counts one error message sent to a client.
+func (s *Stats) Error(c Code) { s.errors[c].Inc() }
+
+// Fanout records the number of recipients of one routed message.
+func (s *Stats) Fanout(n int) { s.fanout.Update(float64(n)) }
+
+// Snapshot is the body of GET /stats.
+type Snapshot struct {
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Uptime        string  `json:"uptime"`
+	Connections   int64   `json:"connections"`
+	Rooms         int64   `json:"rooms"`
+	MessagesIn    uint64  `json:"messages_in"`
+	MessagesOut   uint64  `json:"messages_out"`
+	BytesIn       uint64  `json:"bytes_in"`
+	BytesOut      uint64  `json:"bytes_out"`
+	Dropped       uint64  `json:"dropped"`
+	Rejected      uint64  `json:"rejected"`
+	Evicted       uint64  `json:"evicted"`
+	Goroutines    int     `json:"goroutines"`
+	HeapBytes     uint64  `json:"heap_bytes"`
+	MaxClients    int     `json:"max_clients"`
+}
+
+func sum(cs []*vm.Counter) uint64 {
+	var n uint64
+	for _, c := range cs {
+		n += c.Get()
+	}
+	return n
+}
+
+// Snapshot reads every counter. It does not stop the world.
+func (s *Stats) Snapshot() Snapshot {
+	up := time.Since(s.start)
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	var heap uint64
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		heap = sample[0].Value.Uint64()
+	}
+	return Snapshot{
+		UptimeSeconds: up.Seconds(),
+		Uptime:        up.Round(100 * time.Millisecond).String(),
+		Connections:   s.conns.Load(),
+		Rooms:         s.rooms.Load(),
+		MessagesIn:    sum(s.received[:]),
+		MessagesOut:   s.delivered.Get(),
+		BytesIn:       s.bytesIn.Get(),
+		BytesOut:      s.bytesOut.Get(),
+		Dropped:       sum(s.dropped[:]),
+		Rejected:      sum(s.rejected[:]),
+		Evicted:       sum(s.evicted[:]),
+		Goroutines:    runtime.NumGoroutine(),
+		HeapBytes:     heap,
+		MaxClients:    s.MaxClients,
+	}
+}
+
+// DroppedBy returns the drop counter of r (for tests and the bench).
+func (s *Stats) DroppedBy(r DropReason) uint64 { return s.dropped[r].Get() }
+
+// EvictedBy returns the eviction counter of r.
+func (s *Stats) EvictedBy(r EvictReason) uint64 { return s.evicted[r].Get() }
+
+// RejectedBy returns the rejection counter of r.
+func (s *Stats) RejectedBy(r RejectReason) uint64 { return s.rejected[r].Get() }
