@@ -49,6 +49,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log := cfg.Logger(stderr)
+	loop.RouteEngineLogs(log)
 	srv, err := loop.New(cfg, loop.Options{Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "wsrelay: %v\n", err)

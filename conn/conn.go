@@ -90,7 +90,7 @@ type Conn struct {
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
 
 	// Owned by the reading goroutine (Charge).
-	limiter     rate.Limiter
+	limiter     *rate.Limiter // nil when rate limiting is off
 	excessStart time.Duration
 	lastExcess  time.Duration
 	lastNotice  time.Duration
@@ -119,8 +119,7 @@ type Conn struct {
 func New(env *Env, id, ip string, sock Socket) *Conn {
 	c := &Conn{ID: id, IP: ip, sock: sock, env: env}
 	if env.RateMsgs > 0 {
-		c.limiter.SetLimit(rate.Limit(env.RateMsgs))
-		c.limiter.SetBurst(env.RateBurst)
+		c.limiter = rate.NewLimiter(rate.Limit(env.RateMsgs), env.RateBurst)
 	}
 	c.Touch()
 	return c

@@ -15,7 +15,7 @@ const (
 // exceeding its limit for 10 seconds and must be closed with 1008.
 // Only the reading goroutine calls Charge.
 func (c *Conn) Charge() (ok, notify, abuse bool) {
-	if c.env.RateMsgs <= 0 {
+	if c.limiter == nil {
 		return true, false, false
 	}
 	now := c.env.Mono()
