@@ -63,8 +63,9 @@ type Client struct {
 	welcome Message
 
 	// msgs carries decoded frames from the reader goroutine, which is its
-	// only sender and closes it when the connection ends.
-	msgs chan item
+	// only sender and closes it when the connection ends. Elements are
+	// pointers so an idle buffer costs 8 bytes a slot, not a Message.
+	msgs chan *item
 	// stop is closed by Close and CloseNow; the reader then discards
 	// messages instead of blocking on a full msgs.
 	stop     chan struct{}
@@ -180,7 +181,7 @@ func newClient(conn *websocket.Conn, opts *Options) *Client {
 	}
 	c := &Client{
 		conn:       conn,
-		msgs:       make(chan item, size),
+		msgs:       make(chan *item, size),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
@@ -204,7 +205,7 @@ func (c *Client) readLoop() {
 			c.conn.Close()
 			return
 		}
-		var it item
+		it := new(item)
 		switch typ {
 		case websocket.TextMessage:
 			it.msg, it.err = decodeText(raw)

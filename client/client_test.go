@@ -99,6 +99,18 @@ func dial(t *testing.T, url string, opts *Options) *Client {
 	return c
 }
 
+// recv receives from ch, failing the test after five seconds.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting on the fake server")
+		panic("unreachable")
+	}
+}
+
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -116,7 +128,7 @@ func TestDialWelcome(t *testing.T) {
 		Query:  map[string][]string{"device": {"phone"}},
 		Header: http.Header{"Origin": {"https://app.example.com"}},
 	})
-	r := <-got
+	r := recv(t, got)
 	q := r.URL.Query()
 	for k, want := range map[string]string{"peer": "alice", "device": "phone", "keep": "1"} {
 		if q.Get(k) != want {
@@ -461,7 +473,7 @@ func TestSend(t *testing.T) {
 			if err := tt.send(c); err != nil {
 				t.Fatalf("send: %v", err)
 			}
-			r := <-got
+			r := recv(t, got)
 			if r.typ != tt.wantType || string(r.data) != tt.want {
 				t.Errorf("server got type %d %q, want type %d %q", r.typ, r.data, tt.wantType, tt.want)
 			}
@@ -511,7 +523,7 @@ func TestSendConcurrent(t *testing.T) {
 	wg.Wait()
 	next := make([]int, senders)
 	for range senders * each {
-		r := <-got
+		r := recv(t, got)
 		var m struct {
 			Data struct{ G, I int }
 		}
@@ -590,7 +602,7 @@ func TestClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := <-got; !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+	if err := recv(t, got); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
 		t.Errorf("server read ended with %v, want close 1000", err)
 	}
 	// The relay echoed the close: the handshake completed.
@@ -614,7 +626,7 @@ func TestCloseNow(t *testing.T) {
 		t.Fatalf("CloseNow: %v", err)
 	}
 	// No close frame: the server sees an abnormal closure.
-	if err := <-got; !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+	if err := recv(t, got); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
 		t.Errorf("server read ended with %v, want abnormal closure 1006", err)
 	}
 	var ce *CloseError
@@ -654,7 +666,8 @@ func TestCloseWhileReaderBlocked(t *testing.T) {
 func TestReadLimit(t *testing.T) {
 	got := make(chan error, 1)
 	f := newFakeServer(t, true, func(ws *websocket.Conn, r *http.Request) {
-		ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"direct","from":"b","data":"0123456789"}`))
+		big := fmt.Appendf(nil, `{"type":"direct","from":"b","data":%q}`, strings.Repeat("x", 200))
+		ws.WriteMessage(websocket.TextMessage, big)
 		serverRead(got)(ws, r)
 	})
 	c := dial(t, f.URL, &Options{ReadLimit: 200}) // room for the welcome only
@@ -662,13 +675,14 @@ func TestReadLimit(t *testing.T) {
 	if _, err := c.Receive(testCtx(t)); !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
 		t.Errorf("Receive = %v, want CloseError 1009", err)
 	}
-	if err := <-got; !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+	if err := recv(t, got); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Errorf("server read ended with %v, want close 1009", err)
 	}
 }
 
 func TestAutoPong(t *testing.T) {
-	// The server pings, then sends a marker. The client answers the marker
+	// Once auto-pong is set, the server pings, then sends a marker. The
+	// client answers the marker
 	// with a text frame; since the ping is handled before the marker is
 	// delivered, a pong (if any) reaches the server before that text frame.
 	for _, on := range []bool{true, false} {
@@ -677,12 +691,18 @@ func TestAutoPong(t *testing.T) {
 			got := make(chan recorded, 1)
 			f := newFakeServer(t, true, func(ws *websocket.Conn, r *http.Request) {
 				ws.SetPongHandler(func(data string) error { pongs <- data; return nil })
+				if _, _, err := ws.ReadMessage(); err != nil { // the client has set auto-pong
+					return
+				}
 				ws.WriteControl(websocket.PingMessage, []byte("hb"), time.Now().Add(time.Second))
 				ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"pong","time":1}`))
 				recorder(got)(ws, r)
 			})
 			c := dial(t, f.URL, nil)
 			c.SetAutoPong(on)
+			if err := c.Ping(nil); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := c.ReceiveType(testCtx(t), "pong"); err != nil {
 				t.Fatal(err)
 			}
@@ -692,7 +712,7 @@ func TestAutoPong(t *testing.T) {
 			if err := c.Ping(nil); err != nil {
 				t.Fatal(err)
 			}
-			<-got
+			recv(t, got)
 			var pong string
 			select {
 			case pong = <-pongs:
@@ -714,7 +734,7 @@ func TestWritePing(t *testing.T) {
 	if err := c.WritePing([]byte("are you there")); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-pings; got != "are you there" {
+	if got := recv(t, pings); got != "are you there" {
 		t.Errorf("server got ping %q", got)
 	}
 }

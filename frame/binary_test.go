@@ -17,33 +17,33 @@ func TestParseClientHeader(t *testing.T) {
 		payload string
 		err     error
 	}{
-		{"direct", cat(1, 1, 7, 0x80, 0, 3, "bob", "payload"), Header{Op: BinDirect, CType: 7, Flags: 0x80, To: b("bob")}, "payload", nil},
-		{"publish", cat(1, 2, 1, 0, 0, 9, "org/lobby", "\x00\x01\x02"), Header{Op: BinPublish, CType: 1, To: b("org/lobby")}, "\x00\x01\x02", nil},
-		{"publish longest room", cat(1, 2, 0, 0, 0, MaxRoomLen, long, "x"), Header{Op: BinPublish, To: b(long)}, "x", nil},
-		{"broadcast", cat(1, 3, 2, 1, 0, 0, "p"), Header{Op: BinBroadcast, CType: 2, Flags: 1}, "p", nil},
-		{"empty payload", cat(1, 1, 0, 0, 0, 1, "a"), Header{Op: BinDirect, To: b("a")}, "", nil},
-		{"header only broadcast", cat(1, 3, 0, 0, 0, 0), Header{Op: BinBroadcast}, "", nil},
+		{"direct", hdrBytes(1, 1, 7, 0x80, 0, 3, "bob", "payload"), Header{Op: BinDirect, CType: 7, Flags: 0x80, To: bs("bob")}, "payload", nil},
+		{"publish", hdrBytes(1, 2, 1, 0, 0, 9, "org/lobby", "\x00\x01\x02"), Header{Op: BinPublish, CType: 1, To: bs("org/lobby")}, "\x00\x01\x02", nil},
+		{"publish longest room", hdrBytes(1, 2, 0, 0, 0, MaxRoomLen, long, "x"), Header{Op: BinPublish, To: bs(long)}, "x", nil},
+		{"broadcast", hdrBytes(1, 3, 2, 1, 0, 0, "p"), Header{Op: BinBroadcast, CType: 2, Flags: 1}, "p", nil},
+		{"empty payload", hdrBytes(1, 1, 0, 0, 0, 1, "a"), Header{Op: BinDirect, To: bs("a")}, "", nil},
+		{"header only broadcast", hdrBytes(1, 3, 0, 0, 0, 0), Header{Op: BinBroadcast}, "", nil},
 
 		{"empty", nil, Header{}, "", ErrBinaryShort},
-		{"version 0", cat(0, 1, 0, 0, 0, 0), Header{}, "", ErrBinaryVersion},
-		{"version 2", cat(2), Header{}, "", ErrBinaryVersion},
-		{"five bytes", cat(1, 3, 0, 0, 0), Header{}, "", ErrBinaryShort},
-		{"op 0", cat(1, 0, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
-		{"op 4", cat(1, 4, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
-		{"op 255", cat(1, 255, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
-		{"from_len 1", cat(1, 1, 0, 0, 1, "a", 1, "b"), Header{}, "", ErrBinaryFromLen},
-		{"to past the end", cat(1, 1, 0, 0, 0, 5, "bob"), Header{}, "", ErrBinaryShort},
-		{"direct empty to", cat(1, 1, 0, 0, 0, 0, "x"), Header{}, "", ErrBinaryTo},
-		{"direct to with slash", cat(1, 1, 0, 0, 0, 3, "a/b"), Header{}, "", ErrBinaryTo},
-		{"direct to too long", cat(1, 1, 0, 0, 0, MaxPeerIDLen+1, strings.Repeat("p", MaxPeerIDLen+1)), Header{}, "", ErrBinaryTo},
-		{"publish empty room", cat(1, 2, 0, 0, 0, 0), Header{}, "", ErrBinaryTo},
-		{"publish room too long", cat(1, 2, 0, 0, 0, MaxRoomLen+1, long+"r"), Header{}, "", ErrBinaryTo},
-		{"publish bad room char", cat(1, 2, 0, 0, 0, 2, "a b"), Header{}, "", ErrBinaryTo},
-		{"broadcast with to", cat(1, 3, 0, 0, 0, 1, "a"), Header{}, "", ErrBinaryTo},
+		{"version 0", hdrBytes(0, 1, 0, 0, 0, 0), Header{}, "", ErrBinaryVersion},
+		{"version 2", hdrBytes(2), Header{}, "", ErrBinaryVersion},
+		{"five bytes", hdrBytes(1, 3, 0, 0, 0), Header{}, "", ErrBinaryShort},
+		{"op 0", hdrBytes(1, 0, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
+		{"op 4", hdrBytes(1, 4, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
+		{"op 255", hdrBytes(1, 255, 0, 0, 0, 0), Header{}, "", ErrBinaryOp},
+		{"from_len 1", hdrBytes(1, 1, 0, 0, 1, "a", 1, "b"), Header{}, "", ErrBinaryFromLen},
+		{"to past the end", hdrBytes(1, 1, 0, 0, 0, 5, "bob"), Header{}, "", ErrBinaryShort},
+		{"direct empty to", hdrBytes(1, 1, 0, 0, 0, 0, "x"), Header{}, "", ErrBinaryTo},
+		{"direct to with slash", hdrBytes(1, 1, 0, 0, 0, 3, "a/b"), Header{}, "", ErrBinaryTo},
+		{"direct to too long", hdrBytes(1, 1, 0, 0, 0, MaxPeerIDLen+1, strings.Repeat("p", MaxPeerIDLen+1)), Header{}, "", ErrBinaryTo},
+		{"publish empty room", hdrBytes(1, 2, 0, 0, 0, 0), Header{}, "", ErrBinaryTo},
+		{"publish room too long", hdrBytes(1, 2, 0, 0, 0, MaxRoomLen+1, long+"r"), Header{}, "", ErrBinaryTo},
+		{"publish bad room char", hdrBytes(1, 2, 0, 0, 0, 2, "a b"), Header{}, "", ErrBinaryTo},
+		{"broadcast with to", hdrBytes(1, 3, 0, 0, 0, 1, "a"), Header{}, "", ErrBinaryTo},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := Header{Op: 9, To: b("stale")}
+			h := Header{Op: 9, To: bs("stale")}
 			payload, err := ParseClientHeader(tt.msg, &h)
 			if err != tt.err {
 				t.Fatalf("err = %v, want %v", err, tt.err)
@@ -75,22 +75,22 @@ func TestParseServerHeader(t *testing.T) {
 		payload string
 		err     error
 	}{
-		{"direct", cat(1, 1, 3, 4, 5, "alice", 0, "data"), Header{Op: BinDirect, CType: 3, Flags: 4, From: b("alice")}, "data", nil},
-		{"publish", cat(1, 2, 0, 0, 1, "a", 5, "lobby", "\xff"), Header{Op: BinPublish, From: b("a"), To: b("lobby")}, "\xff", nil},
-		{"broadcast", cat(1, 3, 0, 0, 4, "tg:1", 0), Header{Op: BinBroadcast, From: b("tg:1")}, "", nil},
+		{"direct", hdrBytes(1, 1, 3, 4, 5, "alice", 0, "data"), Header{Op: BinDirect, CType: 3, Flags: 4, From: bs("alice")}, "data", nil},
+		{"publish", hdrBytes(1, 2, 0, 0, 1, "a", 5, "lobby", "\xff"), Header{Op: BinPublish, From: bs("a"), To: bs("lobby")}, "\xff", nil},
+		{"broadcast", hdrBytes(1, 3, 0, 0, 4, "tg:1", 0), Header{Op: BinBroadcast, From: bs("tg:1")}, "", nil},
 
 		{"empty", nil, Header{}, "", ErrBinaryShort},
-		{"version", cat(3, 1, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryVersion},
-		{"short fixed part", cat(1, 1, 0, 0, 1), Header{}, "", ErrBinaryShort},
-		{"op", cat(1, 9, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryOp},
-		{"from past the end", cat(1, 1, 0, 0, 9, "alice"), Header{}, "", ErrBinaryShort},
-		{"no to_len", cat(1, 1, 0, 0, 5, "alice"), Header{}, "", ErrBinaryShort},
-		{"to past the end", cat(1, 2, 0, 0, 1, "a", 9, "lob"), Header{}, "", ErrBinaryShort},
-		{"empty from", cat(1, 1, 0, 0, 0, 0, "x"), Header{}, "", ErrBinaryFrom},
-		{"bad from", cat(1, 1, 0, 0, 3, "a/b", 0), Header{}, "", ErrBinaryFrom},
-		{"direct with to", cat(1, 1, 0, 0, 1, "a", 1, "b"), Header{}, "", ErrBinaryTo},
-		{"publish without room", cat(1, 2, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryTo},
-		{"broadcast with to", cat(1, 3, 0, 0, 1, "a", 1, "r"), Header{}, "", ErrBinaryTo},
+		{"version", hdrBytes(3, 1, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryVersion},
+		{"short fixed part", hdrBytes(1, 1, 0, 0, 1), Header{}, "", ErrBinaryShort},
+		{"op", hdrBytes(1, 9, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryOp},
+		{"from past the end", hdrBytes(1, 1, 0, 0, 9, "alice"), Header{}, "", ErrBinaryShort},
+		{"no to_len", hdrBytes(1, 1, 0, 0, 5, "alice"), Header{}, "", ErrBinaryShort},
+		{"to past the end", hdrBytes(1, 2, 0, 0, 1, "a", 9, "lob"), Header{}, "", ErrBinaryShort},
+		{"empty from", hdrBytes(1, 1, 0, 0, 0, 0, "x"), Header{}, "", ErrBinaryFrom},
+		{"bad from", hdrBytes(1, 1, 0, 0, 3, "a/b", 0), Header{}, "", ErrBinaryFrom},
+		{"direct with to", hdrBytes(1, 1, 0, 0, 1, "a", 1, "b"), Header{}, "", ErrBinaryTo},
+		{"publish without room", hdrBytes(1, 2, 0, 0, 1, "a", 0), Header{}, "", ErrBinaryTo},
+		{"broadcast with to", hdrBytes(1, 3, 0, 0, 1, "a", 1, "r"), Header{}, "", ErrBinaryTo},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,10 +146,10 @@ func TestAppendHeaders(t *testing.T) {
 		got  []byte
 		want []byte
 	}{
-		{"client direct", AppendClientHeader(nil, BinDirect, 1, 2, "bob"), cat(1, 1, 1, 2, 0, 3, "bob")},
-		{"client broadcast", AppendClientHeader(nil, BinBroadcast, 0, 0, ""), cat(1, 3, 0, 0, 0, 0)},
-		{"server publish", AppendServerHeader(nil, BinPublish, 5, 6, "alice", "r/1"), cat(1, 2, 5, 6, 5, "alice", 3, "r/1")},
-		{"server direct", AppendServerHeader([]byte("x"), BinDirect, 0, 0, "a", ""), cat("x", 1, 1, 0, 0, 1, "a", 0)},
+		{"client direct", AppendClientHeader(nil, BinDirect, 1, 2, "bob"), hdrBytes(1, 1, 1, 2, 0, 3, "bob")},
+		{"client broadcast", AppendClientHeader(nil, BinBroadcast, 0, 0, ""), hdrBytes(1, 3, 0, 0, 0, 0)},
+		{"server publish", AppendServerHeader(nil, BinPublish, 5, 6, "alice", "r/1"), hdrBytes(1, 2, 5, 6, 5, "alice", 3, "r/1")},
+		{"server direct", AppendServerHeader([]byte("x"), BinDirect, 0, 0, "a", ""), hdrBytes("x", 1, 1, 0, 0, 1, "a", 0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +185,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("op %d: %v", op, err)
 		}
-		want := Header{Op: op, CType: 9, Flags: 0xA5, From: b("alice"), To: []byte(serverTo)}
+		want := Header{Op: op, CType: 9, Flags: 0xA5, From: bs("alice"), To: []byte(serverTo)}
 		if !headerEqual(h, want) || string(got) != "\x00payload\xff" {
 			t.Fatalf("op %d: got %+v %q", op, h, got)
 		}
@@ -214,8 +214,8 @@ func TestAppendHeaderPanicsOnLongField(t *testing.T) {
 	}
 }
 
-// cat builds a message from ints (single bytes) and strings.
-func cat(parts ...any) []byte {
+// hdrBytes builds a message from ints (single bytes) and strings.
+func hdrBytes(parts ...any) []byte {
 	var out []byte
 	for _, p := range parts {
 		switch p := p.(type) {

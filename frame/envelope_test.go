@@ -17,29 +17,29 @@ func TestScanEnvelope(t *testing.T) {
 		want Envelope // compared when ok
 		ok   bool
 	}{
-		{"type only", `{"type":"ping"}`, Envelope{Type: b("ping")}, true},
-		{"empty type", `{"type":""}`, Envelope{Type: b("")}, true},
-		{"escaped type stays raw", `{"type":"a\"b\u0041"}`, Envelope{Type: b(`a\"b\u0041`)}, true},
+		{"type only", `{"type":"ping"}`, Envelope{Type: bs("ping")}, true},
+		{"empty type", `{"type":""}`, Envelope{Type: bs("")}, true},
+		{"escaped type stays raw", `{"type":"a\"b\u0041"}`, Envelope{Type: bs(`a\"b\u0041`)}, true},
 		{"all fields", `{"type":"direct","id":12,"to":"bob","room":"r/1","data":{"x":[1,2,{"y":null}]}}`,
-			Envelope{Type: b("direct"), ID: b("12"), To: b("bob"), Room: b("r/1"), Data: b(`{"x":[1,2,{"y":null}]}`), HasTo: true, HasRoom: true}, true},
+			Envelope{Type: bs("direct"), ID: bs("12"), To: bs("bob"), Room: bs("r/1"), Data: bs(`{"x":[1,2,{"y":null}]}`), HasTo: true, HasRoom: true}, true},
 		{"string id keeps quotes", `{"type":"join","id":"abc","room":"lobby"}`,
-			Envelope{Type: b("join"), ID: b(`"abc"`), Room: b("lobby"), HasRoom: true}, true},
+			Envelope{Type: bs("join"), ID: bs(`"abc"`), Room: bs("lobby"), HasRoom: true}, true},
 		{"whitespace everywhere", " \t\r\n{ \"type\" :\t\"x\" , \"data\"\n:\r[ 1 , 2 ] }\n ",
-			Envelope{Type: b("x"), Data: b("[ 1 , 2 ]")}, true},
-		{"data null is present", `{"type":"x","data":null}`, Envelope{Type: b("x"), Data: b("null")}, true},
-		{"data string raw", `{"type":"x","data":"a\nb"}`, Envelope{Type: b("x"), Data: b(`"a\nb"`)}, true},
-		{"data number", `{"data":-1.5e+10,"type":"x"}`, Envelope{Type: b("x"), Data: b("-1.5e+10")}, true},
-		{"to not a string", `{"type":"x","to":5}`, Envelope{Type: b("x"), HasTo: true}, true},
-		{"room not a string", `{"type":"x","room":["a"]}`, Envelope{Type: b("x"), HasRoom: true}, true},
-		{"room empty string", `{"type":"x","room":""}`, Envelope{Type: b("x"), Room: b(""), HasRoom: true}, true},
+			Envelope{Type: bs("x"), Data: bs("[ 1 , 2 ]")}, true},
+		{"data null is present", `{"type":"x","data":null}`, Envelope{Type: bs("x"), Data: bs("null")}, true},
+		{"data string raw", `{"type":"x","data":"a\nb"}`, Envelope{Type: bs("x"), Data: bs(`"a\nb"`)}, true},
+		{"data number", `{"data":-1.5e+10,"type":"x"}`, Envelope{Type: bs("x"), Data: bs("-1.5e+10")}, true},
+		{"to not a string", `{"type":"x","to":5}`, Envelope{Type: bs("x"), HasTo: true}, true},
+		{"room not a string", `{"type":"x","room":["a"]}`, Envelope{Type: bs("x"), HasRoom: true}, true},
+		{"room empty string", `{"type":"x","room":""}`, Envelope{Type: bs("x"), Room: bs(""), HasRoom: true}, true},
 		{"nested keys ignored", `{"type":"x","data":{"type":1,"to":"z","room":"q"}}`,
-			Envelope{Type: b("x"), Data: b(`{"type":1,"to":"z","room":"q"}`)}, true},
-		{"unknown keys ignored", `{"from":"mallory","type":"x","extra":[true,false]}`, Envelope{Type: b("x")}, true},
-		{"last duplicate wins", `{"type":"a","to":"p","type":"b","to":"q"}`, Envelope{Type: b("b"), To: b("q"), HasTo: true}, true},
-		{"duplicate to, last not a string", `{"type":"a","to":"p","to":null}`, Envelope{Type: b("a"), HasTo: true}, true},
-		{"escaped key does not match", `{"type":"a","t\u0079pe":1,"\u0074o":"x"}`, Envelope{Type: b("a")}, true},
-		{"non-ASCII strings", `{"type":"é","data":"日本"}`, Envelope{Type: b("é"), Data: b(`"日本"`)}, true},
-		{"invalid UTF-8 in a string", "{\"type\":\"\xff\xfe\"}", Envelope{Type: b("\xff\xfe")}, true},
+			Envelope{Type: bs("x"), Data: bs(`{"type":1,"to":"z","room":"q"}`)}, true},
+		{"unknown keys ignored", `{"from":"mallory","type":"x","extra":[true,false]}`, Envelope{Type: bs("x")}, true},
+		{"last duplicate wins", `{"type":"a","to":"p","type":"b","to":"q"}`, Envelope{Type: bs("b"), To: bs("q"), HasTo: true}, true},
+		{"duplicate to, last not a string", `{"type":"a","to":"p","to":null}`, Envelope{Type: bs("a"), HasTo: true}, true},
+		{"escaped key does not match", `{"type":"a","t\u0079pe":1,"\u0074o":"x"}`, Envelope{Type: bs("a")}, true},
+		{"non-ASCII strings", `{"type":"é","data":"日本"}`, Envelope{Type: bs("é"), Data: bs(`"日本"`)}, true},
+		{"invalid UTF-8 in a string", "{\"type\":\"\xff\xfe\"}", Envelope{Type: bs("\xff\xfe")}, true},
 
 		{"empty", ``, Envelope{}, false},
 		{"only whitespace", " \n", Envelope{}, false},
@@ -204,7 +204,7 @@ func TestScanEnvelopeResets(t *testing.T) {
 	if err := ScanEnvelope([]byte(`{"type":"ping"}`), &e); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Envelope{Type: b("ping")}); !envelopeEqual(e, want) {
+	if want := (Envelope{Type: bs("ping")}); !envelopeEqual(e, want) {
 		t.Fatalf("got %s, want %s", fmtEnvelope(e), fmtEnvelope(want))
 	}
 	_ = ScanEnvelope([]byte(`{"type":"a","to":"b"}`), &e)
@@ -481,7 +481,7 @@ func jsonDepth(msg []byte) int {
 	return deepest
 }
 
-func b(s string) []byte { return []byte(s) }
+func bs(s string) []byte { return []byte(s) }
 
 // envelopeEqual compares field by field, telling nil from empty.
 func envelopeEqual(a, b Envelope) bool {

@@ -452,8 +452,9 @@ func putMsg(b []byte) {
 	case c == msgMid:
 		msgMidPool.Put((*[msgMid]byte)(b[:msgMid]))
 	case c > msgMid:
-		b = b[:0]
-		msgLargePool.Put(&b)
+		p := new([]byte) // only here: taking &b would move every b to the heap
+		*p = b[:0]
+		msgLargePool.Put(p)
 	}
 }
 

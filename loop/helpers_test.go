@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"strings"
@@ -32,7 +34,7 @@ func startServer(t *testing.T, env ...string) *testServer {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s, err := New(cfg, Options{Version: "test"})
+	s, err := New(cfg, Options{Version: "test", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
@@ -257,4 +259,11 @@ func mustContain(t *testing.T, body string, subs ...string) {
 			t.Errorf("missing %q", s)
 		}
 	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("WSRELAY_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -29,14 +29,14 @@ const handshakeTimeout = 10 * time.Second
 // it. Safe for concurrent use.
 type Server struct {
 	// Set at construction.
-	cfg     config.Config
-	log     *slog.Logger
-	version string
-	stats   *stats.Stats
-	env     *conn.Env
-	router  *router.Router
-	drainer *conn.Drainer
-	sweeper *sweeper
+	cfg            config.Config
+	log            *slog.Logger
+	version        string
+	stats          *stats.Stats
+	env            *conn.Env
+	router         *router.Router
+	drainer        *conn.Drainer
+	sweeper        *sweeper
 	closeGoingAway *frame.Buf // shared close frame for shutdown
 	badInput       rate.Sometimes
 

@@ -217,5 +217,3 @@ func headerHas(h http.Header, name, token string) bool {
 	}
 	return false
 }
-
-

@@ -173,8 +173,9 @@ func (r *Router) Publish(from *conn.Conn, name string, buf *frame.Buf, bt *Batch
 		return ErrNotMember
 	}
 	n := r.fanout(rm.members, from, buf, bt)
+	recipients := len(rm.members) - 1 // read under the lock: Join and Leave change it
 	s.mu.RUnlock()
-	r.account(len(rm.members)-1, n)
+	r.account(recipients, n)
 	return nil
 }
 

@@ -1,0 +1,137 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/frame"
+)
+
+// These examples need a running relay, so they have no "Output:" comment:
+// they are compiled by go test but not run.
+
+// Two peers meet in a room and exchange a message.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	alice, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "bob"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer bob.Close()
+
+	for _, c := range []*client.Client{alice, bob} {
+		if err := c.Join("lobby", nil); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := c.ReceiveType(ctx, "joined"); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// With an id, the relay acks once the message is routed.
+	if err := alice.Publish("lobby", map[string]string{"text": "hello"}, 1); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := alice.ReceiveType(ctx, "ack"); err != nil {
+		log.Fatal(err)
+	}
+
+	m, err := bob.ReceiveType(ctx, "publish")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var body struct{ Text string }
+	json.Unmarshal(m.Data, &body)
+	fmt.Printf("%s in %s: %s\n", m.From, m.Room, body.Text)
+}
+
+// A direct message whose data is already encoded JSON, relayed byte for byte.
+func ExampleClient_Direct() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://localhost:8080/ws", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	offer := json.RawMessage(`{"sdp":"v=0\r\n...","type":"offer"}`)
+	if err := c.Direct("bob", offer, "offer-1"); err != nil {
+		log.Fatal(err)
+	}
+	m, err := c.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	switch m.Type {
+	case "ack":
+		fmt.Println("routed", string(m.ID))
+	case "error":
+		fmt.Println("failed:", m.Code, m.Message) // e.g. peer_not_found
+	}
+}
+
+// Binary frames carry a content type and opaque flags next to the payload.
+func ExampleClient_SendBinary() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	const compressedPosts = 1
+	if err := c.SendBinary(frame.BinPublish, compressedPosts, 0, "doc:42", []byte{0x1f, 0x8b}); err != nil {
+		log.Fatal(err)
+	}
+	m, err := c.ReceiveType(ctx, "binary")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d bytes of type %d from %s in %s\n", len(m.Binary.Payload), m.Binary.CType, m.From, m.Room)
+}
+
+// Dial reports refused upgrades with their HTTP status.
+func ExampleHandshakeError() {
+	_, err := client.Dial(context.Background(), "wss://relay.example.com/ws", &client.Options{Token: "eyJ..."})
+	var he *client.HandshakeError
+	if errors.As(err, &he) {
+		switch he.StatusCode {
+		case 401:
+			fmt.Println("token rejected")
+		case 503:
+			fmt.Println("relay full, retry after", he.Header.Get("Retry-After"), "seconds")
+		}
+	}
+}
+
+// Receive ends with a *CloseError carrying the relay's close code.
+func ExampleCloseError() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for {
+		_, err := c.Receive(ctx)
+		var ce *client.CloseError
+		if errors.As(err, &ce) {
+			if ce.Code == 4001 {
+				fmt.Println("replaced by a newer connection as alice")
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,53 @@
+//go:build !race
+
+package conn
+
+import (
+	"fmt"
+	"testing"
+)
+
+// The zero-allocation promise of the send path: queueing a shared frame
+// and flushing it, once the ring pool and the scratch buffer are warm. The
+// race detector makes sync.Pool drop items on purpose, hence the build tag.
+
+func TestEnqueueFlushAllocs(t *testing.T) {
+	for _, frames := range []int{1, 8, 64} {
+		t.Run(fmt.Sprint(frames, " frames per flush"), func(t *testing.T) {
+			env := newEnv(t, 256, 0)
+			c, s := newConn(t, env, "a")
+			s.discard = true
+			frame := paddedBuf("m", 200)
+			var scratch []byte
+			cycle := func() {
+				for range frames {
+					c.Enqueue(frame)
+				}
+				scratch = c.Flush(scratch)
+			}
+			cycle() // warm up the ring pool and scratch
+			if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+				t.Errorf("Enqueue x%d + Flush: %v allocs, want 0", frames, n)
+			}
+			if frame.Refs() != 1 {
+				t.Fatalf("Refs = %d, want 1", frame.Refs())
+			}
+		})
+	}
+}
+
+// TestSlowPeerAllocs: frames waiting behind HighWater and frames dropped
+// from a full queue allocate nothing either.
+func TestSlowPeerAllocs(t *testing.T) {
+	env := newEnv(t, 256, 64)
+	c, s := newConn(t, env, "a")
+	s.discard = true
+	s.stall()
+	c.Send(paddedBuf("blocker", 100)) // flushing stops here
+	frame := textBuf("m")
+	n := testing.AllocsPerRun(1000, func() { c.Enqueue(frame) })
+	if n != 0 {
+		t.Errorf("Enqueue to a waiting or full queue: %v allocs, want 0", n)
+	}
+	c.Teardown()
+}

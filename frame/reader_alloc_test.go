@@ -1,0 +1,68 @@
+//go:build !race
+
+package frame
+
+import (
+	"strings"
+	"testing"
+)
+
+// countHandler counts callbacks without allocating.
+type countHandler struct{ messages, controls, bytes int }
+
+func (c *countHandler) OnMessage(_ byte, p []byte) { c.messages++; c.bytes += len(p) }
+func (c *countHandler) OnPing(p []byte)            { c.controls++ }
+func (c *countHandler) OnPong(p []byte)            { c.controls++ }
+func (c *countHandler) OnClose(int, string)        { c.controls++ }
+
+func TestReaderFeedAllocs(t *testing.T) {
+	key := [4]byte{1, 2, 3, 4}
+	var frames []byte
+	for _, s := range []string{`{"type":"ping"}`, "héllo", "", strings.Repeat("x", 200), `{"type":"publish","room":"r","data":1}`} {
+		frames = AppendMaskedFrame(frames, true, OpText, key, []byte(s))
+	}
+	frames = AppendMaskedFrame(frames, true, OpPing, key, []byte("p"))
+	frames = AppendMaskedFrame(frames, true, OpBinary, key, []byte{0, 1, 2})
+
+	var fragmented []byte
+	fragmented = AppendMaskedFrame(fragmented, false, OpText, key, []byte("part one, "))
+	fragmented = AppendMaskedFrame(fragmented, false, OpContinuation, key, []byte("part two, "))
+	fragmented = AppendMaskedFrame(fragmented, true, OpContinuation, key, []byte("the end"))
+
+	tests := []struct {
+		name     string
+		in       []byte
+		cut      int // fed in two chunks cut here; 0: one chunk
+		messages int
+	}{
+		{"complete frames in one chunk", frames, 0, 6},
+		{"frame split across chunks", frames, len(frames) / 2, 6},
+		{"fragmented message", fragmented, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Reader{MaxMessage: 1 << 16}
+			h := &countHandler{}
+			buf := make([]byte, len(tt.in))
+			allocs := testing.AllocsPerRun(100, func() {
+				copy(buf, tt.in) // Feed unmasks in place
+				*h = countHandler{}
+				chunks := [][]byte{buf}
+				if tt.cut > 0 {
+					chunks = [][]byte{buf[:tt.cut], buf[tt.cut:]}
+				}
+				for _, c := range chunks {
+					if err := r.Feed(c, h); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+			if h.messages != tt.messages {
+				t.Fatalf("%d messages, want %d", h.messages, tt.messages)
+			}
+			if allocs != 0 {
+				t.Fatalf("Feed allocates %v times per run, want 0", allocs)
+			}
+		})
+	}
+}
