@@ -193,16 +193,18 @@ func newClient(conn *websocket.Conn, opts *Options) *Client {
 }
 
 // readLoop is the reader goroutine: it reads and decodes frames until the
-// connection ends, then records the close error, closes msgs and the
-// connection.
+// connection ends, then records the close error and closes the connection
+// and msgs.
 func (c *Client) readLoop() {
 	defer close(c.readerDone)
 	for {
 		typ, raw, err := c.conn.ReadMessage()
 		if err != nil {
 			c.closeErr = closeErrorFrom(err)
-			close(c.msgs)
+			// Close the socket before msgs, so a Send after Receive has
+			// returned the *CloseError fails with ErrClosed.
 			c.conn.Close()
+			close(c.msgs)
 			return
 		}
 		it := new(item)

@@ -44,6 +44,7 @@ type Server struct {
 	ln     net.Listener
 
 	draining atomic.Bool
+	stopOnce sync.Once
 	conns    atomic.Int64 // open WebSocket connections (relay and echo)
 
 	mu    sync.Mutex
@@ -190,6 +191,10 @@ func (s *Server) Close() {
 }
 
 func (s *Server) stop() {
+	s.stopOnce.Do(s.stopNow)
+}
+
+func (s *Server) stopNow() {
 	for _, w := range s.snapshot() {
 		w.Close()
 	}
