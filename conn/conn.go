@@ -94,6 +94,8 @@ type Conn struct {
 	excessStart time.Duration
 	lastExcess  time.Duration
 	lastNotice  time.Duration
+	excessSeen  bool
+	noticeSent  bool
 
 	// Write accounting: bytes handed to the socket and bytes it reported
 	// written. Their difference is in flight inside the transport.

@@ -22,11 +22,13 @@ func (c *Conn) Charge() (ok, notify, abuse bool) {
 	if c.limiter.AllowN(c.env.epoch.Add(now), 1) {
 		return true, false, false
 	}
-	if c.lastExcess == 0 || now-c.lastExcess > rateStreakGap {
+	if !c.excessSeen || now-c.lastExcess > rateStreakGap {
 		c.excessStart = now
 	}
+	c.excessSeen = true
 	c.lastExcess = now
-	if c.lastNotice == 0 || now-c.lastNotice >= rateNoticeEvery {
+	if !c.noticeSent || now-c.lastNotice >= rateNoticeEvery {
+		c.noticeSent = true
 		c.lastNotice = now
 		notify = true
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	ln     net.Listener
 
 	draining atomic.Bool
+	accepted atomic.Uint64 // see Start: orders accept before the first read for the race detector
 	stopOnce sync.Once
 	conns    atomic.Int64 // open WebSocket connections (relay and echo)
 
@@ -140,6 +141,15 @@ func (s *Server) Start() error {
 		ServerExecutor:    func(f func()) { f() },
 		SupportServerOnly: true,
 		Handler:           s,
+	})
+	// The accepting goroutine builds a connection's state and the poller
+	// reads it; epoll orders the two, but the race detector cannot see
+	// that. An atomic store after accept and a load before each read give
+	// it the edge (one uncontended atomic per read).
+	s.engine.OnOpen(func(net.Conn) { s.accepted.Add(1) })
+	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
+		s.accepted.Load()
+		return s.engine.Engine.PollerBufferPtr(c)
 	})
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if w, ok := c.Session().(*wsConn); ok {

@@ -304,6 +304,7 @@ func (r *Router) deliverOwn(c *conn.Conn, buf *frame.Buf, bt *Batch) {
 // remaining members.
 func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
 	c.RoomsMu.Lock()
+	defer c.RoomsMu.Unlock()
 	found := false
 	for i, n := range c.Rooms {
 		if n == name {
@@ -315,7 +316,6 @@ func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
 			break
 		}
 	}
-	c.RoomsMu.Unlock()
 	if !found {
 		return ErrNotMember
 	}
@@ -327,15 +327,16 @@ func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
 	return nil
 }
 
-// leaveAll takes c out of every room it is in.
+// leaveAll takes c out of every room it is in. RoomsMu is held throughout so
+// that a concurrent Join of c cannot slip in between (lock order: RoomsMu,
+// then a room shard).
 func (r *Router) leaveAll(c *conn.Conn, bt *Batch) {
 	c.RoomsMu.Lock()
-	rooms := c.Rooms
-	c.Rooms = nil
-	c.RoomsMu.Unlock()
-	for _, name := range rooms {
+	defer c.RoomsMu.Unlock()
+	for _, name := range c.Rooms {
 		r.removeMember(c, name, bt)
 	}
+	c.Rooms = nil
 }
 
 // removeMember deletes c from room name and tells the remaining members.
