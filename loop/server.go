@@ -36,6 +36,7 @@ type Server struct {
 	env            *conn.Env
 	router         *router.Router
 	drainer        *conn.Drainer
+	exec           *executor
 	sweeper        *sweeper
 	closeGoingAway *frame.Buf // shared close frame for shutdown
 	badInput       rate.Sometimes
@@ -116,6 +117,7 @@ func (s *Server) Start() error {
 	s.ln = ln
 	workers := max(s.cfg.Workers, 1)
 	s.drainer = conn.NewDrainer(workers)
+	s.exec = newExecutor(max(2, workers))
 	s.env = conn.NewEnv(s.cfg.QueueSize, s.stats, s.drainer)
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
@@ -136,16 +138,15 @@ func (s *Server) Start() error {
 		// in front, this is the last-resort kill.
 		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
 		KeepaliveTime:      handshakeTimeout,
-		// Run handlers on the poller: nbio's task pool can block a poller
-		// when full, and ours never block.
-		ServerExecutor:    func(f func()) { f() },
-		SupportServerOnly: true,
-		Handler:           s,
+		ServerExecutor:     s.exec.Submit,
+		SupportServerOnly:  true,
+		Handler:            s,
 	})
-	// The accepting goroutine builds a connection's state and the poller
-	// reads it; epoll orders the two, but the race detector cannot see
-	// that. An atomic store after accept and a load before each read give
-	// it the edge (one uncontended atomic per read).
+	// The accepting goroutine and the executor build a connection's state
+	// and the poller reads it; epoll and the client's round trip order them,
+	// but the race detector cannot see that. An atomic add after accept and
+	// after each upgrade, and a load before each read, give it the edge (one
+	// uncontended atomic load per read).
 	s.engine.OnOpen(func(net.Conn) { s.accepted.Add(1) })
 	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
 		s.accepted.Load()
@@ -158,6 +159,7 @@ func (s *Server) Start() error {
 	})
 	if err := s.engine.Start(); err != nil {
 		_ = ln.Close()
+		s.exec.stop()
 		s.drainer.Stop()
 		return fmt.Errorf("loop: start event loop: %w", err)
 	}
@@ -213,6 +215,9 @@ func (s *Server) stopNow() {
 	}
 	if s.engine != nil {
 		s.engine.Stop()
+	}
+	if s.exec != nil {
+		s.exec.stop()
 	}
 	if s.drainer != nil {
 		s.drainer.Stop()

@@ -113,6 +113,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	s.all[wc] = struct{}{}
 	s.mu.Unlock()
 	s.stats.ConnOpened()
+	s.accepted.Add(1) // publishes wc to the poller (see Start)
 
 	var resp [160]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)

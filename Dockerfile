@@ -1,0 +1,16 @@
+# Multi-stage build: a static wsrelay binary on a minimal, non-root image.
+# Every setting comes from WSRELAY_* environment variables (see README.md).
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN make build VERSION=$VERSION
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /src/bin/wsrelay /usr/local/bin/wsrelay
+USER nonroot:nonroot
+EXPOSE 8080
+ENV WSRELAY_ADDR=:8080
+ENTRYPOINT ["/usr/local/bin/wsrelay"]

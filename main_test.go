@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wsrelay/wsrelay/client"
+)
+
+// When WSRELAY_TEST_MAIN is set, the test binary runs main itself: the
+// signal test needs a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("WSRELAY_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--version"}, nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "wsrelay ") {
+		t.Fatalf("--version: %d %q", code, out.String())
+	}
+}
+
+func TestPrintConfigMasksSecrets(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := []string{"WSRELAY_JWT_SECRET=hunter2-very-secret", "WSRELAY_QUEUE_SIZE=99"}
+	if code := run([]string{"--print-config"}, env, &out, &errb); code != 0 {
+		t.Fatalf("--print-config: %d %s", code, errb.String())
+	}
+	s := out.String()
+	if strings.Contains(s, "hunter2") || !strings.Contains(s, "WSRELAY_JWT_SECRET=******") || !strings.Contains(s, "WSRELAY_QUEUE_SIZE=99") {
+		t.Fatalf("print-config:\n%s", s)
+	}
+}
+
+func TestInvalidConfigExits2BeforeListening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cases := []struct{ env, name string }{
+		{"WSRELAY_PING_INTERVAL=soon", "WSRELAY_PING_INTERVAL"},
+		{"WSRELAY_MAX_CLIENTS=-1", "WSRELAY_MAX_CLIENTS"},
+		{"WSRELAY_AUTH=magic", "WSRELAY_AUTH"},
+		{"WSRELAY_QUEUE_SIZE=0", "WSRELAY_QUEUE_SIZE"},
+		{"WSRELAY_JWT_PUBLIC_KEY_FILE=/nonexistent/key.pem", "WSRELAY_"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			env := []string{"WSRELAY_ADDR=" + addr, tc.env}
+			if strings.Contains(tc.env, "JWT_PUBLIC") {
+				env = append(env, "WSRELAY_AUTH=jwt")
+			}
+			code := run(nil, env, &out, &errb)
+			msg := errb.String()
+			if code != 2 || !strings.Contains(msg, tc.name) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+				t.Fatalf("exit %d, stderr %q", code, msg)
+			}
+		})
+	}
+	if code := run([]string{"--bogus"}, nil, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Fatalf("unknown flag: exit %d", code)
+	}
+}
+
+func TestBusyPortFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var errb bytes.Buffer
+	start := time.Now()
+	code := run(nil, []string{"WSRELAY_ADDR=" + ln.Addr().String()}, &bytes.Buffer{}, &errb)
+	if code == 0 || time.Since(start) > 5*time.Second || !strings.Contains(errb.String(), "listen") {
+		t.Fatalf("busy port: exit %d after %v: %s", code, time.Since(start), errb.String())
+	}
+}
+
+// TestSIGTERMDrainsAndExits0 runs the real process, connects a client and
+// sends SIGTERM: the client gets close 1001 and the process exits 0.
+func TestSIGTERMDrainsAndExits0(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(os.Args[0], "--quiet")
+	cmd.Env = append(os.Environ(), "WSRELAY_TEST_MAIN=1", "WSRELAY_ADDR="+addr, "WSRELAY_SHUTDOWN_TIMEOUT=3s")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay did not come up: %v; %s", err, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ReceiveType(ctx, "none")
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1001 {
+		t.Fatalf("client got %v, want close 1001", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr %s", err, errb.String())
+	}
+}
