@@ -5,10 +5,11 @@ import "sync"
 // executor runs nbio's per-connection jobs (HTTP handlers and close
 // callbacks) on a fixed pool of goroutines.
 //
-// They cannot run inline on the poller: nbhttp holds a parser lock while it
-// submits a request's job, and a connection closed inside that job (a
-// request with "Connection: close") queues its close callback on the same
-// job list, which then takes the same lock. Nor do they go to nbio's default
+// They cannot run inline on the poller: nbhttp holds a connection's parser
+// lock while it runs a request's job, and when that connection is closed
+// meanwhile from another goroutine (a deadline timer, a shutdown), its close
+// callback joins the same job list, runs next on the poller and takes the
+// same lock: the poller deadlocks (seen under the race detector). Nor do they go to nbio's default
 // task pool, which blocks the poller when full. Submit never blocks: the
 // queue is a slice, bounded in practice by the open connections, since each
 // holds at most one request in flight and one close.

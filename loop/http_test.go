@@ -1,9 +1,6 @@
 package loop
 
 import (
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -168,29 +165,4 @@ func TestEcho(t *testing.T) {
 		t.Fatalf("echo connection registered as a peer")
 	}
 	_ = client.ErrClosed
-}
-
-// TestConnectionCloseRequests: a request asking the server to close the
-// connection after the response must not stall the event loop (closing from
-// inside the request's job once deadlocked nbio's parser).
-func TestConnectionCloseRequests(t *testing.T) {
-	ts := startServer(t, "WSRELAY_WORKERS=1")
-	for i := range 50 {
-		nc, err := net.DialTimeout("tcp", ts.Addr().String(), time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := "/health"
-		if i%2 == 1 {
-			path = "/ws" // refused upgrade: 400
-		}
-		_, _ = fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
-		_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-		b, err := io.ReadAll(nc)
-		nc.Close()
-		if !strings.HasPrefix(string(b), "HTTP/1.1 ") {
-			t.Fatalf("request %d: %q %v", i, b, err)
-		}
-	}
-	ts.dial("still-serving")
 }
