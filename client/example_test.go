@@ -9,23 +9,41 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/loop"
 )
 
-// These examples need a running relay, so they have no "Output:" comment:
-// they are compiled by go test but not run.
+// Example runs a relay in the process on a free port; against a deployed relay
+// the URL is all that changes. The other examples need a relay on
+// localhost:8080, so they have no "Output:" comment: they are compiled by go
+// test but not run.
 
 // Two peers meet in a room and exchange a message.
 func Example() {
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := loop.New(cfg, loop.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	url := "ws://" + srv.Addr().String() + "/ws"
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	alice, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "alice"})
+	alice, err := client.Dial(ctx, url, &client.Options{Peer: "alice"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer alice.Close()
-	bob, err := client.Dial(ctx, "ws://localhost:8080/ws", &client.Options{Peer: "bob"})
+	bob, err := client.Dial(ctx, url, &client.Options{Peer: "bob"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,6 +73,7 @@ func Example() {
 	var body struct{ Text string }
 	json.Unmarshal(m.Data, &body)
 	fmt.Printf("%s in %s: %s\n", m.From, m.Room, body.Text)
+	// Output: alice in lobby: hello
 }
 
 // A direct message whose data is already encoded JSON, relayed byte for byte.

@@ -2,11 +2,14 @@ package loop
 
 import (
 	"log/slog"
-	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	RouteEngineLogs(slog.New(slog.DiscardHandler))
-	os.Exit(m.Run())
+	// Every goroutine a server starts (pollers, listener, sweeper, drain
+	// workers, executor) must be gone once the tests closed their servers.
+	goleak.VerifyTestMain(m)
 }

@@ -157,13 +157,14 @@ func (s *Server) Start() error {
 			w.Written(n)
 		}
 	})
+	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
 	if err := s.engine.Start(); err != nil {
 		_ = ln.Close()
+		s.sweeper.stop()
 		s.exec.stop()
 		s.drainer.Stop()
 		return fmt.Errorf("loop: start event loop: %w", err)
 	}
-	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
 	s.log.Info("listening", "addr", ln.Addr().String(), "workers", workers, "max_clients", s.cfg.MaxClients)
 	return nil
 }
