@@ -34,7 +34,8 @@ func (d *Drainer) Schedule(c *Conn) {
 	}
 }
 
-// Stop ends the workers after the work already scheduled.
+// Stop ends the workers. Work scheduled but not yet started may be
+// skipped: the server stops the Drainer last, once its sockets are closed.
 func (d *Drainer) Stop() {
 	close(d.done)
 	d.wg.Wait()

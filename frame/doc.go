@@ -3,7 +3,10 @@
 // messages, the typed binary header of binary messages, and the pooled,
 // reference-counted buffers that carry one encoded frame to many recipients.
 //
-// frame knows nothing about sockets, peers or rooms. Its scanners never
-// allocate and never copy payloads: they return sub-slices of the input,
-// valid as long as the input is.
+// frame knows nothing about sockets, peers or rooms. The envelope scanner
+// and the binary header parser never allocate and never copy: they return
+// sub-slices of their input, valid as long as the input is. The WebSocket
+// Reader hands complete frames out of the caller's buffer without copying;
+// only frames split across reads and fragmented messages are assembled in a
+// pooled buffer, released as soon as the message was delivered.
 package frame

@@ -1,0 +1,81 @@
+//go:build !race
+
+package loop
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/wsrelay/wsrelay/frame"
+)
+
+// TestRoutedMessageAllocs measures heap allocations per message through a
+// real server: a publisher publishes to a room of recipients over raw
+// sockets whose reads and writes allocate nothing, so every allocation
+// counted is the server's (reading, decoding, routing, queueing, writing).
+func TestRoutedMessageAllocs(t *testing.T) {
+	ts := startServer(t, "WSRELAY_RATE_MSGS=0")
+	addr := ts.Addr().String()
+	const members = 10
+	var rcv []*rawConn
+	for i := range members {
+		rc := rawDial(t, addr, fmt.Sprintf("/ws?peer=m%d", i))
+		_, _, _ = rc.read(time.Second)
+		if err := rc.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+			t.Fatal(err)
+		}
+		rcv = append(rcv, rc)
+	}
+	pub := rawDial(t, addr, "/ws?peer=pub")
+	_, _, _ = pub.read(time.Second)
+	if err := pub.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	msg := frame.AppendMaskedFrame(nil, true, frame.OpText, [4]byte{9, 8, 7, 6},
+		[]byte(`{"type":"publish","room":"r","data":{"x":[1,2,3],"s":"hello"}}`))
+	// Drain what the members receive in the background, allocation-free.
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, rc := range rcv {
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				_, _ = rc.Read(buf)
+			}
+		}()
+	}
+	const n = 2000
+	burst := make([]byte, 0, len(msg)*100)
+	for range 100 {
+		burst = append(burst, msg...)
+	}
+	send := func() {
+		for range n / 100 {
+			if _, err := pub.Write(burst); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send() // warm the pools
+	time.Sleep(100 * time.Millisecond)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	send()
+	time.Sleep(200 * time.Millisecond)
+	runtime.ReadMemStats(&m1)
+	per := float64(m1.Mallocs-m0.Mallocs) / n
+	t.Logf("%.2f allocations per routed message (fan-out %d), including the test's deadline timers", per, members)
+	if per > 1 {
+		t.Fatalf("%.2f allocations per routed message", per)
+	}
+}
