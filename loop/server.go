@@ -65,8 +65,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if cfg.Auth != "" && cfg.Auth != "none" {
 		return nil, fmt.Errorf("loop: WSRELAY_AUTH=%s is not supported by this build", cfg.Auth)
 	}
-	if cfg.TLSCertFile != "" || cfg.NATSURL != "" {
-		return nil, errors.New("loop: TLS and clustering are not supported by this build")
+	if cfg.TLSCertFile != "" {
+		return nil, errors.New("loop: TLS is not supported by this build")
+	}
+	if cfg.NATSURL != "" {
+		return nil, errors.New("loop: clustering is not supported by this build")
 	}
 	log := opts.Logger
 	if log == nil {
