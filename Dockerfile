@@ -13,4 +13,7 @@ COPY --from=build /src/bin/wsrelay /usr/local/bin/wsrelay
 USER nonroot:nonroot
 EXPOSE 8080
 ENV WSRELAY_ADDR=:8080
+# The image has no shell or curl: the binary probes its own /health.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/wsrelay", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/wsrelay"]

@@ -6,11 +6,11 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test vet fmt-check test-race bench-once bench fuzz docker clean
+.PHONY: run build test vet fmt-check test-race bench-once bench bench-load fuzz docker clean test-web test-browser demo-screenshot check-deploy
 
-## run: start the relay on :8080 with the default configuration
+## run: start the relay on :8080 with the defaults and the demo page at http://localhost:8080/
 run:
-	$(GO) run -ldflags "$(LDFLAGS)" .
+	WSRELAY_DEMO=true $(GO) run -ldflags "$(LDFLAGS)" .
 
 ## build: a static binary in bin/wsrelay (the Dockerfile runs the same target)
 build:
@@ -35,12 +35,41 @@ bench-once:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
+## bench-load: one load scenario against a freshly built relay (BENCHMARKS.md),
+## e.g. make bench-load SCENARIO=fanout BENCHFLAGS="-members 5000 -report fanout.html"
+SCENARIO   ?= idle
+BENCHFLAGS ?=
+bench-load:
+	$(GO) run ./bench $(BENCHFLAGS) $(SCENARIO)
+
 ## fuzz: each fuzz target for FUZZTIME (default 10s)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanEnvelope$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryTypes$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzLiveConnection$$' -fuzztime $(FUZZTIME) -parallel 1 ./loop
+
+## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)
+test-web: build web/node_modules
+	cd web && npx tsc -p test
+	cd web && node --test --test-timeout=60000 test/client.test.mjs test/relay.test.mjs
+
+## test-browser: the demo page in headless Chromium (CHROMIUM, default /usr/bin/chromium) against bin/wsrelay
+test-browser: build web/node_modules
+	cd web && node --test --test-timeout=120000 test/browser.test.mjs
+
+## demo-screenshot: regenerate docs/demo.png from the browser test
+demo-screenshot: build web/node_modules
+	cd web && DEMO_SCREENSHOT=../docs/demo.png node --test --test-timeout=120000 test/browser.test.mjs
+
+web/node_modules: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+## check-deploy: check deploy/ with systemd-analyze and promtool (Debian: systemd, prometheus)
+check-deploy: build
+	deploy/check.sh bin/wsrelay
 
 ## docker: build the container image wsrelay:latest
 docker:

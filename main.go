@@ -27,6 +27,9 @@ func main() {
 
 // run is main without the process: it returns the exit status.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" { // before ParseFlags, which refuses arguments
+		return healthcheck(args[1:], environ, stderr)
+	}
 	flags, err := config.ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

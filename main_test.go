@@ -58,13 +58,19 @@ func TestInvalidConfigExits2BeforeListening(t *testing.T) {
 		{"WSRELAY_AUTH=magic", "WSRELAY_AUTH"},
 		{"WSRELAY_QUEUE_SIZE=0", "WSRELAY_QUEUE_SIZE"},
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=/nonexistent/key.pem", "WSRELAY_"},
+		{"WSRELAY_JWT_PUBLIC_KEY_FILE=main_test.go", "WSRELAY_JWT_PUBLIC_KEY_FILE"}, // readable, not a key
+		{"WSRELAY_JWT_SECRET=short", "WSRELAY_JWT_SECRET"},
+		{"WSRELAY_TLS_CERT_FILE=main_test.go", "WSRELAY_TLS_CERT_FILE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			env := []string{"WSRELAY_ADDR=" + addr, tc.env}
-			if strings.Contains(tc.env, "JWT_PUBLIC") {
+			if strings.Contains(tc.env, "JWT_") {
 				env = append(env, "WSRELAY_AUTH=jwt")
+			}
+			if strings.Contains(tc.env, "TLS_CERT") {
+				env = append(env, "WSRELAY_TLS_KEY_FILE=main_test.go")
 			}
 			code := run(nil, env, &out, &errb)
 			msg := errb.String()

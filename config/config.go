@@ -78,6 +78,8 @@ type Config struct {
 	TLSCertFile string `env:"TLS_CERT_FILE"`
 	TLSKeyFile  string `env:"TLS_KEY_FILE"`
 	NATSURL     string `env:"NATS_URL"` // secret in part: may carry user:password or a token
+	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
+	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -320,7 +322,33 @@ func (c Config) Validate() error {
 	if err := checkNATSURL(c.NATSURL); err != nil {
 		return &Error{Var: Prefix + "NATS_URL", Err: err}
 	}
+	if c.NodeID != "" && !validToken(c.NodeID) {
+		return bad("NODE_ID", "must be 1 to %d letters, digits, '_' or '-', got %q", MaxNodeIDLen, c.NodeID)
+	}
+	for tok := range strings.SplitSeq(c.NATSPrefix, ".") {
+		if !validToken(tok) {
+			return bad("NATS_SUBJECT_PREFIX", "must be dot-separated tokens of letters, digits, '_' or '-', got %q", c.NATSPrefix)
+		}
+	}
 	return nil
+}
+
+// MaxNodeIDLen is the longest WSRELAY_NODE_ID.
+const MaxNodeIDLen = 64
+
+// validToken reports whether s is a safe NATS subject token: 1 to
+// MaxNodeIDLen letters, digits, '_' or '-'.
+func validToken(s string) bool {
+	if s == "" || len(s) > MaxNodeIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func firstNonNil(errs []error) error {
@@ -469,6 +497,8 @@ func (c Config) settings() []setting {
 		{"TLS_CERT_FILE", c.TLSCertFile},
 		{"TLS_KEY_FILE", c.TLSKeyFile},
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
+		{"NODE_ID", c.NodeID},
+		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
 	}
 }
 

@@ -26,7 +26,7 @@ var protocolVars = []string{
 	"WSRELAY_LOG_LEVEL", "WSRELAY_LOG_FORMAT", "WSRELAY_AUTH", "WSRELAY_JWT_SECRET",
 	"WSRELAY_JWT_PUBLIC_KEY_FILE", "WSRELAY_JWT_AUDIENCE", "WSRELAY_JWT_ISSUER",
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
-	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL",
+	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
 }
 
 // defaults is PROTOCOL.md section 7's default column.
@@ -49,6 +49,7 @@ func defaults() Config {
 		LogFormat:       "text",
 		Auth:            "none",
 		TelegramMaxAge:  24 * time.Hour,
+		NATSPrefix:      "wsrelay",
 	}
 }
 
@@ -144,6 +145,8 @@ func TestLoadEachVariable(t *testing.T) {
 		{"NATS_URL", []string{"WSRELAY_NATS_URL=nats://u:p@10.0.0.1:4222,tls://n2:4222"},
 			func(c *Config) { c.NATSURL = "nats://u:p@10.0.0.1:4222,tls://n2:4222" }},
 		{"NATS_URL without scheme", []string{"WSRELAY_NATS_URL=localhost:4222"}, func(c *Config) { c.NATSURL = "localhost:4222" }},
+		{"NODE_ID", []string{"WSRELAY_NODE_ID=eu-1_a"}, func(c *Config) { c.NodeID = "eu-1_a" }},
+		{"NATS_SUBJECT_PREFIX", []string{"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay-2"}, func(c *Config) { c.NATSPrefix = "acme.relay-2" }},
 		{"last duplicate wins", []string{"WSRELAY_QUEUE_SIZE=1", "WSRELAY_QUEUE_SIZE=2"}, func(c *Config) { c.QueueSize = 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,6 +229,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"TLS key unreadable", []string{"WSRELAY_TLS_CERT_FILE=" + keyFile, "WSRELAY_TLS_KEY_FILE=" + missing}, "WSRELAY_TLS_KEY_FILE", ""},
 		{"NATS_URL scheme", []string{"WSRELAY_NATS_URL=http://u:hunter2@n1:4222"}, "WSRELAY_NATS_URL", "scheme"},
 		{"NATS_URL unparsable", []string{"WSRELAY_NATS_URL=nats://u:hunter2@n1:4222,nats://[bad"}, "WSRELAY_NATS_URL", "server 2"},
+		{"NODE_ID with a dot", []string{"WSRELAY_NODE_ID=a.b"}, "WSRELAY_NODE_ID", `"a.b"`},
+		{"NODE_ID wildcard", []string{"WSRELAY_NODE_ID=*"}, "WSRELAY_NODE_ID", ""},
+		{"NODE_ID too long", []string{"WSRELAY_NODE_ID=" + strings.Repeat("n", 65)}, "WSRELAY_NODE_ID", ""},
+		{"NATS_SUBJECT_PREFIX empty token", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a..b"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
+		{"NATS_SUBJECT_PREFIX wildcard", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a.>"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
 		{"newline in value", []string{"WSRELAY_PING_INTERVAL=1s\n2s"}, "WSRELAY_PING_INTERVAL", ""},
 		{"first of several errors", []string{"WSRELAY_QUEUE_SIZE=x", "WSRELAY_PING_INTERVAL=y"}, "WSRELAY_PING_INTERVAL", ""},
 	} {
@@ -398,6 +406,7 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_CLIENT_TIMEOUT": "1m", "WSRELAY_TELEGRAM_MAX_AGE": "24h", "WSRELAY_SHUTDOWN_TIMEOUT": "10s",
 			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "", "WSRELAY_NATS_URL": "", "WSRELAY_BINARY_TYPES": "",
+			"WSRELAY_NODE_ID": "", "WSRELAY_NATS_SUBJECT_PREFIX": "wsrelay",
 		} {
 			if m[name] != want {
 				t.Errorf("%s=%q, want %q", name, m[name], want)
@@ -432,7 +441,8 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_ADDR=127.0.0.1:9999", "WSRELAY_WORKERS=7", "WSRELAY_PING_INTERVAL=1h30m",
 			"WSRELAY_CLIENT_TIMEOUT=1500ms", "WSRELAY_ALLOWED_ORIGINS=https://a.example,http://b.example:8080",
 			"WSRELAY_BINARY_TYPES=2:5,1:9", "WSRELAY_ECHO=true", "WSRELAY_LOG_FORMAT=json",
-			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222",
+			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",
+			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay",
 		}
 		c, err := Load(environ)
 		if err != nil {

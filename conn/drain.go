@@ -3,8 +3,9 @@ package conn
 import "sync"
 
 // Drainer flushes connections whose sockets drained below their high-water
-// mark, and closes lingering ones, on a fixed pool of goroutines. Schedule
-// never blocks; it is called under the transport's locks.
+// mark, the recipients of large fan-outs (Defer), and closes lingering ones,
+// on a fixed pool of goroutines. Schedule never blocks; it is called under
+// the transport's locks.
 type Drainer struct {
 	mu      sync.Mutex
 	pending []*Conn
@@ -31,6 +32,39 @@ func (d *Drainer) Schedule(c *Conn) {
 	select {
 	case d.wake <- struct{}{}:
 	default:
+	}
+}
+
+// ScheduleAll asks the workers to Flush every connection of cs, with one
+// lock and one wake-up. cs may be reused when it returns.
+func (d *Drainer) ScheduleAll(cs []*Conn) {
+	d.mu.Lock()
+	d.pending = append(d.pending, cs...)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Defer hands the flushes the caller owes cs (Enqueue returned mustFlush)
+// to their Env's Drainer, which then owns them; a Conn without a Drainer is
+// flushed at once. cs may be reused when it returns.
+func Defer(cs []*Conn) {
+	for len(cs) > 0 {
+		d := cs[0].env.Drainer
+		n := 1
+		for n < len(cs) && cs[n].env.Drainer == d {
+			n++
+		}
+		if d != nil {
+			d.ScheduleAll(cs[:n])
+		} else {
+			for _, c := range cs[:n] {
+				c.Flush(nil)
+			}
+		}
+		cs = cs[n:]
 	}
 }
 

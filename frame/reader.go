@@ -321,11 +321,18 @@ func (r *Reader) deliver(op byte, p []byte, h Handler) *CloseError {
 
 // appendMsg appends p to the message in progress, growing its buffer as
 // bytes arrive (never ahead of them by more than a size class or a doubling,
-// so a header that only claims a large payload costs little).
+// so a header that only claims a large payload costs little). In the final
+// frame the message's size is known and bounds the growth; before it, more
+// fragments may follow and the buffer doubles, so that a message sent in
+// many small fragments is copied O(log n) times, not once per fragment.
 func (r *Reader) appendMsg(p []byte) {
 	need := len(r.msg) + len(p)
 	if need > cap(r.msg) {
-		nb := getMsg(need, cap(r.msg), need+r.remain)
+		limit := need + r.remain
+		if !r.fin {
+			limit = r.MaxMessage
+		}
+		nb := getMsg(need, cap(r.msg), limit)
 		nb = append(nb, r.msg...)
 		putMsg(r.msg)
 		r.msg = nb

@@ -15,10 +15,17 @@ import (
 // real server: a publisher publishes to a room of recipients over raw
 // sockets whose reads and writes allocate nothing, so every allocation
 // counted is the server's (reading, decoding, routing, queueing, writing).
+// A room of 10 is flushed by the reading poller, one of 40 by the drain
+// workers (fanoutHandoff).
 func TestRoutedMessageAllocs(t *testing.T) {
+	for _, members := range []int{10, 40} {
+		t.Run(fmt.Sprint("members=", members), func(t *testing.T) { routedMessageAllocs(t, members) })
+	}
+}
+
+func routedMessageAllocs(t *testing.T, members int) {
 	ts := startServer(t, "WSRELAY_RATE_MSGS=0")
 	addr := ts.Addr().String()
-	const members = 10
 	var rcv []*rawConn
 	for i := range members {
 		rc := rawDial(t, addr, fmt.Sprintf("/ws?peer=m%d", i))

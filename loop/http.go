@@ -42,20 +42,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		s.stats.Set.WritePrometheus(w)
 		vm.WriteProcessMetrics(w)
+	case "/", "/wsrelay.js":
+		s.serveDemo(w, r) // 404 unless WSRELAY_DEMO
 	default:
 		http.NotFound(w, r)
 	}
 }
 
+// serveReady answers /ready. With clustering on, "cluster" tells whether the
+// node reaches NATS; a disconnected node stays ready, as it still serves its
+// local peers (PROTOCOL.md section 8).
 func (s *Server) serveReady(w http.ResponseWriter) {
+	body := map[string]string{"status": "ready"}
+	if s.cluster != nil {
+		body["cluster"] = "disconnected"
+		if s.cluster.Connected() {
+			body["cluster"] = "connected"
+		}
+	}
+	status := http.StatusOK
 	switch {
 	case s.draining.Load():
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		status, body["status"] = http.StatusServiceUnavailable, "draining"
 	case s.conns.Load() >= int64(s.cfg.MaxClients):
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "full"})
-	default:
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		status, body["status"] = http.StatusServiceUnavailable, "full"
 	}
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

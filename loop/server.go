@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/wsrelay/wsrelay/auth"
+	"github.com/wsrelay/wsrelay/cluster"
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
@@ -21,9 +25,10 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// handshakeTimeout bounds the HTTP phase of a connection: a socket that has
-// not completed a request within it is closed.
-const handshakeTimeout = 10 * time.Second
+// defaultHandshakeTimeout bounds the HTTP phase of a connection (and the TLS
+// handshake before it): a socket that has not completed a request within it
+// is closed.
+const defaultHandshakeTimeout = 10 * time.Second
 
 // Server is one wsrelay node. Make it with New, then Start; Shutdown drains
 // it. Safe for concurrent use.
@@ -38,8 +43,12 @@ type Server struct {
 	drainer        *conn.Drainer
 	exec           *executor
 	sweeper        *sweeper
-	closeGoingAway *frame.Buf // shared close frame for shutdown
+	closeGoingAway *frame.Buf       // shared close frame for shutdown
+	cluster        *cluster.Cluster // nil unless WSRELAY_NATS_URL is set
 	badInput       rate.Sometimes
+	auth           auth.Authenticator
+	tlsConfig      *tls.Config // nil: plain ws:// and http://
+	handshake      time.Duration
 
 	engine *nbhttp.Engine
 	ln     net.Listener
@@ -58,18 +67,20 @@ type Server struct {
 type Options struct {
 	Logger  *slog.Logger // nil: discard
 	Version string       // reported in welcome as wsrelay/<version>
+	// HandshakeTimeout bounds the TLS handshake and the HTTP request of a
+	// new socket; 0 means 10 s.
+	HandshakeTimeout time.Duration
 }
 
 // New builds a server from cfg. It does not listen yet.
 func New(cfg config.Config, opts Options) (*Server, error) {
-	if cfg.Auth != "" && cfg.Auth != "none" {
-		return nil, fmt.Errorf("loop: WSRELAY_AUTH=%s is not supported by this build", cfg.Auth)
+	authn, err := auth.New(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.TLSCertFile != "" {
-		return nil, errors.New("loop: TLS is not supported by this build")
-	}
-	if cfg.NATSURL != "" {
-		return nil, errors.New("loop: clustering is not supported by this build")
+	tlsConf, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -86,12 +97,29 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 			MaxRoomPeers:    cfg.MaxRoomPeers,
 			AllowBroadcast:  cfg.AllowBroadcast,
 		}, st),
-		badInput: rate.Sometimes{First: 10, Interval: time.Second},
-		perIP:    make(map[string]int),
-		all:      make(map[*wsConn]struct{}),
+		badInput:  rate.Sometimes{First: 10, Interval: time.Second},
+		auth:      authn,
+		tlsConfig: tlsConf,
+		handshake: cmp.Or(opts.HandshakeTimeout, defaultHandshakeTimeout),
+		perIP:     make(map[string]int),
+		all:       make(map[*wsConn]struct{}),
 	}
 	if s.version == "" {
 		s.version = "dev"
+	}
+	if cfg.NATSURL != "" {
+		cl, err := cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, s.router, log)
+		if err != nil {
+			return nil, fmt.Errorf("loop: %w", err)
+		}
+		s.cluster = cl
+		s.router.SetBackplane(cl)
+		st.Set.NewGauge("wsrelay_cluster_connected", func() float64 {
+			if cl.Connected() {
+				return 1
+			}
+			return 0
+		})
 	}
 	s.closeGoingAway = frame.NewBuf(32)
 	s.closeGoingAway.B = append(s.closeGoingAway.B, 0x03, 0xE9) // 1001
@@ -106,6 +134,10 @@ func (s *Server) Stats() *stats.Stats { return s.stats }
 // Router returns the server's router (for tests and diagnostics).
 func (s *Server) Router() *router.Router { return s.router }
 
+// Cluster returns the server's link to the other nodes, nil unless
+// clustering is configured (for tests and diagnostics).
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
+
 // Addr returns the address the server listens on, once started.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -118,6 +150,14 @@ func (s *Server) Start() error {
 		return fmt.Errorf("loop: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.ln = ln
+	if s.cluster != nil {
+		// Never fails for an unreachable NATS: the node serves its local
+		// peers and keeps trying in the background.
+		if err := s.cluster.Start(); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("loop: %w", err)
+		}
+	}
 	workers := max(s.cfg.Workers, 1)
 	s.drainer = conn.NewDrainer(workers)
 	s.exec = newExecutor(max(2, workers))
@@ -126,10 +166,9 @@ func (s *Server) Start() error {
 	s.env.RateBurst = s.cfg.RateBurst
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
 
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
+	ncfg := nbhttp.Config{
 		Name:    "wsrelay",
 		Network: "tcp",
-		Addrs:   []string{ln.Addr().String()},
 		// The listener is bound above so a busy port fails fast: nbio's own
 		// Start can hang on it.
 		Listen:          func(string, string) (net.Listener, error) { return ln, nil },
@@ -140,11 +179,18 @@ func (s *Server) Start() error {
 		// nbio buffers what the kernel refuses without bound; our queue sits
 		// in front, this is the last-resort kill.
 		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
-		KeepaliveTime:      handshakeTimeout,
+		KeepaliveTime:      s.handshake,
 		ServerExecutor:     s.exec.Submit,
 		SupportServerOnly:  true,
 		Handler:            s,
-	})
+	}
+	if s.tlsConfig != nil {
+		ncfg.AddrsTLS = []string{ln.Addr().String()}
+		ncfg.TLSConfig = s.tlsConfig
+	} else {
+		ncfg.Addrs = []string{ln.Addr().String()}
+	}
+	s.engine = nbhttp.NewEngine(ncfg)
 	// The accepting goroutine and the executor build a connection's state
 	// and the poller reads it; epoll and the client's round trip order them,
 	// but the race detector cannot see that. An atomic add after accept and
@@ -166,9 +212,13 @@ func (s *Server) Start() error {
 		s.sweeper.stop()
 		s.exec.stop()
 		s.drainer.Stop()
+		if s.cluster != nil {
+			s.cluster.Close()
+		}
 		return fmt.Errorf("loop: start event loop: %w", err)
 	}
-	s.log.Info("listening", "addr", ln.Addr().String(), "workers", workers, "max_clients", s.cfg.MaxClients)
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "auth", s.cfg.Auth,
+		"workers", workers, "max_clients", s.cfg.MaxClients)
 	return nil
 }
 
@@ -219,6 +269,9 @@ func (s *Server) stopNow() {
 	}
 	if s.engine != nil {
 		s.engine.Stop()
+	}
+	if s.cluster != nil {
+		s.cluster.Close()
 	}
 	if s.exec != nil {
 		s.exec.stop()

@@ -1,18 +1,20 @@
 package loop
 
 import (
-	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
 
 	"strings"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/stats"
@@ -30,6 +32,31 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, reason stats.Rej
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+// rejectAuth refuses an upgrade whose credential is missing or invalid. The
+// reason is logged at debug level, rate-limited; the credential never is.
+func (s *Server) rejectAuth(w http.ResponseWriter, r *http.Request, err error) {
+	s.stats.Reject(stats.RejectAuth)
+	s.badInput.Do(func() {
+		s.log.Debug("upgrade refused", "reason", stats.RejectAuth.String(), "status", http.StatusUnauthorized,
+			"remote", r.RemoteAddr, "err", err.Error())
+	})
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Connection", "close")
+	h.Set("WWW-Authenticate", s.authScheme())
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte("authentication required\n"))
+}
+
+// authScheme names the Authorization scheme of the auth mode (RFC 9110
+// section 11.6.1 asks a 401 to carry one).
+func (s *Server) authScheme() string {
+	if s.cfg.Auth == "telegram" {
+		return "tma"
+	}
+	return `Bearer realm="wsrelay"`
 }
 
 // serveWS checks and upgrades a WebSocket request (PROTOCOL.md section 1,
@@ -53,15 +80,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "not a WebSocket upgrade request")
 		return
 	}
-	id := ""
-	if !echo {
-		id = r.URL.Query().Get("peer")
-		if id == "" {
-			id = randomID()
-		} else if !frame.ValidPeerID([]byte(id)) {
+	// /echo needs the same credential as /ws but has no peer id.
+	id, err := s.auth.Authenticate(r)
+	switch {
+	case errors.Is(err, auth.ErrBadPeerID):
+		if !echo {
 			s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "malformed peer id")
 			return
 		}
+	case err != nil:
+		s.rejectAuth(w, r, err)
+		return
+	}
+	if echo {
+		id = ""
 	}
 	ip := clientIP(r.RemoteAddr)
 	if !s.reserve() {
@@ -93,8 +125,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	}
 	hc, _ := raw.(*nbhttp.Conn)
 	var nbc *nbio.Conn
+	var tc *tls.Conn
 	if hc != nil {
-		nbc, _ = hc.Conn.(*nbio.Conn)
+		switch c := hc.Conn.(type) {
+		case *nbio.Conn:
+			nbc = c
+		case *tls.Conn:
+			tc = c
+			nbc, _ = c.Conn().(*nbio.Conn)
+		}
 	}
 	if nbc == nil {
 		release()
@@ -102,9 +141,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
-	wc := &wsConn{srv: s, hc: hc, nbc: nbc, ip: ip, echo: echo}
+	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip, echo: echo}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
 	wc.Conn = conn.New(s.env, id, ip, wc)
+	if tc != nil {
+		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
+	}
 	hc.Parser = nil
 	nbc.SetSession(wc)
 	_ = nbc.SetReadDeadline(time.Time{})
@@ -127,9 +169,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 			s.cfg.PingInterval.Milliseconds(), s.cfg.ClientTimeout.Milliseconds(),
 			int64(s.cfg.MaxMessageBytes), int64(s.cfg.QueueSize))
 		welcome.Finish(frame.OpText)
-		wc.Send(welcome)
+		// The welcome is queued before the peer is registered, so that it
+		// is the first frame even when a message for the peer is routed
+		// at once; and the peer is registered before the welcome is
+		// written, so that a client may address it as soon as it is
+		// welcomed.
+		_, flush := wc.Enqueue(welcome)
 		welcome.Release()
 		s.router.Register(wc.Conn)
+		if flush {
+			wc.Flush(nil)
+		}
 	}
 	s.sweeper.add(wc)
 }
@@ -172,13 +222,6 @@ func (s *Server) releaseIP(ip string) {
 	} else {
 		s.perIP[ip] = n - 1
 	}
-}
-
-// randomID returns a URL-safe random peer id of 128 bits.
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func clientIP(remote string) string {

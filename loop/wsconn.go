@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 
@@ -22,11 +23,14 @@ type wsConn struct {
 	*conn.Conn
 
 	// Set at construction.
-	srv  *Server
-	hc   *nbhttp.Conn
-	nbc  *nbio.Conn
-	ip   string
-	echo bool
+	srv *Server
+	hc  *nbhttp.Conn
+	nbc *nbio.Conn
+	tc  *tls.Conn // wss: encrypts into nbc; nil for plain ws
+	// tlsRecord is the ciphertext overhead of one TLS record (wss only).
+	tlsRecord int
+	ip        string
+	echo      bool
 
 	// Owned by the poller goroutine that reads the connection.
 	reader frame.Reader
@@ -38,11 +42,27 @@ type wsConn struct {
 	closed atomic.Bool
 }
 
-// Write implements conn.Socket.
-func (w *wsConn) Write(b []byte) (int, error) { return w.nbc.Write(b) }
+// Write implements conn.Socket. Over TLS, conn.Conn counted b as submitted
+// but nbio reports the ciphertext written, which is longer by tlsRecord per
+// record: that difference is counted in flight before the write, so that
+// in-flight bytes are exactly the ciphertext nbio still holds and a slow
+// reader over TLS meets the same high-water mark as over TCP.
+func (w *wsConn) Write(b []byte) (int, error) {
+	if w.tc == nil {
+		return w.nbc.Write(b)
+	}
+	records := (len(b) + maxTLSRecord - 1) / maxTLSRecord
+	w.Conn.Written(-records * w.tlsRecord)
+	return w.tc.Write(b)
+}
 
-// Close implements conn.Socket.
-func (w *wsConn) Close() error { return w.nbc.Close() }
+// Close implements conn.Socket. Over TLS it sends close_notify first.
+func (w *wsConn) Close() error {
+	if w.tc == nil {
+		return w.nbc.Close()
+	}
+	return w.tc.Close()
+}
 
 // UnderlayerConn implements nbhttp.ParserCloser.
 func (w *wsConn) UnderlayerConn() net.Conn { return w.hc }
@@ -86,7 +106,7 @@ func (w *wsConn) CloseAndClean(error) {
 	s := w.srv
 	w.Teardown()
 	if !w.echo {
-		var bt router.Batch
+		bt := router.Batch{Handoff: fanoutHandoff}
 		s.router.Remove(w.Conn, &bt)
 		bt.Flush()
 	}
@@ -107,7 +127,14 @@ type handler struct {
 	hdr frame.Header
 }
 
-var handlers = sync.Pool{New: func() any { return new(handler) }}
+var handlers = sync.Pool{New: func() any { return &handler{bt: router.Batch{Handoff: fanoutHandoff}} }}
+
+// fanoutHandoff is the number of recipients from which a Parse call hands
+// its flushes to the Drainer instead of writing them on the poller (see
+// router.Batch.Handoff). Below it, replies and direct messages are written
+// at once; above it, a room's fan-out is written by the Drainer, which
+// coalesces the frames that keep arriving for the same recipients.
+const fanoutHandoff = 32
 
 // OnPing answers a client ping with a pong carrying the same payload.
 func (h *handler) OnPing(p []byte) {

@@ -8,10 +8,26 @@ import "github.com/wsrelay/wsrelay/conn"
 type Batch struct {
 	conns   []*conn.Conn
 	scratch []byte
+
+	// Handoff, when above zero, makes Flush hand a pass that touched at
+	// least Handoff connections to their Drainer (conn.Defer) instead of
+	// writing on the calling goroutine. The reading goroutine then returns
+	// to its sockets at once, and while the Drainer works through a large
+	// room, further messages for the same recipients join their queues and
+	// leave in the same write: under load a recipient gets many frames per
+	// write(2), when idle a message still goes out at once.
+	Handoff int
 }
 
-// Flush flushes every collected connection once and empties the batch.
+// Flush flushes every collected connection once, or hands them to their
+// Drainer (see Handoff), and empties the batch.
 func (bt *Batch) Flush() {
+	if bt.Handoff > 0 && len(bt.conns) >= bt.Handoff {
+		conn.Defer(bt.conns)
+		clear(bt.conns)
+		bt.conns = bt.conns[:0]
+		return
+	}
 	for i, c := range bt.conns {
 		bt.scratch = c.Flush(bt.scratch)
 		bt.conns[i] = nil

@@ -29,6 +29,7 @@ type Router struct {
 	seed  maphash.Seed
 	peers [shards]peerShard
 	rooms [shards]roomShard
+	bp    Backplane // nil on a single node; see SetBackplane
 }
 
 type peerShard struct {
@@ -81,6 +82,9 @@ func (r *Router) Register(c *conn.Conn) {
 		r.st.Evict(stats.EvictReplaced)
 		old.CloseWith(frame.CloseReplaced, "replaced")
 	}
+	if r.bp != nil {
+		r.bp.PeerUp(c.ID)
+	}
 }
 
 // Remove takes c out of the registry and out of every room (peer_left to the
@@ -88,11 +92,15 @@ func (r *Router) Register(c *conn.Conn) {
 func (r *Router) Remove(c *conn.Conn, bt *Batch) {
 	s := r.peerShard(c.ID)
 	s.mu.Lock()
-	if s.m[c.ID] == c {
+	removed := s.m[c.ID] == c
+	if removed {
 		delete(s.m, c.ID)
 	}
 	s.mu.Unlock()
 	r.leaveAll(c, bt)
+	if removed && r.bp != nil {
+		r.bp.PeerDown(c.ID)
+	}
 }
 
 // Lookup returns the connection of peer id, or nil.
@@ -139,6 +147,9 @@ func (r *Router) Each(f func(*conn.Conn)) {
 func (r *Router) Direct(to string, buf *frame.Buf, bt *Batch) error {
 	c := r.Lookup(to)
 	if c == nil {
+		if r.bp != nil && r.bp.Direct(to, buf) {
+			return nil
+		}
 		r.st.Drop(stats.DropNoRoute, 1)
 		return ErrPeerNotFound
 	}
@@ -175,6 +186,10 @@ func (r *Router) Publish(from *conn.Conn, name string, buf *frame.Buf, bt *Batch
 	n := r.fanout(rm.members, from, buf, bt)
 	recipients := len(rm.members) - 1 // read under the lock: Join and Leave change it
 	s.mu.RUnlock()
+	if r.bp != nil && r.bp.Publish(name, buf) && recipients == 0 {
+		r.st.Fanout(0) // members on other nodes only: not a no_route drop
+		return nil
+	}
 	r.account(recipients, n)
 	return nil
 }
@@ -231,6 +246,10 @@ func (r *Router) Broadcast(from *conn.Conn, buf *frame.Buf, bt *Batch) error {
 		}
 		s.mu.RUnlock()
 	}
+	if r.bp != nil && r.bp.Broadcast(buf) && recipients == 0 {
+		r.st.Fanout(0) // peers on other nodes only: not a no_route drop
+		return nil
+	}
 	r.account(recipients, queued)
 	return nil
 }
@@ -267,6 +286,9 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 		rm.index[c] = len(rm.members)
 		rm.members = append(rm.members, c)
 		c.Rooms = append(c.Rooms, name)
+		if r.bp != nil {
+			r.bp.Joined(name, c.ID, len(rm.members) == 1)
+		}
 	}
 
 	// The joined reply lists up to MaxJoinedPeers other members.
@@ -275,6 +297,9 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 		if m != c && len(peers) < MaxJoinedPeers {
 			peers = append(peers, m.ID)
 		}
+	}
+	if r.bp != nil {
+		peers = r.bp.AppendMembers(peers, name, MaxJoinedPeers)
 	}
 	reply := frame.NewBuf(32 + len(name) + 70*len(peers))
 	reply.B = frame.AppendJoined(reply.B, name, peers)
@@ -359,6 +384,9 @@ func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
 	rm.members[last] = nil
 	rm.members = rm.members[:last]
 	delete(rm.index, c)
+	if r.bp != nil {
+		r.bp.Left(name, c.ID, len(rm.members) == 0)
+	}
 	if len(rm.members) == 0 {
 		delete(s.m, name)
 		r.st.RoomsChanged(-1)

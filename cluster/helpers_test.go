@@ -1,0 +1,287 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
+
+	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/loop"
+)
+
+func TestMain(m *testing.M) {
+	loop.RouteEngineLogs(slog.New(slog.DiscardHandler))
+	// Every goroutine of the relays, their cluster links and the embedded
+	// NATS servers must be gone once the tests closed them.
+	goleak.VerifyTestMain(m)
+}
+
+// startNATS runs an embedded NATS server on 127.0.0.1:port (0: any free
+// port) until the test ends or stopNATS.
+func startNATS(t *testing.T, port int) *natsserver.Server {
+	t.Helper()
+	if port == 0 {
+		port = natsserver.RANDOM_PORT
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { stopNATS(ns) })
+	return ns
+}
+
+func stopNATS(ns *natsserver.Server) {
+	ns.Shutdown()
+	ns.WaitForShutdown()
+}
+
+func natsURL(ns *natsserver.Server) string {
+	return "nats://" + ns.Addr().String()
+}
+
+func natsPort(ns *natsserver.Server) int {
+	return ns.Addr().(*net.TCPAddr).Port
+}
+
+// node is one wsrelay node of a test cluster.
+type node struct {
+	*loop.Server
+	t    *testing.T
+	id   string
+	base string // http://127.0.0.1:port
+	ws   string // ws://127.0.0.1:port/ws
+}
+
+// startNode runs a relay on 127.0.0.1:0 in the cluster at url, with
+// broadcast on and rate limiting off, plus env.
+func startNode(t *testing.T, url, id string, env ...string) *node {
+	t.Helper()
+	cfg, err := config.Load(append([]string{
+		"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_WORKERS=1", "WSRELAY_ALLOW_BROADCAST=true",
+		"WSRELAY_RATE_MSGS=0", "WSRELAY_NATS_URL=" + url, "WSRELAY_NODE_ID=" + id,
+		"WSRELAY_NATS_SUBJECT_PREFIX=" + strings.ReplaceAll(t.Name(), "/", "_"),
+	}, env...))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s, err := loop.New(cfg, loop.Options{Version: "test"})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(s.Close)
+	addr := s.Addr().String()
+	return &node{Server: s, t: t, id: id, base: "http://" + addr, ws: "ws://" + addr + "/ws"}
+}
+
+// startCluster starts a NATS server and n nodes n1..nN that see each other.
+func startCluster(t *testing.T, n int) (*natsserver.Server, []*node) {
+	t.Helper()
+	ns := startNATS(t, 0)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, natsURL(ns), "n"+strconv.Itoa(i+1))
+	}
+	waitMesh(t, nodes...)
+	return ns, nodes
+}
+
+// waitMesh waits until every node hears from every other.
+func waitMesh(t *testing.T, nodes ...*node) {
+	t.Helper()
+	eventually(t, 5*time.Second, "nodes see each other", func() bool {
+		for _, n := range nodes {
+			if n.Cluster().Nodes() != len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitPeer waits until every node in others knows where peer is connected.
+func waitPeer(t *testing.T, peer string, on *node, others ...*node) {
+	t.Helper()
+	eventually(t, 5*time.Second, peer+" known on every node", func() bool {
+		for _, n := range others {
+			if n.Cluster().PeerNode(peer) != on.id {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (n *node) dial(peer string) *client.Client {
+	n.t.Helper()
+	c, err := client.Dial(ctxT(n.t, 5*time.Second), n.ws, &client.Options{Peer: peer})
+	if err != nil {
+		n.t.Fatalf("dial %q on %s: %v", peer, n.id, err)
+	}
+	n.t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+func (n *node) get(path string) (int, string) {
+	n.t.Helper()
+	resp, err := http.Get(n.base + path)
+	if err != nil {
+		n.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// clusterGauge returns the value of wsrelay_cluster_connected on /metrics.
+func (n *node) clusterGauge() string {
+	n.t.Helper()
+	_, body := n.get("/metrics")
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(line, "wsrelay_cluster_connected "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	n.t.Fatalf("no wsrelay_cluster_connected in /metrics")
+	return ""
+}
+
+// recv returns the next message of type typ, skipping others.
+func recv(t *testing.T, c *client.Client, typ string) client.Message {
+	t.Helper()
+	m, err := c.ReceiveType(ctxT(t, 5*time.Second), typ)
+	if err != nil {
+		t.Fatalf("%s waiting for %s: %v", c.PeerID(), typ, err)
+	}
+	return m
+}
+
+// join joins room and returns the joined reply.
+func join(t *testing.T, c *client.Client, room string) client.Message {
+	t.Helper()
+	if err := c.Join(room, nil); err != nil {
+		t.Fatal(err)
+	}
+	return recv(t, c, "joined")
+}
+
+// quiet asserts that c receives nothing of type typ for d.
+func quiet(t *testing.T, c *client.Client, typ string, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := c.ReceiveType(ctx, typ)
+	if err == nil {
+		t.Fatalf("%s got unexpected %s: %s", c.PeerID(), typ, m.Raw)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s: %v", c.PeerID(), err)
+	}
+}
+
+// proxy is a TCP proxy in front of a NATS server: cutting it kills every
+// connection through it at once, as a crashed host would, and refuses new
+// ones.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+// cut closes the listener and every proxied connection, and waits for the
+// proxy's goroutines.
+func (p *proxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func sprint(v ...any) string { return fmt.Sprint(v...) }

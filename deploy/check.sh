@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Checks the deployment files with the real tools: systemd-analyze (unit),
+# promtool (alert rules, their unit tests, the dashboard's queries) and the
+# running kernel (sysctl keys). Usage: deploy/check.sh [path/to/wsrelay]
+# Needs systemd-analyze and promtool (Debian: systemd, prometheus).
+set -euo pipefail
+here=$(dirname "$0")
+bin=$(realpath "${1:-$here/../bin/wsrelay}")
+cd "$here"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+echo "== systemd-analyze verify wsrelay.service"
+# verify wants ExecStart to exist; point it at the built binary. It exits 0
+# on most problems and only prints them, so any output is a failure.
+sed "s#^ExecStart=/usr/local/bin/wsrelay#ExecStart=$bin#" wsrelay.service >"$tmp/wsrelay.service"
+out=$(systemd-analyze verify "$tmp/wsrelay.service" 2>&1 || true)
+if [ -n "$out" ]; then echo "$out"; fail=1; else echo "  ok"; fi
+echo "== systemd-analyze security (exposure; lower is better)"
+systemd-analyze security --offline=yes "$tmp/wsrelay.service" 2>&1 | tail -1
+
+echo "== promtool check rules prometheus-rules.yml"
+promtool check rules prometheus-rules.yml || fail=1
+echo "== promtool test rules prometheus-rules.test.yml"
+promtool test rules prometheus-rules.test.yml || fail=1
+
+echo "== grafana-dashboard.json queries"
+# Each panel query, with the dashboard variables filled in, must parse as
+# PromQL: wrap them as recording rules and let promtool parse them.
+node -e '
+  const d = JSON.parse(require("fs").readFileSync("grafana-dashboard.json", "utf8"));
+  const exprs = d.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  const rules = exprs.map((e, i) => `      - record: dashboard:q${i}\n        expr: ${JSON.stringify(e.replaceAll("$__rate_interval", "5m").replaceAll("$job", "wsrelay").replaceAll("$instance", ".*"))}`);
+  process.stdout.write("groups:\n  - name: dashboard\n    rules:\n" + rules.join("\n") + "\n");
+' >"$tmp/dashboard-rules.yml"
+promtool check rules "$tmp/dashboard-rules.yml" || fail=1
+
+echo "== sysctl.conf keys exist in this kernel"
+while IFS= read -r line; do
+	case "$line" in '' | '#'*) continue ;; esac
+	key=${line%%=*}
+	key=${key// /}
+	optional=0
+	if [ "${key#-}" != "$key" ]; then optional=1; key=${key#-}; fi
+	if [ -e "/proc/sys/${key//.//}" ]; then
+		echo "  $key"
+	elif [ "$optional" = 1 ]; then
+		echo "  $key (optional, not in this kernel)"
+	else
+		echo "  $key: MISSING"; fail=1
+	fi
+done <sysctl.conf
+
+exit $fail

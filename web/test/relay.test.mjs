@@ -1,0 +1,140 @@
+// Integration tests: wsrelay.js in Node.js with the ws package against the
+// real relay binary (bin/wsrelay, built by make build) on loopback.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import WebSocket from 'ws';
+import { RelayClient, OP_PUBLISH, OP_DIRECT } from '../wsrelay.js';
+import { freePort, startRelay, waitFor } from './relay.mjs';
+
+let relay;
+const clients = [];
+
+before(async () => {
+  relay = await startRelay(await freePort(), { WSRELAY_RATE_MSGS: '0' });
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await relay?.stop();
+});
+
+function open(peer, opts = {}) {
+  const c = new RelayClient(relay.ws, { WebSocket, peer, minBackoff: 50, maxBackoff: 200, ackTimeout: 3000, ...opts });
+  clients.push(c);
+  return c;
+}
+
+function next(c, type, pred = () => true) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${type} within 5 s`)), 5000);
+    const off = c.on(type, (ev) => {
+      if (!pred(ev)) return;
+      clearTimeout(timer);
+      off();
+      resolve(ev);
+    });
+  });
+}
+
+test('peers meet in a room, see each other and exchange room, direct and binary messages', async () => {
+  const alice = open('alice-1');
+  const bob = open('bob-1');
+  const w = await alice.connect();
+  assert.equal(w.peer, 'alice-1');
+  assert.match(w.server, /^wsrelay\//);
+  await bob.connect();
+
+  assert.deepEqual(await alice.join('lobby-1'), []);
+  const sawBob = next(alice, 'presence', (e) => e.joined === 'bob-1');
+  assert.deepEqual(await bob.join('lobby-1'), ['alice-1']);
+  await sawBob;
+  assert.deepEqual(alice.peersIn('lobby-1'), ['bob-1']);
+
+  const gotPublish = next(bob, 'publish');
+  await alice.publish('lobby-1', { text: 'hi bob' }); // resolves on the relay's ack
+  const m = await gotPublish;
+  assert.deepEqual([m.room, m.from, m.data], ['lobby-1', 'alice-1', { text: 'hi bob' }]);
+
+  const gotDirect = next(alice, 'direct');
+  await bob.direct('alice-1', { sdp: 'v=0', kind: 'offer' });
+  const d = await gotDirect;
+  assert.deepEqual([d.from, d.data], ['bob-1', { sdp: 'v=0', kind: 'offer' }]);
+
+  const gotBinary = next(bob, 'binary');
+  alice.sendBinary({ op: OP_PUBLISH, to: 'lobby-1', ctype: 1, flags: 4, payload: new Uint8Array([9, 8, 7]) });
+  const f = await gotBinary;
+  assert.deepEqual([f.op, f.from, f.to, f.ctype, f.flags, [...f.payload]], [OP_PUBLISH, 'alice-1', 'lobby-1', 1, 4, [9, 8, 7]]);
+
+  const gotBinaryDirect = next(alice, 'binary');
+  bob.sendBinary({ op: OP_DIRECT, to: 'alice-1', payload: 'hello' });
+  const g = await gotBinaryDirect;
+  assert.deepEqual([g.op, g.from, g.to, Buffer.from(g.payload).toString()], [OP_DIRECT, 'bob-1', '', 'hello']);
+
+  const left = next(alice, 'presence', (e) => e.left === 'bob-1');
+  await bob.leave('lobby-1');
+  await left;
+  assert.deepEqual(alice.peersIn('lobby-1'), []);
+});
+
+test('relay errors reject the request that caused them', async () => {
+  const carol = open('carol-1');
+  await carol.connect();
+  await assert.rejects(carol.direct('nobody-here', 1), { name: 'RelayError', code: 'peer_not_found' });
+  await assert.rejects(carol.publish('not-joined', 1), { code: 'not_member' });
+  await assert.rejects(carol.broadcast(1), { code: 'forbidden' });
+  assert.equal(await carol.ping() > 0, true);
+  assert.equal(carol.state, 'open', 'errors leave the connection open');
+});
+
+test('a second connection with the same id replaces the first, which does not come back', async () => {
+  const first = open('dup-1');
+  await first.connect();
+  const closed = next(first, 'close');
+  const second = open('dup-1');
+  await second.connect();
+  const ev = await closed;
+  assert.deepEqual([ev.code, ev.reconnect], [4001, false]);
+  await new Promise((r) => setTimeout(r, 300)); // longer than the backoff
+  assert.equal(first.state, 'closed');
+  assert.equal(second.state, 'open', 'the newer connection was not taken back');
+});
+
+test('the deploy files only name metrics the relay exports', async () => {
+  const text = await (await fetch(`${relay.base}/metrics`)).text();
+  const exported = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.match(/^[a-zA-Z_:][a-zA-Z0-9_:]*/)[0]));
+  // Exported by clustered builds only.
+  const clusterOnly = new Set(['wsrelay_cluster_connected']);
+  for (const file of ['prometheus-rules.yml', 'grafana-dashboard.json']) {
+    const body = await readFile(new URL(`../../deploy/${file}`, import.meta.url), 'utf8');
+    const used = new Set(body.match(/\b(?:wsrelay|process|go)_[a-z_]+/g));
+    assert.ok(used.size >= 4, `${file} names metrics`);
+    for (const name of used) {
+      if (clusterOnly.has(name)) continue;
+      assert.ok(exported.has(name), `${file} uses ${name}, which /metrics does not export`);
+    }
+  }
+});
+
+test('a client survives a relay restart: it reconnects with its id and joins its rooms again', async () => {
+  const port = relay.port;
+  const dave = open(undefined); // random id from the relay, kept across reconnects
+  const erin = open('erin-1');
+  const w = await dave.connect();
+  await erin.connect();
+  await dave.join('restart-room');
+  await erin.join('restart-room');
+
+  const closed = next(dave, 'close');
+  await relay.stop();
+  const ev = await closed;
+  assert.deepEqual([ev.code, ev.reconnect], [1001, true], 'shutdown closes with 1001 and the client retries');
+
+  relay = await startRelay(port, { WSRELAY_RATE_MSGS: '0' });
+  await waitFor(() => dave.state === 'open' && erin.state === 'open', 10000, 'both clients reconnected');
+  assert.equal(dave.peer, w.peer, 'same peer id after the restart');
+  await waitFor(() => dave.peersIn('restart-room').includes('erin-1'), 5000, 'dave sees erin again');
+  const got = next(dave, 'publish');
+  await erin.publish('restart-room', 'after restart');
+  assert.equal((await got).data, 'after restart');
+});
