@@ -118,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (needs -inproc)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the measured phase to this file (needs -inproc)")
 	fs.IntVar(&o.conns, "conns", 15000, "idle: connections")
-	fs.IntVar(&o.rooms, "rooms", 0, "idle: rooms to spread the connections over (0: one per 10 connections)")
+	fs.IntVar(&o.rooms, "rooms", 0, "idle: rooms to spread the connections over (0: one per 10 connections; -1: none, the connections send nothing)")
 	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU")
 	fs.DurationVar(&o.ping, "ping", time.Second, "idle: PING_INTERVAL of the started server")
 	fs.IntVar(&o.members, "members", 0, "fanout/binary: room members (default 10000); slow: normal members (default 200)")

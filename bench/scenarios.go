@@ -38,9 +38,12 @@ func floodEnv(*options) []string { return []string{"WSRELAY_RATE_MSGS=0"} }
 
 func runIdle(ctx context.Context, r *runner) error {
 	o, res := r.o, r.res
-	rooms := o.rooms
-	if rooms <= 0 {
+	rooms, room := o.rooms, "idle-%d"
+	switch {
+	case rooms == 0:
 		rooms = max(1, o.conns/10)
+	case rooms < 0: // no room: connections that never send a message
+		rooms, room = 0, ""
 	}
 	if err := r.workers(o.conns); err != nil {
 		return err
@@ -50,7 +53,7 @@ func runIdle(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	rep, err := r.connect(ctx, "idle", o.conns, "idle-%d", rooms)
+	rep, err := r.connect(ctx, "idle", o.conns, room, rooms)
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,6 @@ func connectMany(e *engine, cmd command) ([]*wsConn, reply) {
 			outcome <- struct{}{}
 			continue
 		}
-		w.index = i
 		conns = append(conns, w)
 	}
 	<-done
@@ -392,15 +391,27 @@ func churn(e *engine, cmd command) reply {
 	return r
 }
 
-// closeQuiet closes a connection on purpose, without counting it as lost.
+// closeQuiet closes a connection on purpose, without counting it as lost:
+// it sends a close frame and leaves the socket to the poller, which closes
+// it on the relay's answer. Closing an nbio socket from another goroutine
+// while new ones open can hit a stale epoll event for a reused descriptor
+// and close a new connection in setup (seen at 200 opens a second), so the
+// socket is closed here only if the relay has not answered in closeWait.
 func (w *wsConn) closeQuiet(e *engine) {
 	w.report(errors.New("setup not done when its lifetime ended"))
 	if w.state.Swap(stClosed) == stClosed {
 		return
 	}
 	_, _ = w.nc.Write([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8})
-	_ = w.nc.Close()
+	time.AfterFunc(closeWait, func() {
+		if closed, _ := w.nc.IsClosed(); !closed {
+			_ = w.nc.Close()
+		}
+	})
 }
+
+// closeWait is how long closeQuiet waits for the relay to close.
+const closeWait = 5 * time.Second
 
 // worker is the parent's handle on a worker process.
 type worker struct {

@@ -32,16 +32,14 @@ const (
 )
 
 // wsConn is one load-client connection. Its fields are owned by the poller
-// goroutine, except state (atomic) and the fields set before the connection
-// is handed to the poller.
+// goroutine, except state and reported (atomic) and the fields set before
+// the upgrade request is written (dial), which are read-only afterwards.
 type wsConn struct {
-	// Set before AddConn.
+	// Set by dial before the upgrade request is written.
 	eng   *engine
 	nc    *nbio.Conn
 	peer  string
-	room  string // joined after the welcome, when not empty
-	index int
-
+	room  string       // joined after the welcome, when not empty
 	ready chan<- error // receives one value: nil when usable, or the failure
 
 	state    atomic.Int32
@@ -82,7 +80,7 @@ func newEngine(name string) (*engine, error) {
 		ReadBufferSize: 64 << 10,
 	})
 	e.nb.OnData(e.onData)
-	e.nb.OnClose(func(c *nbio.Conn, _ error) {
+	e.nb.OnClose(func(c *nbio.Conn, cerr error) {
 		w, _ := c.Session().(*wsConn)
 		if w == nil {
 			return
@@ -91,7 +89,7 @@ func newEngine(name string) (*engine, error) {
 		if prev != stClosed && !e.closing.Load() {
 			e.closed.Add(1)
 		}
-		w.report(fmt.Errorf("closed during handshake (state %d)", prev))
+		w.report(fmt.Errorf("closed during setup (state %d): %v", prev, cerr))
 	})
 	if err := e.nb.Start(); err != nil {
 		return nil, err

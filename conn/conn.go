@@ -90,7 +90,7 @@ type Conn struct {
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
 
 	// Owned by the reading goroutine (Charge).
-	limiter     *rate.Limiter // nil when rate limiting is off
+	limiter     *rate.Limiter // made by the first Charge: idle peers never pay for it
 	excessStart time.Duration
 	lastExcess  time.Duration
 	lastNotice  time.Duration
@@ -120,9 +120,6 @@ type Conn struct {
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
 	c := &Conn{ID: id, IP: ip, sock: sock, env: env}
-	if env.RateMsgs > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(env.RateMsgs), env.RateBurst)
-	}
 	c.Touch()
 	return c
 }

@@ -1,6 +1,10 @@
 package conn
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // Rate-limit policy (PROTOCOL.md section 5).
 const (
@@ -16,7 +20,13 @@ const (
 // Only the reading goroutine calls Charge.
 func (c *Conn) Charge() (ok, notify, abuse bool) {
 	if c.limiter == nil {
-		return true, false, false
+		if c.env.RateMsgs <= 0 {
+			return true, false, false
+		}
+		// A limiter starts with a full burst whenever it is made, so
+		// making it on the first message changes nothing for the peer,
+		// and a peer that never sends costs nothing.
+		c.limiter = rate.NewLimiter(rate.Limit(c.env.RateMsgs), c.env.RateBurst)
 	}
 	now := c.env.Mono()
 	if c.limiter.AllowN(c.env.epoch.Add(now), 1) {

@@ -121,3 +121,23 @@ func TestChargeAbuse(t *testing.T) {
 		})
 	}
 }
+
+// TestLimiterOnFirstMessage: a peer that never sends holds no limiter (it
+// is the largest part of an idle connection's state after nbio's), and the
+// first messages still get the whole burst.
+func TestLimiterOnFirstMessage(t *testing.T) {
+	env := newEnv(t, 4, 0)
+	env.RateMsgs, env.RateBurst = 1, 2
+	c, _ := newConn(t, env, "a")
+	if c.limiter != nil {
+		t.Fatal("a new connection holds a rate limiter before its first message")
+	}
+	for i := range 2 {
+		if ok, _, _ := c.Charge(); !ok {
+			t.Fatalf("message %d of a burst of 2 refused", i+1)
+		}
+	}
+	if ok, _, _ := c.Charge(); ok {
+		t.Fatal("third message at once passed a burst of 2")
+	}
+}
