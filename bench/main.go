@@ -70,6 +70,9 @@ type options struct {
 	churnRate float64       // churn: connections per second
 	life      time.Duration // churn: lifetime of a churning connection
 	rounds    int           // churn: rounds of churn, each followed by a reading
+
+	nodes       int // cluster: wsrelay nodes
+	roomMembers int // cluster: members of the room spanning all nodes, the publisher included
 }
 
 type envList []string
@@ -93,6 +96,10 @@ Scenarios:
            against a run without slow members
   churn    connections come and go at a fixed rate while direct messages
            flow: errors, goroutines and memory before and after
+  cluster  an embedded NATS server and N nodes, connections spread over them,
+           one room spanning every node and a publisher on the first:
+           cross-node deliveries/s, CPU-s per million deliveries (all nodes),
+           latency p50/p99, RSS per connection, every delivery accounted for
 
 Flags:
 `
@@ -117,12 +124,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.inproc, "inproc", false, "run the relay inside the harness process instead of a child (for -cpuprofile, -memprofile)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (needs -inproc)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the measured phase to this file (needs -inproc)")
-	fs.IntVar(&o.conns, "conns", 15000, "idle: connections")
-	fs.IntVar(&o.rooms, "rooms", 0, "idle: rooms to spread the connections over (0: one per 10 connections; -1: none, the connections send nothing)")
+	fs.IntVar(&o.conns, "conns", 0, "idle: connections (default 15000); cluster: connections over all nodes (default 100000)")
+	fs.IntVar(&o.rooms, "rooms", 0, "idle, cluster: rooms to spread the (other) connections over (0: one per 10 connections; -1: none, the connections send nothing)")
 	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU")
 	fs.DurationVar(&o.ping, "ping", time.Second, "idle: PING_INTERVAL of the started server")
 	fs.IntVar(&o.members, "members", 0, "fanout/binary: room members (default 10000); slow: normal members (default 200)")
-	fs.IntVar(&o.messages, "messages", 200, "fanout/binary: messages to publish")
+	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/cluster: messages to publish")
 	fs.IntVar(&o.size, "size", 0, "payload bytes (default 64; slow: 1024; direct: 64)")
 	fs.Float64Var(&o.rate, "rate", -1, "messages per second (fanout default 0 = as fast as possible; direct 20000; slow 500; churn 2000)")
 	fs.IntVar(&o.pairs, "pairs", 0, "direct: pairs of peers (default 2000); churn: steady pairs exchanging direct messages (default 500)")
@@ -131,6 +138,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.churnRate, "churn-rate", 200, "churn: new connections per second")
 	fs.DurationVar(&o.life, "life", 2*time.Second, "churn: lifetime of each churning connection")
 	fs.IntVar(&o.rounds, "rounds", 3, "churn: rounds of churn, the server read after each")
+	fs.IntVar(&o.nodes, "nodes", 6, "cluster: wsrelay nodes (child processes sharing an embedded NATS server)")
+	fs.IntVar(&o.roomMembers, "room-members", 600, "cluster: members of the room spanning all nodes, the publisher included")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -152,6 +161,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.binary = scenario == "binary"
+	if o.conns <= 0 {
+		o.conns = map[bool]int{true: 100000, false: 15000}[scenario == "cluster"]
+	}
 	if (o.cpuprofile != "" || o.memprofile != "") && !o.inproc {
 		fmt.Fprintln(stderr, "bench: -cpuprofile and -memprofile need -inproc (the relay runs in the harness process)")
 		return 2
@@ -161,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	r := &runner{o: o, scenario: scenario, out: stderr, res: &result{Scenario: scenario, Fields: map[string]any{}}}
 	if err := r.setup(sc.env(&o)); err != nil {
-		if r.t != nil {
+		if r.t != nil || r.nats != nil {
 			_ = r.teardown()
 		}
 		fmt.Fprintf(stderr, "bench: %v\n", err)

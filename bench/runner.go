@@ -10,6 +10,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // runner holds what one run uses: the target relay, the worker processes and
@@ -24,6 +26,9 @@ type runner struct {
 	pool  pool
 	local *engine
 	prof  *os.File // CPU profile in progress
+
+	nats  *natsserver.Server // cluster: the embedded NATS server
+	nodes []*target          // cluster: the nodes beyond the first (t)
 }
 
 // maxPerProc is how many client connections one worker holds at most: the
@@ -33,6 +38,8 @@ const maxPerProc = 15000
 func (r *runner) setup(env []string) error {
 	var err error
 	switch {
+	case r.scenario == "cluster":
+		err = r.setupCluster(env)
 	case r.o.url != "":
 		r.t, err = remoteTarget(r.o.url)
 	case r.o.inproc:
@@ -121,9 +128,13 @@ func (r *runner) teardown() error {
 		r.local.closing.Store(true)
 		r.local.stop()
 	}
-	r.t.stopSampler()
-	r.res.Samples = r.t.history()
-	r.t.close()
+	r.closeNodes()
+	if r.t != nil {
+		r.t.stopSampler()
+		r.res.Samples = r.t.history()
+		r.t.close()
+	}
+	r.closeNATS()
 	return err
 }
 

@@ -20,12 +20,13 @@ type scenario struct {
 }
 
 var scenarios = map[string]scenario{
-	"idle":   {env: idleEnv, run: runIdle},
-	"fanout": {env: floodEnv, run: runFanout},
-	"binary": {env: floodEnv, run: runFanout},
-	"direct": {env: floodEnv, run: runDirect},
-	"slow":   {env: floodEnv, run: runSlow},
-	"churn":  {env: floodEnv, run: runChurn},
+	"idle":    {env: idleEnv, run: runIdle},
+	"fanout":  {env: floodEnv, run: runFanout},
+	"binary":  {env: floodEnv, run: runFanout},
+	"direct":  {env: floodEnv, run: runDirect},
+	"slow":    {env: floodEnv, run: runSlow},
+	"churn":   {env: floodEnv, run: runChurn},
+	"cluster": {env: floodEnv, run: runCluster},
 }
 
 func idleEnv(o *options) []string {

@@ -164,29 +164,43 @@ type rawConn struct {
 
 func rawDial(t testing.TB, addr, path string) *rawConn {
 	t.Helper()
+	rc, err := tryRawDial(addr, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// tryRawDial is rawDial for goroutines other than the test's: it returns
+// the error instead of failing the test.
+func tryRawDial(addr, path string) (*rawConn, error) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatalf("dial: %v", err)
+		return nil, fmt.Errorf("dial: %w", err)
 	}
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
 	if _, err := nc.Write([]byte(req)); err != nil {
-		t.Fatalf("handshake write: %v", err)
+		nc.Close()
+		return nil, fmt.Errorf("handshake write: %w", err)
 	}
 	br := bufio.NewReaderSize(nc, 4096)
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("handshake read: %v", err)
+		nc.Close()
+		return nil, fmt.Errorf("handshake read: %w", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: status %d", resp.StatusCode)
+		nc.Close()
+		return nil, fmt.Errorf("handshake: status %d", resp.StatusCode)
 	}
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-		t.Fatalf("handshake: accept %q", got)
+		nc.Close()
+		return nil, fmt.Errorf("handshake: accept %q", got)
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	return &rawConn{Conn: nc, br: br}
+	return &rawConn{Conn: nc, br: br}, nil
 }
 
 // send writes one masked frame.
