@@ -1,13 +1,15 @@
 // Command bench is wsrelay's load harness: it opens many WebSocket
 // connections, drives one scenario (idle, fanout, direct, slow, churn,
-// binary) and reports what the relay cost and how fast it delivered.
+// binary, cluster) and reports what the relay cost and how fast it
+// delivered.
 //
 //	go run ./bench [flags] SCENARIO
 //
 // By default it builds wsrelay from this module and starts it as a child
 // process on a free loopback port, reading the server's memory and CPU time
 // from /proc; with -url it targets a running relay and reads /metrics and
-// /stats instead. Client connections live in -procs worker processes (the
+// /stats instead; the cluster scenario starts an embedded NATS server and
+// several nodes. Client connections live in -procs worker processes (the
 // harness re-executes itself), each an nbio event loop with one poller, so
 // one process holds tens of thousands of connections with a few goroutines.
 //

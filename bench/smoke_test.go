@@ -68,3 +68,37 @@ func TestIdleSmoke(t *testing.T) {
 		t.Errorf("goroutines not reported: %s", lines[1])
 	}
 }
+
+// TestClusterSmoke runs the cluster scenario small: an embedded NATS server,
+// two nodes built from this module, 100 connections and a room of 20 over
+// both nodes, every delivery accounted for.
+func TestClusterSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wsrelay and starts two nodes and a worker process")
+	}
+	var out, errs bytes.Buffer
+	args := []string{"-nodes", "2", "-conns", "100", "-room-members", "20", "-messages", "50", "-rate", "500",
+		"-procs", "1", "-q", "-json", "cluster"}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("bench exited with %d:\n%s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "cluster: 2 nodes, 100 conns") {
+		t.Fatalf("want a summary line and a JSON line, got:\n%s", out.String())
+	}
+	var res struct {
+		Conns      []int64 `json:"connections_per_node"`
+		Expected   int64   `json:"expected"`
+		Deliveries int64   `json:"deliveries"`
+		Remote     int64   `json:"room_members_remote"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &res); err != nil {
+		t.Fatalf("JSON line: %v\n%s", err, lines[1])
+	}
+	if len(res.Conns) != 2 || res.Conns[0] != 50 || res.Conns[1] != 50 {
+		t.Errorf("connections per node %v, want [50 50]", res.Conns)
+	}
+	if res.Expected != 19*50 || res.Deliveries != res.Expected || res.Remote != 10 {
+		t.Errorf("delivered %d of %d (%d members remote), want %d of %d (10 remote)", res.Deliveries, res.Expected, res.Remote, 19*50, 19*50)
+	}
+}
