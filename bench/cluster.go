@@ -263,27 +263,7 @@ func runCluster(ctx context.Context, r *runner) error {
 	_, cpu0, _ := readAll(all)
 	self0 := selfCPU()
 	start := time.Now()
-	var sendErr error
-	var mu sync.Mutex
-	go func() {
-		var err error
-		if rate == 0 {
-			for range o.messages {
-				if err = s.publish(time.Now()); err != nil {
-					break
-				}
-			}
-		} else {
-			paced(rate, time.Duration(float64(o.messages)/rate*float64(time.Second)), func(now time.Time) {
-				if err == nil {
-					err = s.publish(time.Now())
-				}
-			})
-		}
-		mu.Lock()
-		sendErr = err
-		mu.Unlock()
-	}()
+	sending := publishAll(s, o.messages, rate)
 	var got reply
 	stop = r.progress("delivering", func() float64 { return float64(got.Recv) / float64(want) })
 	limit := 60*time.Second + time.Duration(float64(o.messages)/max(rate, 1)*float64(time.Second))
@@ -315,10 +295,7 @@ func runCluster(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	mu.Lock()
-	err = sendErr
-	mu.Unlock()
-	if err != nil {
+	if err := sending.Err(); err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	st2, _ := nodeStats(all)

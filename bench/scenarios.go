@@ -172,27 +172,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	st0, _ := r.t.stats()
 	r.measure(true)
 	start := time.Now()
-	var sendErr error
-	var mu sync.Mutex
-	go func() {
-		var err error
-		if rate == 0 {
-			for range o.messages {
-				if err = s.publish(time.Now()); err != nil {
-					break
-				}
-			}
-		} else {
-			paced(rate, time.Duration(float64(o.messages)/rate*float64(time.Second)), func(now time.Time) {
-				if err == nil {
-					err = s.publish(time.Now())
-				}
-			})
-		}
-		mu.Lock()
-		sendErr = err
-		mu.Unlock()
-	}()
+	sending := publishAll(s, o.messages, rate)
 	var got reply
 	h := newHistogram()
 	stop := r.progress("delivering", func() float64 { return float64(got.Recv) / float64(want) })
@@ -224,10 +204,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	mu.Lock()
-	err = sendErr
-	mu.Unlock()
-	if err != nil {
+	if err := sending.Err(); err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	elapsed := time.Duration(got.LastRcv - start.UnixNano())
@@ -622,4 +599,43 @@ func runChurn(ctx context.Context, r *runner) error {
 		return fmt.Errorf("connections after churn %d, before %d: %s", last.conns, st0.Connections, res.Summary)
 	}
 	return nil
+}
+
+// publishRun is a publisher sending on its own goroutine.
+type publishRun struct {
+	mu  sync.Mutex
+	err error
+}
+
+// publishAll sends messages through s on its own goroutine, as fast as it
+// can (rate 0) or paced at rate messages per second.
+func publishAll(s *sender, messages int, rate float64) *publishRun {
+	p := &publishRun{}
+	go func() {
+		var err error
+		if rate == 0 {
+			for range messages {
+				if err = s.publish(time.Now()); err != nil {
+					break
+				}
+			}
+		} else {
+			paced(rate, time.Duration(float64(messages)/rate*float64(time.Second)), func(time.Time) {
+				if err == nil {
+					err = s.publish(time.Now())
+				}
+			})
+		}
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+	}()
+	return p
+}
+
+// Err returns the first publish error, nil if none (so far).
+func (p *publishRun) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
