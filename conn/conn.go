@@ -110,6 +110,8 @@ type Conn struct {
 	sched   bool  // a flush is owed: someone will call Flush
 	st      state
 	dropped uint64 // frames dropped since the last overflow notice
+	writing bool   // a Flush is writing frames it took from the ring
+	closing []byte // close frame for that Flush to write after them
 
 	// Rooms is the set of rooms the peer is in, owned by the router and
 	// guarded by RoomsMu.
@@ -252,6 +254,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			}
 			return scratch
 		}
+		c.writing = true
 		c.mu.Unlock()
 
 		var out []byte
@@ -271,6 +274,17 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		for i := 0; i < n; i++ {
 			batch[i].Release()
 			batch[i] = nil
+		}
+		c.mu.Lock()
+		c.writing = false
+		closing := c.closing
+		c.closing = nil
+		c.mu.Unlock()
+		if closing != nil {
+			// CloseWith ran during the write: its close frame goes after it.
+			c.write(closing)
+			c.closeSoon()
+			return scratch
 		}
 	}
 }
@@ -329,6 +343,16 @@ func (c *Conn) CloseWith(code int, reason string) {
 		discarded = c.ring.releaseAll()
 		c.env.putRing(c.ring)
 		c.ring = nil
+	}
+	if c.writing {
+		// A flush is writing frames it took from the queue: it writes the
+		// close frame after them, so that nothing follows a close frame.
+		c.closing = frame.AppendCloseFrame(nil, code, reason)
+		c.mu.Unlock()
+		if discarded > 0 {
+			c.env.Stats.DiscardedAtClose(discarded)
+		}
+		return
 	}
 	c.mu.Unlock()
 	if discarded > 0 {

@@ -649,3 +649,55 @@ func TestWriteControlGoesAhead(t *testing.T) {
 		t.Fatalf("WriteControl after Teardown wrote (%d writes, want 2)", n)
 	}
 }
+
+// blockingSocket holds its first Write until release is closed.
+type blockingSocket struct {
+	fakeSocket
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *blockingSocket) Write(b []byte) (int, error) {
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	return s.fakeSocket.Write(b)
+}
+
+// TestCloseDuringFlushComesLast: a close decided while a flush is writing
+// frames it already took from the queue is written after them, never before
+// (nothing may follow a close frame, RFC 6455 section 5.5.1).
+func TestCloseDuringFlushComesLast(t *testing.T) {
+	env := newEnv(t, 8, 0)
+	s := &blockingSocket{entered: make(chan struct{}), release: make(chan struct{})}
+	c := New(env, "a", "192.0.2.1", s)
+	s.c = c
+	b := textBuf("data")
+	defer b.Release()
+	if _, flush := c.Enqueue(b); !flush {
+		t.Fatal("first Enqueue owes no flush")
+	}
+	done := make(chan struct{})
+	go func() {
+		c.Flush(nil)
+		close(done)
+	}()
+	<-s.entered // the flush is inside Write with the data frame
+	c.CloseWith(4001, "replaced")
+	close(s.release)
+	<-done
+	w := s.Writes()
+	if len(w) != 2 || w[0][0] != 0x80|frame.OpText || w[1][0] != 0x80|frame.OpClose {
+		t.Fatalf("writes = %x, want the data frame then the close frame", w)
+	}
+	if code := int(w[1][2])<<8 | int(w[1][3]); code != 4001 {
+		t.Fatalf("close code %d", code)
+	}
+	if !s.Closed() {
+		t.Fatal("socket not closed")
+	}
+}
