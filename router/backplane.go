@@ -82,22 +82,7 @@ func (r *Router) DeliverRoom(name string, buf *frame.Buf, bt *Batch) {
 // DeliverAll hands a frame that another node broadcast to every local peer.
 // The broadcast switch was checked where the sender is connected.
 func (r *Router) DeliverAll(buf *frame.Buf, bt *Batch) {
-	recipients, queued := 0, 0
-	for i := range r.peers {
-		s := &r.peers[i]
-		s.mu.RLock()
-		for _, c := range s.m {
-			recipients++
-			q, flush := c.Enqueue(buf)
-			if flush {
-				bt.conns = append(bt.conns, c)
-			}
-			if q {
-				queued++
-			}
-		}
-		s.mu.RUnlock()
-	}
+	recipients, queued := r.enqueueAll(nil, buf, bt)
 	r.st.Fanout(recipients)
 	if queued > 0 {
 		r.st.Delivered(queued)

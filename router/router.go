@@ -227,12 +227,23 @@ func (r *Router) Broadcast(from *conn.Conn, buf *frame.Buf, bt *Batch) error {
 	if !r.opts.AllowBroadcast {
 		return ErrForbidden
 	}
-	recipients, queued := 0, 0
+	recipients, queued := r.enqueueAll(from, buf, bt)
+	if r.bp != nil && r.bp.Broadcast(buf) && recipients == 0 {
+		r.st.Fanout(0) // peers on other nodes only: not a no_route drop
+		return nil
+	}
+	r.account(recipients, queued)
+	return nil
+}
+
+// enqueueAll hands buf to every registered peer but skip, one peer shard
+// at a time; it returns how many peers it tried and how many queued it.
+func (r *Router) enqueueAll(skip *conn.Conn, buf *frame.Buf, bt *Batch) (recipients, queued int) {
 	for i := range r.peers {
 		s := &r.peers[i]
 		s.mu.RLock()
 		for _, c := range s.m {
-			if c == from {
+			if c == skip {
 				continue
 			}
 			recipients++
@@ -246,12 +257,7 @@ func (r *Router) Broadcast(from *conn.Conn, buf *frame.Buf, bt *Batch) error {
 		}
 		s.mu.RUnlock()
 	}
-	if r.bp != nil && r.bp.Broadcast(buf) && recipients == 0 {
-		r.st.Fanout(0) // peers on other nodes only: not a no_route drop
-		return nil
-	}
-	r.account(recipients, queued)
-	return nil
+	return recipients, queued
 }
 
 // Join makes c a member of room name. It queues the joined reply for c and
