@@ -264,34 +264,15 @@ func runCluster(ctx context.Context, r *runner) error {
 	self0 := selfCPU()
 	start := time.Now()
 	sending := publishAll(s, o.messages, rate)
-	var got reply
-	stop = r.progress("delivering", func() float64 { return float64(got.Recv) / float64(want) })
 	limit := 60*time.Second + time.Duration(float64(o.messages)/max(rate, 1)*float64(time.Second))
-	var stalled time.Time
-	var lastRecv int64
-	for {
-		time.Sleep(100 * time.Millisecond)
-		rep, err := r.report(nil)
-		if err != nil {
-			stop()
-			return err
-		}
-		got = rep
-		if got.Recv >= want || time.Since(start) > limit || ctx.Err() != nil {
-			break
-		}
-		if got.Recv != lastRecv {
-			lastRecv, stalled = got.Recv, time.Now()
-		} else if !stalled.IsZero() && time.Since(stalled) > 5*time.Second {
-			break // nothing arrives any more: report the loss
-		}
+	if err := r.awaitDeliveries(ctx, want, start, limit); err != nil {
+		return err
 	}
 	_, cpu1, _ := readAll(all)
 	self1 := selfCPU()
-	stop()
 	time.Sleep(500 * time.Millisecond) // anything beyond the expected count
 	h := newHistogram()
-	got, err = r.report(h)
+	got, err := r.report(h)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
@@ -173,34 +174,15 @@ func runFanout(ctx context.Context, r *runner) error {
 	r.measure(true)
 	start := time.Now()
 	sending := publishAll(s, o.messages, rate)
-	var got reply
 	h := newHistogram()
-	stop := r.progress("delivering", func() float64 { return float64(got.Recv) / float64(want) })
 	limit := 60*time.Second + time.Duration(float64(o.messages)/max(rate, 1)*float64(time.Second))
-	var stalled time.Time
-	var lastRecv int64
-	for {
-		time.Sleep(100 * time.Millisecond)
-		rep, err := r.report(nil)
-		if err != nil {
-			stop()
-			return err
-		}
-		got = rep
-		if got.Recv >= want || time.Since(start) > limit || ctx.Err() != nil {
-			break
-		}
-		if got.Recv != lastRecv {
-			lastRecv, stalled = got.Recv, time.Now()
-		} else if !stalled.IsZero() && time.Since(stalled) > 5*time.Second {
-			break // nothing arrives any more: report the loss
-		}
+	if err := r.awaitDeliveries(ctx, want, start, limit); err != nil {
+		return err
 	}
 	c1, _ := r.t.read()
 	r.measure(false)
 	st1, _ := r.t.stats()
-	stop()
-	got, err = r.report(h)
+	got, err := r.report(h)
 	if err != nil {
 		return err
 	}
@@ -638,4 +620,31 @@ func (p *publishRun) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
+}
+
+// awaitDeliveries polls the workers, with a progress bar, until want
+// messages arrived, limit passed since start, nothing arrived for 5 s (the
+// rest is reported as lost) or ctx ended.
+func (r *runner) awaitDeliveries(ctx context.Context, want int64, start time.Time, limit time.Duration) error {
+	var recv atomic.Int64
+	stop := r.progress("delivering", func() float64 { return float64(recv.Load()) / float64(want) })
+	defer stop()
+	var stalled time.Time
+	var last int64
+	for {
+		time.Sleep(100 * time.Millisecond)
+		rep, err := r.report(nil)
+		if err != nil {
+			return err
+		}
+		recv.Store(rep.Recv)
+		if rep.Recv >= want || time.Since(start) > limit || ctx.Err() != nil {
+			return nil
+		}
+		if rep.Recv != last {
+			last, stalled = rep.Recv, time.Now()
+		} else if !stalled.IsZero() && time.Since(stalled) > 5*time.Second {
+			return nil // nothing arrives any more: the report shows the loss
+		}
+	}
 }
