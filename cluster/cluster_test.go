@@ -260,9 +260,9 @@ func TestDuplicatePeerAcrossNodes(t *testing.T) {
 	}
 	// The members on the old connection's node see it leave and the new one
 	// join, in that order. On the new connection's node, its own join may
-	// come first (the relay registers a connection just after its welcome,
-	// so a quick join can overtake the registration); then the old one's
-	// leave is not reported, as x stays a member. Either way x ends a member.
+	// come first (the old connection's departure has to travel back from the
+	// other node); then the old one's leave is not reported, as x stays a
+	// member. Either way x ends a member.
 	if got := presenceOf(t, watcher, "x"); !slices.Equal(got, []string{"peer_left", "peer_joined"}) {
 		t.Fatalf("watcher saw %v for x", got)
 	}
