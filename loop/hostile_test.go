@@ -116,6 +116,15 @@ func TestHandshakeTimeout(t *testing.T) {
 		}
 		recv(t, c, "pong")
 	})
+	// Both timed-out sockets are counted (the close callback runs a little
+	// after the close).
+	deadline := time.Now().Add(3 * time.Second)
+	for ts.Stats().HTTPTimeouts() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ts.Stats().HTTPTimeouts(); n < 2 {
+		t.Fatalf("wsrelay_http_timeouts_total = %d, want at least 2", n)
+	}
 }
 
 // TestIdleSocketsDoNotStopNewClients: 1,000 sockets that connect and send

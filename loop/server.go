@@ -197,6 +197,13 @@ func (s *Server) Start() error {
 	// after each upgrade, and a load before each read, give it the edge (one
 	// uncontended atomic load per read).
 	s.engine.OnOpen(func(net.Conn) { s.accepted.Add(1) })
+	s.engine.OnClose(func(_ net.Conn, err error) {
+		// Upgraded connections have no read deadline: a read timeout is a
+		// socket that did not complete an HTTP request in time.
+		if errors.Is(err, nbio.ErrReadTimeout) {
+			s.stats.HTTPTimeout()
+		}
+	})
 	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
 		s.accepted.Load()
 		return s.engine.Engine.PollerBufferPtr(c)

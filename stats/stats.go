@@ -129,17 +129,18 @@ type Stats struct {
 	conns atomic.Int64
 	rooms atomic.Int64
 
-	accepted  *vm.Counter
-	rejected  [numRejectReasons]*vm.Counter
-	received  [numKinds]*vm.Counter
-	delivered *vm.Counter
-	dropped   [numDropReasons]*vm.Counter
-	discarded *vm.Counter
-	bytesIn   *vm.Counter
-	bytesOut  *vm.Counter
-	evicted   [numEvictReasons]*vm.Counter
-	errors    [numCodes]*vm.Counter
-	fanout    *vm.PrometheusHistogram
+	accepted     *vm.Counter
+	rejected     [numRejectReasons]*vm.Counter
+	received     [numKinds]*vm.Counter
+	delivered    *vm.Counter
+	dropped      [numDropReasons]*vm.Counter
+	discarded    *vm.Counter
+	httpTimeouts *vm.Counter
+	bytesIn      *vm.Counter
+	bytesOut     *vm.Counter
+	evicted      [numEvictReasons]*vm.Counter
+	errors       [numCodes]*vm.Counter
+	fanout       *vm.PrometheusHistogram
 
 	// MaxClients is reported on /stats.
 	MaxClients int
@@ -162,6 +163,7 @@ func New(maxClients int) *Stats {
 		s.dropped[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_messages_dropped_total{reason=%q}`, dropNames[i]))
 	}
 	s.discarded = s.Set.NewCounter("wsrelay_messages_discarded_at_close_total")
+	s.httpTimeouts = s.Set.NewCounter("wsrelay_http_timeouts_total")
 	s.bytesIn = s.Set.NewCounter("wsrelay_bytes_received_total")
 	s.bytesOut = s.Set.NewCounter("wsrelay_bytes_sent_total")
 	for i := range s.evicted {
@@ -202,6 +204,14 @@ func (s *Stats) Drop(r DropReason, n int) { s.dropped[r].Add(n) }
 
 // DiscardedAtClose counts frames still queued when their connection closed.
 func (s *Stats) DiscardedAtClose(n int) { s.discarded.Add(n) }
+
+// HTTPTimeout counts a socket closed because it did not complete an HTTP
+// request (an upgrade, or the next request on a keep-alive connection)
+// within the handshake timeout.
+func (s *Stats) HTTPTimeout() { s.httpTimeouts.Inc() }
+
+// HTTPTimeouts returns the HTTPTimeout counter.
+func (s *Stats) HTTPTimeouts() uint64 { return s.httpTimeouts.Get() }
 
 // Evict counts a connection closed by the server for reason r.
 func (s *Stats) Evict(r EvictReason) { s.evicted[r].Inc() }
