@@ -55,7 +55,7 @@ fuzz:
 ## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)
 test-web: build web/node_modules
 	cd web && npx tsc -p test
-	cd web && node --test --test-timeout=60000 test/client.test.mjs test/relay.test.mjs
+	cd web && node --test --test-timeout=60000 test/client.test.mjs test/keyauth.test.mjs test/relay.test.mjs
 
 ## test-browser: the demo page in headless Chromium (CHROMIUM, default /usr/bin/chromium) against bin/wsrelay
 test-browser: build web/node_modules
