@@ -55,7 +55,54 @@ func ParseKey(k string) (ed25519.PublicKey, error) {
 	if err != nil || len(b) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: not unpadded base64url", ErrBadKey)
 	}
+	if weakKey(b) {
+		return nil, fmt.Errorf("%w: not a usable Ed25519 public key", ErrBadKey)
+	}
 	return ed25519.PublicKey(b), nil
+}
+
+// smallOrderY holds the y coordinates (little-endian) of the eight points of
+// small order on edwards25519: the identity (1), the point of order 2 (p-1),
+// the two of order 4 (0) and the four of order 8 (two y, each with two x).
+// crypto/ed25519 accepts such a public key, and for it a fixed signature
+// verifies for a good share of all messages: no private key is needed, so
+// its k: id would belong to anyone.
+var smallOrderY = [...][32]byte{
+	{0},
+	{1},
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+}
+
+// weakKey reports whether the 32-byte public key b encodes its y
+// coordinate non-canonically (y >= p = 2^255-19, which gives one key
+// several k: ids) or is a point of small order.
+func weakKey(b []byte) bool {
+	var y [32]byte
+	copy(y[:], b)
+	y[31] &= 0x7f // the sign of x
+	if y[31] == 0x7f && y[0] >= 0xed && allFF(y[1:31]) {
+		return true
+	}
+	for _, w := range smallOrderY {
+		if y == w {
+			return true
+		}
+	}
+	return false
+}
+
+func allFF(b []byte) bool {
+	for _, c := range b {
+		if c != 0xff {
+			return false
+		}
+	}
+	return true
 }
 
 // Key is auth mode key. Identify checks the request's ?key= and ?device=;

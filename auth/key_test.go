@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -184,4 +185,59 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestParseKeyWeak: a key of small order lets anyone pass the challenge with
+// a signature made without any private key (R the identity, S zero), for a
+// good share of nonces; ParseKey refuses every such key, and every
+// non-canonical encoding.
+func TestParseKeyWeak(t *testing.T) {
+	forged := make([]byte, ed25519.SignatureSize)
+	forged[0] = 1 // R = the identity point; S = 0
+	forges := func(pub []byte) bool {
+		for i := range 64 {
+			if ed25519.Verify(pub, []byte(AuthContext+strconv.Itoa(i)), forged) {
+				return true
+			}
+		}
+		return false
+	}
+	var weak [][]byte
+	for _, y := range smallOrderY {
+		for _, sign := range []byte{0, 0x80} {
+			k := y
+			k[31] |= sign
+			weak = append(weak, k[:])
+		}
+	}
+	// y = p and y = p+1: non-canonical encodings of the order-4 and identity points.
+	p := smallOrderY[2]
+	p[0]++
+	p1 := p
+	p1[0]++
+	weak = append(weak, p[:], p1[:])
+
+	forgeable := 0
+	for _, k := range weak {
+		if forges(k) {
+			forgeable++
+		}
+		if _, err := ParseKey(base64.RawURLEncoding.EncodeToString(k)); !errors.Is(err, ErrBadKey) {
+			t.Errorf("key %x: err %v, want ErrBadKey", k, err)
+		}
+	}
+	// Each one forges, even x = 0 with the sign bit set (which RFC 8032
+	// calls invalid but crypto/ed25519 accepts).
+	if forgeable != len(weak) {
+		t.Errorf("only %d of %d weak keys forgeable: the table is wrong", forgeable, len(weak))
+	}
+	for range 20 {
+		pub, _, _ := newKey(t)
+		if forges(pub) {
+			t.Fatalf("random key %x forgeable", pub)
+		}
+		if _, err := ParseKey(base64.RawURLEncoding.EncodeToString(pub)); err != nil {
+			t.Fatalf("random key %x: %v", pub, err)
+		}
+	}
 }
