@@ -46,7 +46,9 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // ParseKey decodes K of ?key=K: the unpadded base64url encoding of a 32-byte
 // Ed25519 public key, nothing else (no padding, no standard-alphabet
-// characters, no whitespace, no other length). Its error wraps ErrBadKey.
+// characters, no whitespace, no other length). A key of small order, which
+// anyone could "prove", and a non-canonical encoding of a key, which would
+// give it a second id, are refused too. Its error wraps ErrBadKey.
 func ParseKey(k string) (ed25519.PublicKey, error) {
 	if len(k) != keyTextLen || strings.ContainsAny(k, "\r\n") {
 		return nil, fmt.Errorf("%w: want %d base64url characters", ErrBadKey, keyTextLen)
