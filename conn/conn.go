@@ -428,6 +428,9 @@ func (c *Conn) teardown(to phase) (from phase, ok bool) {
 			break
 		}
 	}
+	if to == phaseClosed {
+		c.closeFrame = nil // the socket is closed: nothing more is written
+	}
 	if n := c.releaseRing(); n > 0 {
 		c.env.Stats.DiscardedAtClose(n)
 	}

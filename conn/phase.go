@@ -32,12 +32,15 @@ package conn
 //	                           hands the Conn to the Drainer: CAS
 //	writing -> lingering       Flush wrote the last frame of a sealed ring
 //	                           (Shutdown's close frame): mu
-//	idle..blocked -> closing   CloseWith (teardown): mu, CAS
+//	idle..blocked -> closing   CloseWith (teardown): mu, CAS (blocked may
+//	                           become scheduled meanwhile)
 //	closing -> lingering       whoever wrote the close frame: CloseWith
 //	                           itself, or the Flush that was writing when
 //	                           CloseWith ran (it writes the frame after its
 //	                           batch, so nothing follows a close frame): mu
-//	any -> closed              Teardown (teardown): mu; closed is final
+//	any -> closed              Teardown (teardown): mu, CAS; closed is final:
+//	                           a Flush still writing stops at its next batch
+//	                           and writes no close frame
 //
 // Every transition is made under mu except the two out of blocked, which the
 // parking Flush and Written make without it; so every transition out of
