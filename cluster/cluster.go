@@ -153,9 +153,7 @@ func (c *Cluster) Connected() bool { return c.connected.Load() }
 
 // Nodes returns the number of other nodes this node currently hears from.
 func (c *Cluster) Nodes() int {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	return len(c.view.nodes)
+	return c.view.nodeCount()
 }
 
 // Start connects to NATS and starts the node's two goroutines (inbound
@@ -258,11 +256,7 @@ func (c *Cluster) PeerUp(id string) {
 	// (peer_left to the local members of its rooms, as on a single node),
 	// so that its node's late leave and down records find nothing.
 	var ch changes
-	c.view.mu.Lock()
-	if p := c.view.dir[id]; p != nil {
-		c.view.removePeer(p, &ch)
-	}
-	c.view.mu.Unlock()
+	c.view.forgetPeer(id, &ch)
 	c.apply(&ch)
 }
 
@@ -331,30 +325,14 @@ func (c *Cluster) Left(room, peer string, last bool) {
 
 // AppendMembers implements router.Backplane from the replicated view.
 func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	if rr := c.view.rooms[room]; rr != nil {
-		for p := range rr.members {
-			if len(dst) >= max {
-				break
-			}
-			dst = append(dst, p.id)
-		}
-	}
-	return dst
+	return c.view.appendMembers(dst, room, max)
 }
 
 // Direct implements router.Backplane: the peer directory names the node,
 // whose inbox gets the frame.
 func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	p := c.view.dir[to]
-	var inbox string
-	if p != nil {
-		inbox = p.node.inbox
-	}
-	c.view.mu.RUnlock()
-	if p == nil {
+	inbox, ok := c.view.peerInbox(to)
+	if !ok {
 		return false
 	}
 	c.send(inbox, kindDirect, to, buf)
@@ -364,14 +342,8 @@ func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
 // Publish implements router.Backplane: one message on the room's subject,
 // which only nodes with members of the room subscribe to.
 func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	rr := c.view.rooms[room]
-	var subject string
-	if rr != nil {
-		subject = rr.subject
-	}
-	c.view.mu.RUnlock()
-	if rr == nil {
+	subject, ok := c.view.roomSubject(room)
+	if !ok {
 		return false
 	}
 	return c.send(subject, kindRoom, room, buf)
@@ -379,10 +351,7 @@ func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
 
 // Broadcast implements router.Backplane.
 func (c *Cluster) Broadcast(buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	n := len(c.view.nodes)
-	c.view.mu.RUnlock()
-	if n == 0 {
+	if c.view.nodeCount() == 0 {
 		return false
 	}
 	return c.send(c.subj.all, kindBroadcast, "", buf)
@@ -714,10 +683,5 @@ func (c *Cluster) apply(ch *changes) {
 // PeerNode returns the id of the other node peer id is connected to, or ""
 // when no other node announced it (for tests and diagnostics).
 func (c *Cluster) PeerNode(id string) string {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	if p := c.view.dir[id]; p != nil {
-		return p.node.id
-	}
-	return ""
+	return c.view.peerNode(id)
 }

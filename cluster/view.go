@@ -74,6 +74,76 @@ func newView(subj subjects) *view {
 	}
 }
 
+// nodeCount returns the number of other nodes in the view. Safe for
+// concurrent use; it takes mu's read lock.
+func (v *view) nodeCount() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.nodes)
+}
+
+// peerNode returns the id of the node peer id is connected to, or "" when
+// no other node announced it. Safe for concurrent use; it takes mu's read
+// lock.
+func (v *view) peerNode(id string) string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if p := v.dir[id]; p != nil {
+		return p.node.id
+	}
+	return ""
+}
+
+// peerInbox returns the inbox subject of the node peer id is connected to;
+// false when no other node announced it. Safe for concurrent use; it takes
+// mu's read lock.
+func (v *view) peerInbox(id string) (string, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if p := v.dir[id]; p != nil {
+		return p.node.inbox, true
+	}
+	return "", false
+}
+
+// roomSubject returns the subject of room; false when no other node has a
+// member in it. Safe for concurrent use; it takes mu's read lock.
+func (v *view) roomSubject(room string) (string, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if rr := v.rooms[room]; rr != nil {
+		return rr.subject, true
+	}
+	return "", false
+}
+
+// appendMembers appends the ids of room's members on other nodes to dst
+// while len(dst) < max, and returns the extended slice. Safe for concurrent
+// use; it takes mu's read lock.
+func (v *view) appendMembers(dst []string, room string, max int) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if rr := v.rooms[room]; rr != nil {
+		for p := range rr.members {
+			if len(dst) >= max {
+				break
+			}
+			dst = append(dst, p.id)
+		}
+	}
+	return dst
+}
+
+// forgetPeer forgets the registration of peer id on another node, if any,
+// recording in ch the leaves to tell. It takes mu.
+func (v *view) forgetPeer(id string, ch *changes) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if p := v.dir[id]; p != nil {
+		v.removePeer(p, ch)
+	}
+}
+
 // newer reports whether registration (ts, node) is newer than (ts2, node2):
 // later, or as late and from the greater node id, so that two nodes always
 // agree on which of two connections wins.
