@@ -133,7 +133,7 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 		id:    cfg.NodeID,
 		inc:   binary.BigEndian.Uint64(rnd[4:]),
 		inbox: subj.nodeSubject(cfg.NodeID),
-		view:  newView(subj),
+		view:  newView(subj, cfg.Heartbeat),
 		msgs:  make(chan *nats.Msg, inboundQueue),
 		hello: make(chan struct{}, 1),
 		kick:  make(chan struct{}, 1),
@@ -440,15 +440,11 @@ func (c *Cluster) publishSnapshot(hello bool) {
 	c.flushPresence()
 }
 
-// requestSnapshot asks n (through its inbox) for a snapshot, at most once a
-// heartbeat. Guarded by the view's lock.
-func (c *Cluster) requestSnapshot(n *remoteNode, now time.Time) {
-	if now.Sub(n.asked) < c.cfg.Heartbeat {
-		return
-	}
-	n.asked = now
+// requestSnapshot asks the node whose inbox is inbox for a snapshot. It
+// publishes, so the caller holds no lock.
+func (c *Cluster) requestSnapshot(inbox string) {
 	var b [2 + 128]byte
-	_ = c.nc.Publish(n.inbox, appendField(append(b[:0], kindSyncReq), c.id))
+	_ = c.nc.Publish(inbox, appendField(append(b[:0], kindSyncReq), c.id))
 }
 
 // --- goroutines ---
@@ -565,78 +561,11 @@ func (c *Cluster) presence(r *reader) {
 		c.warn.Do(func() { c.log.Error("another node uses this node's WSRELAY_NODE_ID") })
 		return
 	}
-	now := time.Now()
-	first := r.b[0]
 	var ch changes
-	hello := false
-	v := c.view
-	v.mu.Lock()
-	n := v.nodes[string(nodeID)]
-	switch {
-	case n != nil && n.inc == inc:
-		want := n.seq + 1
-		if first == recHeartbeat {
-			want = n.seq
-		}
-		if seq != want && first != recSnapStart {
-			c.requestSnapshot(n, now)
-		}
-	default:
-		if n != nil { // the node restarted: its old peers are gone
-			v.dropNode(n, &ch)
-		}
-		n = v.addNode(string(nodeID), inc, now)
-		if first != recSnapStart && first != recBye {
-			c.requestSnapshot(n, now)
-		}
+	ask, hello := c.view.applyPresence(nodeID, inc, seq, r, time.Now(), c.localNewer, &ch)
+	if ask != "" {
+		c.requestSnapshot(ask)
 	}
-	n.seq = seq
-	n.seen = now
-	for len(r.b) > 0 && !r.bad {
-		switch rec := r.byte(); rec {
-		case recHeartbeat:
-		case recSnapStart:
-			n.gen = r.uint64()
-			n.syncing = true
-			hello = r.byte() == 1 || hello
-		case recSnapEnd:
-			if gen := r.uint64(); !r.bad && n.syncing && gen == n.gen {
-				v.sweep(n, gen, &ch)
-				n.syncing = false
-			}
-		case recUp:
-			peer := r.field()
-			ts := int64(r.uint64())
-			if !r.bad && !c.localNewer(string(peer), ts, n.id) {
-				v.register(n, string(peer), ts, &ch)
-			}
-		case recDown:
-			if p := n.peers[string(r.field())]; p != nil {
-				v.removePeer(p, &ch)
-			}
-		case recJoin, recLeave:
-			peer, room := r.field(), r.field()
-			if r.bad {
-				break
-			}
-			p := n.peers[string(peer)]
-			if rec == recJoin {
-				if p == nil && !c.localNewer(string(peer), 0, n.id) { // its registration was lost or is late
-					p = v.register(n, string(peer), 0, &ch)
-				}
-				if p != nil {
-					v.join(p, string(room), &ch)
-				}
-			} else if p != nil {
-				v.leave(p, string(room), &ch)
-			}
-		case recBye:
-			v.dropNode(n, &ch)
-		default:
-			r.bad = true
-		}
-	}
-	v.mu.Unlock()
 	c.apply(&ch)
 	if hello {
 		c.wantSnapshot()

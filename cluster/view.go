@@ -15,6 +15,8 @@ type view struct {
 	dir   map[string]*remotePeer // peer id -> where it is connected now
 	rooms map[string]*remoteRoom // room -> members on other nodes
 	subj  subjects
+	// askEvery is the least time between two snapshot requests to a node.
+	askEvery time.Duration
 }
 
 // remoteNode is another node as last heard from.
@@ -65,12 +67,13 @@ type changes struct {
 	ups   []up
 }
 
-func newView(subj subjects) *view {
+func newView(subj subjects, askEvery time.Duration) *view {
 	return &view{
-		nodes: make(map[string]*remoteNode),
-		dir:   make(map[string]*remotePeer),
-		rooms: make(map[string]*remoteRoom),
-		subj:  subj,
+		askEvery: askEvery,
+		nodes:    make(map[string]*remoteNode),
+		dir:      make(map[string]*remotePeer),
+		rooms:    make(map[string]*remoteRoom),
+		subj:     subj,
 	}
 }
 
