@@ -1,6 +1,103 @@
 package cluster
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
+
+// startPresence starts the next presence message in c.pbuf.
+func (c *Cluster) startPresence() []byte {
+	c.seq++
+	return appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
+}
+
+// flushPresence publishes c.pbuf. A failure (NATS unreachable) leaves a gap
+// in the sequence; the others then ask for a snapshot.
+func (c *Cluster) flushPresence() {
+	_ = c.nc.Publish(c.subj.presence, c.pbuf)
+	if cap(c.pbuf) > maxScratch {
+		c.pbuf = nil
+	}
+}
+
+// publishPresence publishes a message holding one record without fields.
+func (c *Cluster) publishPresence(rec byte) {
+	if rec == recHeartbeat {
+		c.pbuf = appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
+	} else {
+		c.pbuf = c.startPresence()
+	}
+	c.pbuf = append(c.pbuf, rec)
+	c.flushPresence()
+}
+
+func appendRecUp(dst []byte, peer string, ts int64) []byte {
+	dst = appendField(append(dst, recUp), peer)
+	return binary.BigEndian.AppendUint64(dst, uint64(ts))
+}
+
+func appendRecRoom(dst []byte, rec byte, peer, room string) []byte {
+	return appendField(appendField(append(dst, rec), peer), room)
+}
+
+// publishSnapshot publishes this node's whole presence: every local peer and
+// its rooms, between a start and an end record, cut into messages of about
+// snapshotChunk bytes. hello asks every other node to answer with its own.
+func (c *Cluster) publishSnapshot(hello bool) {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	c.gen++
+	b := binary.BigEndian.AppendUint64(append(c.startPresence(), recSnapStart), c.gen)
+	h := byte(0)
+	if hello {
+		h = 1
+	}
+	b = append(b, h)
+	for id, lp := range c.local {
+		if len(b) > snapshotChunk {
+			c.pbuf = b
+			c.flushPresence()
+			b = c.startPresence()
+		}
+		b = appendRecUp(b, id, lp.ts)
+		for _, room := range lp.rooms {
+			b = appendRecRoom(b, recJoin, id, room)
+		}
+	}
+	c.pbuf = binary.BigEndian.AppendUint64(append(b, recSnapEnd), c.gen)
+	c.flushPresence()
+}
+
+// control sends heartbeats, expires silent nodes and publishes the
+// snapshots that were asked for.
+func (c *Cluster) control() {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.cfg.Heartbeat / 4)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.hello:
+			c.publishSnapshot(true)
+		case <-c.kick:
+			c.publishSnapshot(false)
+		case now := <-tick.C:
+			if now.Sub(last) >= c.cfg.Heartbeat-c.cfg.Heartbeat/8 {
+				last = now
+				c.localMu.Lock()
+				c.publishPresence(recHeartbeat)
+				c.localMu.Unlock()
+			}
+			var ch changes
+			for _, id := range c.view.expire(now.Add(-c.cfg.DeadAfter), &ch) {
+				c.log.Warn("cluster node lost", "peer_node", id)
+			}
+			c.apply(&ch)
+		}
+	}
+}
 
 // applyPresence applies the records of one presence message of node
 // (incarnation inc, number seq) to the view, at now, and records in ch what
