@@ -56,8 +56,14 @@ type Config struct {
 
 // Cluster is one node's link to the others through NATS: it implements
 // router.Backplane for the local router and delivers what the other nodes
-// route to it. Make it with New, connect it with Start, stop it with Close.
-// Safe for concurrent use.
+// route to it. Make it with New, connect it with Start before the router
+// routes anything, stop it with Close. Safe for concurrent use.
+//
+// Locks, in the order they are taken: the router's (it calls Joined, Left
+// and AppendMembers under a room's lock), the view's (taken only inside the view's methods), then
+// localMu. The Cluster calls into the router with none of its locks held.
+// The view's lock is never held across a NATS call; localMu is, by design
+// (see below).
 type Cluster struct {
 	// Set at construction.
 	cfg   Config
@@ -67,22 +73,33 @@ type Cluster struct {
 	id    string
 	inc   uint64
 	inbox string
-	view  *view
+	view  *view // the other nodes' peers and rooms; has its own lock
+	warn  rate.Sometimes
 
-	nc        *nats.Conn
-	msgs      chan *nats.Msg // every subscription delivers here, in arrival order
-	connected atomic.Bool
+	// Set by Start before it starts the goroutines; read-only afterwards.
+	nc *nats.Conn
+
+	// msgs is filled by nats.go (every subscription delivers here, in
+	// arrival order) and drained only by the inbound goroutine. hello and
+	// kick wake the control goroutine: capacity 1, senders never block and
+	// a pending signal absorbs the next. Close closes done and waits for
+	// both goroutines through wg.
+	msgs      chan *nats.Msg
 	hello     chan struct{} // (re)connected: send a snapshot asking for theirs
 	kick      chan struct{} // someone asked for a snapshot
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	warn      rate.Sometimes
+	connected atomic.Bool // set by up, cleared on disconnect and by Close
 
 	// Guarded by localMu: this node's peers and subscribed rooms, and the
 	// numbering of its presence messages. Every presence message is built
 	// and published under it, so others see them in the order of the
-	// changes.
+	// changes; Joined and Left also subscribe and unsubscribe room subjects
+	// under it. nats.go copies a message into its write buffer, but writes
+	// synchronously once that buffer passes 32 KiB: those calls can then
+	// wait for the socket with localMu held. Nothing that takes the view's
+	// lock or calls into the router runs under localMu.
 	localMu sync.Mutex
 	local   map[string]*localPeer
 	rooms   map[string]*nats.Subscription
@@ -142,13 +159,14 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 	return c, nil
 }
 
-// NodeID returns this node's id.
+// NodeID returns this node's id. Safe for concurrent use.
 func (c *Cluster) NodeID() string { return c.id }
 
 // Connected reports whether the node currently has a NATS connection.
 func (c *Cluster) Connected() bool { return c.connected.Load() }
 
 // Nodes returns the number of other nodes this node currently hears from.
+// It reads the view and never waits for the network.
 func (c *Cluster) Nodes() int {
 	return c.view.nodeCount()
 }
@@ -209,7 +227,8 @@ func (c *Cluster) Start() error {
 	return nil
 }
 
-// up records a (re)connection and schedules the hello snapshot.
+// up records a (re)connection and schedules the hello snapshot. nats.go
+// calls it from its callback goroutine (and Start once); it does not block.
 func (c *Cluster) up(nc *nats.Conn, how string) {
 	if !c.connected.Swap(true) {
 		c.log.Info("cluster "+how, "url", nc.ConnectedUrlRedacted())
@@ -222,7 +241,8 @@ func (c *Cluster) up(nc *nats.Conn, how string) {
 
 // Close leaves the cluster: it tells the other nodes (so they drop this
 // node's peers at once), closes the NATS connection and waits for the
-// node's goroutines. Later calls do nothing.
+// node's goroutines. It blocks for up to a second while the goodbye is
+// flushed. Later calls do nothing.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		if c.nc == nil {

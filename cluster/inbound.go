@@ -7,9 +7,11 @@ import (
 	"github.com/wsrelay/wsrelay/router"
 )
 
-// inbound handles every message from NATS in arrival order: frames for
-// local peers and the other nodes' presence. It routes everything that is
-// already waiting before flushing the touched connections once.
+// inbound is the inbound goroutine, started by Start and stopped by Close.
+// It handles every message from NATS in arrival order: frames for local
+// peers and the other nodes' presence. It routes everything that is
+// already waiting (up to 256 more messages) before flushing the touched
+// connections once.
 func (c *Cluster) inbound() {
 	defer c.wg.Done()
 	var bt router.Batch
@@ -33,6 +35,11 @@ func (c *Cluster) inbound() {
 	}
 }
 
+// handle decodes one message from NATS and hands it to the router or to the
+// presence state machine; malformed ones are ignored. Only the inbound
+// goroutine calls it. data is not kept: a frame's body is copied into one
+// frame.Buf shared by its local recipients, whose connections are queued in
+// bt for the caller to flush.
 func (c *Cluster) handle(data []byte, bt *router.Batch) {
 	if len(data) < 2 {
 		return
@@ -67,7 +74,8 @@ func (c *Cluster) handle(data []byte, bt *router.Batch) {
 	}
 }
 
-// wantSnapshot schedules a snapshot on the control goroutine.
+// wantSnapshot schedules a snapshot on the control goroutine. It never
+// blocks: a snapshot already scheduled covers this request too.
 func (c *Cluster) wantSnapshot() {
 	select {
 	case c.kick <- struct{}{}:
@@ -75,8 +83,10 @@ func (c *Cluster) wantSnapshot() {
 	}
 }
 
-// presence applies one presence message of another node to the view, then
-// tells the local members what changed.
+// presence applies one presence message of another node to the view, then,
+// with the view's lock released, asks that node for a snapshot if the view
+// saw a gap, tells the local members what changed, and schedules this
+// node's snapshot if it was asked for. Only the inbound goroutine calls it.
 func (c *Cluster) presence(r *reader) {
 	nodeID := r.field()
 	inc := r.uint64()
@@ -100,8 +110,8 @@ func (c *Cluster) presence(r *reader) {
 }
 
 // localNewer reports whether a local connection of peer is newer than its
-// registration at ts on node, which is then stale. Called under the view's
-// lock (lock order: view, then localMu).
+// registration at ts on node, which is then stale. applyPresence calls it
+// under the view's lock (lock order: view, then localMu).
 func (c *Cluster) localNewer(peer string, ts int64, node string) bool {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -112,7 +122,9 @@ func (c *Cluster) localNewer(peer string, ts int64, node string) bool {
 // apply closes the local connections that a newer one of the same id on
 // another node replaced, then tells the local members about remote joins and
 // leaves (in that order: the replaced connection leaves before its
-// successor joins). It runs without the view's lock.
+// successor joins). It calls into the router (Evict, which calls PeerDown,
+// and RemoteJoined/RemoteLeft), so its caller holds no lock: neither the
+// view's nor localMu, which it takes only to read c.local.
 func (c *Cluster) apply(ch *changes) {
 	for _, u := range ch.ups {
 		c.localMu.Lock()
@@ -137,7 +149,7 @@ func (c *Cluster) apply(ch *changes) {
 }
 
 // requestSnapshot asks the node whose inbox is inbox for a snapshot. It
-// publishes, so the caller holds no lock.
+// publishes on NATS, so its caller (the inbound goroutine) holds no lock.
 func (c *Cluster) requestSnapshot(inbox string) {
 	var b [2 + 128]byte
 	_ = c.nc.Publish(inbox, appendField(append(b[:0], kindSyncReq), c.id))

@@ -7,10 +7,15 @@ import (
 	"github.com/wsrelay/wsrelay/frame"
 )
 
+// scratch holds the buffers send builds a frame message in. A buffer is
+// back in the pool once nats.go has copied it; ones grown past maxScratch
+// are left to the garbage collector.
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // PeerUp implements router.Backplane. The router calls it without holding
-// any of its locks.
+// any of its locks. It publishes the registration under localMu, then drops
+// an older registration of id on another node from the view and tells the
+// local members (apply, which calls back into the router).
 func (c *Cluster) PeerUp(id string) {
 	c.localMu.Lock()
 	lp := c.local[id]
@@ -31,7 +36,8 @@ func (c *Cluster) PeerUp(id string) {
 	c.apply(&ch)
 }
 
-// PeerDown implements router.Backplane.
+// PeerDown implements router.Backplane: it publishes the peer's leave
+// under localMu. The router calls it without holding any of its locks.
 func (c *Cluster) PeerDown(id string) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -41,7 +47,9 @@ func (c *Cluster) PeerDown(id string) {
 }
 
 // Joined implements router.Backplane: the first local member subscribes
-// the node to the room's subject.
+// the node to the room's subject. The router calls it under the room's
+// lock, so the subscription and the publish of the join (under localMu)
+// happen under that lock too.
 func (c *Cluster) Joined(room, peer string, first bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -69,7 +77,9 @@ func (c *Cluster) Joined(room, peer string, first bool) {
 }
 
 // Left implements router.Backplane: the last local member unsubscribes the
-// node from the room's subject.
+// node from the room's subject. The router calls it under the room's
+// lock, so the unsubscription and the publish of the leave (under localMu)
+// happen under that lock too.
 func (c *Cluster) Left(room, peer string, last bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -94,13 +104,15 @@ func (c *Cluster) Left(room, peer string, last bool) {
 	c.flushPresence()
 }
 
-// AppendMembers implements router.Backplane from the replicated view.
+// AppendMembers implements router.Backplane from the replicated view,
+// under its read lock; it never waits for the network.
 func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
 	return c.view.appendMembers(dst, room, max)
 }
 
 // Direct implements router.Backplane: the peer directory names the node,
-// whose inbox gets the frame.
+// whose inbox gets the frame. The view is read under its lock; the frame is
+// published after the lock is released.
 func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
 	inbox, ok := c.view.peerInbox(to)
 	if !ok {
@@ -111,7 +123,8 @@ func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
 }
 
 // Publish implements router.Backplane: one message on the room's subject,
-// which only nodes with members of the room subscribe to.
+// which only nodes with members of the room subscribe to. The view is read
+// under its lock; the frame is published after the lock is released.
 func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
 	subject, ok := c.view.roomSubject(room)
 	if !ok {
@@ -120,7 +133,8 @@ func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
 	return c.send(subject, kindRoom, room, buf)
 }
 
-// Broadcast implements router.Backplane.
+// Broadcast implements router.Backplane: one message on the broadcast
+// subject, when the view knows at least one other node.
 func (c *Cluster) Broadcast(buf *frame.Buf) bool {
 	if c.view.nodeCount() == 0 {
 		return false
@@ -130,7 +144,9 @@ func (c *Cluster) Broadcast(buf *frame.Buf) bool {
 
 // send publishes buf's body behind a routing header. nats.go copies it into
 // its write buffer, flushed by its own goroutine, so back-to-back messages
-// leave in one write; nothing here waits for the network.
+// leave in one write; nothing here waits for the network unless that
+// buffer is past 32 KiB. buf is neither kept nor released. The caller holds
+// no lock of the Cluster.
 func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) bool {
 	bp := scratch.Get().(*[]byte)
 	b := append((*bp)[:0], kind, buf.Bytes()[0]&0x0F)

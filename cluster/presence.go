@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// This node's presence. startPresence, flushPresence and publishPresence
+// are guarded by localMu: a message is numbered, built and published under
+// it, so the others receive them in the order of the changes.
+
 // startPresence starts the next presence message in c.pbuf.
 func (c *Cluster) startPresence() []byte {
 	c.seq++
@@ -43,6 +47,8 @@ func appendRecRoom(dst []byte, rec byte, peer, room string) []byte {
 // publishSnapshot publishes this node's whole presence: every local peer and
 // its rooms, between a start and an end record, cut into messages of about
 // snapshotChunk bytes. hello asks every other node to answer with its own.
+// It takes localMu and publishes every chunk under it. Only the control
+// goroutine calls it.
 func (c *Cluster) publishSnapshot(hello bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -68,8 +74,10 @@ func (c *Cluster) publishSnapshot(hello bool) {
 	c.flushPresence()
 }
 
-// control sends heartbeats, expires silent nodes and publishes the
-// snapshots that were asked for.
+// control is the control goroutine, started by Start and stopped by Close.
+// It sends heartbeats, expires silent nodes (telling the local members,
+// with the view's lock released) and publishes the snapshots that were
+// asked for, one at a time.
 func (c *Cluster) control() {
 	defer c.wg.Done()
 	tick := time.NewTicker(c.cfg.Heartbeat / 4)
@@ -98,6 +106,10 @@ func (c *Cluster) control() {
 		}
 	}
 }
+
+// Other nodes' presence: the state machine that applies their messages to
+// the view. It is a view method, so that the view's lock stays inside the
+// view.
 
 // applyPresence applies the records of one presence message of node
 // (incarnation inc, number seq) to the view, at now, and records in ch what

@@ -6,9 +6,16 @@ import (
 )
 
 // view is this node's replica of the other nodes' peers and room
-// memberships, fed by their presence messages. Lookups (Direct, Publish,
-// joined.peers) read it under mu's read lock without any network round trip;
-// only the inbound goroutine and the liveness check change it.
+// memberships, fed by their presence messages. Safe for concurrent use.
+//
+// mu is taken only inside view's own methods. The lookups (nodeCount,
+// peerNode, peerInbox, roomSubject, appendMembers) take its read lock and
+// never wait for the network. The updates (applyPresence, in presence.go,
+// from the inbound goroutine; expire from the control goroutine; forgetPeer
+// from PeerUp) take it for writing and record in a changes what the router
+// must be told; the caller tells it, and makes any NATS call, once mu is
+// released. The methods documented "Guarded by mu" are helpers of those,
+// called with mu held.
 type view struct {
 	mu    sync.RWMutex
 	nodes map[string]*remoteNode
@@ -253,7 +260,9 @@ func (v *view) sweep(n *remoteNode, gen uint64, ch *changes) {
 	}
 }
 
-// expire drops the nodes not heard from since before deadline.
+// expire drops the nodes not heard from since before deadline, recording in
+// ch what their peers' departure changes, and returns their ids. It takes
+// mu.
 func (v *view) expire(deadline time.Time, ch *changes) (dead []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
