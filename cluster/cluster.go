@@ -181,6 +181,9 @@ func (c *Cluster) PeerNode(id string) string {
 // delivery, and heartbeats with liveness checks). A NATS server that cannot
 // be reached is not an error: the node serves its local peers and keeps
 // trying, forever, in the background. Start fails only on an unusable URL.
+// When NATS is reachable, Start returns once the server has registered the
+// node's subscriptions (one round trip, at most 2 s): what the other nodes
+// publish after that reaches the node.
 func (c *Cluster) Start() error {
 	nc, err := nats.Connect(c.cfg.URL,
 		nats.Name("wsrelay "+c.id),
@@ -215,6 +218,11 @@ func (c *Cluster) Start() error {
 			nc.Close()
 			return fmt.Errorf("cluster: subscribe %s: %w", subject, err)
 		}
+	}
+	if nc.IsConnected() {
+		// A failure here is a lost connection: the subscriptions are
+		// sent again on reconnect.
+		_ = nc.FlushTimeout(2 * time.Second)
 	}
 	c.wg.Add(2)
 	go c.inbound()
