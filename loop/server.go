@@ -52,6 +52,7 @@ type Server struct {
 
 	engine *nbhttp.Engine
 	ln     net.Listener
+	gate   *gate // wraps ln for nbio
 
 	draining atomic.Bool
 	accepted atomic.Uint64 // see Start: orders accept before the first read for the race detector
@@ -171,7 +172,9 @@ func (s *Server) Start() error {
 		Network: "tcp",
 		// The listener is bound above so a busy port fails fast: nbio's own
 		// Start can hang on it.
-		Listen:          func(string, string) (net.Listener, error) { return ln, nil },
+		// The gate hands nbio each socket once no stale event can reach its
+		// descriptor number.
+		Listen:          func(string, string) (net.Listener, error) { return s.gate, nil },
 		NPoller:         workers,
 		MaxLoad:         s.cfg.MaxClients + 4096,
 		ReadLimit:       64 << 10, // HTTP requests; WebSocket frames are limited by frame.Reader
@@ -190,6 +193,7 @@ func (s *Server) Start() error {
 	} else {
 		ncfg.Addrs = []string{ln.Addr().String()}
 	}
+	s.gate = newGate(ln)
 	s.engine = nbhttp.NewEngine(ncfg)
 	// The accepting goroutine and the executor build a connection's state
 	// and the poller reads it; epoll and the client's round trip order them,
@@ -214,8 +218,14 @@ func (s *Server) Start() error {
 		}
 	})
 	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
-	if err := s.engine.Start(); err != nil {
-		_ = ln.Close()
+	err = s.engine.Start()
+	if err == nil {
+		if err = s.gate.arm(s.engine.Engine); err != nil {
+			s.engine.Stop()
+		}
+	}
+	if err != nil {
+		_ = s.gate.Close()
 		s.sweeper.stop()
 		s.exec.stop()
 		s.drainer.Stop()

@@ -1,0 +1,6 @@
+//go:build race
+
+package loop
+
+// raceEnabled tells tests that the race detector slows the server down.
+const raceEnabled = true
