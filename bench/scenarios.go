@@ -529,6 +529,7 @@ func runChurn(ctx context.Context, r *runner) error {
 		churned.Sent += cr.Sent
 		churned.OK += cr.OK
 		churned.Failed += cr.Failed
+		churned.Handshakes += cr.Handshakes
 		if churned.FirstErr == "" {
 			churned.FirstErr = cr.FirstErr
 		}
@@ -563,6 +564,7 @@ func runChurn(ctx context.Context, r *runner) error {
 	res.set("churned", churned.Sent)
 	res.set("churn_ready", churned.OK)
 	res.set("churn_failed", churned.Failed)
+	res.set("handshakes_failed", churned.Handshakes)
 	res.set("churn_first_err", churned.FirstErr)
 	res.set("direct_sent", sent)
 	res.set("direct_lost", lost)
@@ -574,8 +576,8 @@ func runChurn(ctx context.Context, r *runner) error {
 	res.set("rss_mib_per_round", rsss)
 	res.set("heap_growth_after_first_round_mib", round(mib(last.heap-first.heap), 2))
 	res.set("rss_growth_after_first_round_mib", round(mib(last.rss-first.rss), 1))
-	res.Summary = fmt.Sprintf("%d connections churned at %.0f/s over %d steady ones in %d rounds (%s each): %d failed, %d direct lost of %d, %d unexpected closes; connections %d→%d, goroutines %v, heap MiB %v, RSS MiB %v (before, after each round)",
-		churned.Sent, o.churnRate, 2*pairs, o.rounds, o.life, churned.Failed, lost, sent, closed,
+	res.Summary = fmt.Sprintf("%d connections churned at %.0f/s over %d steady ones in %d rounds (%s each): %d failed (%d handshakes), %d direct lost of %d, %d unexpected closes; connections %d→%d, goroutines %v, heap MiB %v, RSS MiB %v (before, after each round)",
+		churned.Sent, o.churnRate, 2*pairs, o.rounds, o.life, churned.Failed, churned.Handshakes, lost, sent, closed,
 		st0.Connections, last.conns, gors, heaps, rsss)
 	if last.conns != st0.Connections {
 		return fmt.Errorf("connections after churn %d, before %d: %s", last.conns, st0.Connections, res.Summary)

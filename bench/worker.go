@@ -47,11 +47,14 @@ type command struct {
 type reply struct {
 	Err string `json:"err,omitempty"`
 
-	OK       int     `json:"ok,omitempty"`
-	Failed   int     `json:"failed,omitempty"`
-	FirstErr string  `json:"first_err,omitempty"`
-	Seconds  float64 `json:"seconds,omitempty"`
-	Sent     int64   `json:"sent,omitempty"`
+	OK     int `json:"ok,omitempty"`
+	Failed int `json:"failed,omitempty"`
+	// Handshakes counts the failures that were handshakes: the dial, the
+	// upgrade or the wait for the welcome failed (churn).
+	Handshakes int     `json:"handshakes,omitempty"`
+	FirstErr   string  `json:"first_err,omitempty"`
+	Seconds    float64 `json:"seconds,omitempty"`
+	Sent       int64   `json:"sent,omitempty"`
 
 	Recv     int64       `json:"recv,omitempty"`
 	Other    int64       `json:"other,omitempty"`
@@ -358,6 +361,7 @@ func churn(e *engine, cmd command) reply {
 		i++
 		if err != nil {
 			r.Failed++
+			r.Handshakes++
 			if r.FirstErr == "" {
 				r.FirstErr = err.Error()
 			}
@@ -376,6 +380,9 @@ func churn(e *engine, cmd command) reply {
 		case err := <-ready:
 			if err != nil {
 				r.Failed++
+				if errors.Is(err, errHandshake) {
+					r.Handshakes++
+				}
 				if r.FirstErr == "" {
 					r.FirstErr = err.Error()
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -21,6 +22,11 @@ import (
 // struct, frames are parsed in place and client frames are built with a zero
 // masking key (legal: the key only has to be present), so a process holds
 // tens of thousands of connections with a handful of goroutines.
+
+// errHandshake marks a connection that never got its welcome for the
+// server's doing: the upgrade was refused, or the socket closed before the
+// welcome (not counting closes the harness asked for).
+var errHandshake = errors.New("handshake failed")
 
 // Connection states.
 const (
@@ -88,6 +94,10 @@ func newEngine(name string) (*engine, error) {
 		prev := w.state.Swap(stClosed)
 		if prev != stClosed && !e.closing.Load() {
 			e.closed.Add(1)
+		}
+		if prev == stHandshake || prev == stWelcome {
+			w.report(fmt.Errorf("%w: closed before the welcome (state %d): %v", errHandshake, prev, cerr))
+			return
 		}
 		w.report(fmt.Errorf("closed during setup (state %d): %v", prev, cerr))
 	})
@@ -206,7 +216,7 @@ func (e *engine) consume(w *wsConn, data []byte, now int64) []byte {
 		}
 		if !bytes.HasPrefix(data, []byte("HTTP/1.1 101")) {
 			line, _, _ := bytes.Cut(data, []byte("\r\n"))
-			w.fail(fmt.Errorf("upgrade refused: %s", line))
+			w.fail(fmt.Errorf("%w: upgrade refused: %s", errHandshake, line))
 			return nil
 		}
 		w.state.Store(stWelcome)
