@@ -37,25 +37,33 @@ func TryRawDial(addr, path string) (*RawConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
+	rc, err := Upgrade(nc, addr, path)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return rc, nil
+}
+
+// Upgrade sends the upgrade request of path to host addr over nc, a plain
+// or TLS connection, and reads the 101 response. On error the caller closes
+// nc.
+func Upgrade(nc net.Conn, addr, path string) (*RawConn, error) {
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
 	if _, err := nc.Write([]byte(req)); err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("handshake write: %w", err)
 	}
 	br := bufio.NewReaderSize(nc, 4096)
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("handshake read: %w", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		nc.Close()
 		return nil, fmt.Errorf("handshake: status %d", resp.StatusCode)
 	}
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-		nc.Close()
 		return nil, fmt.Errorf("handshake: accept %q", got)
 	}
 	_ = nc.SetReadDeadline(time.Time{})
@@ -115,4 +123,3 @@ func (rc *RawConn) ReadClose(t testing.TB, d time.Duration) int {
 		}
 	}
 }
-
