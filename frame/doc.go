@@ -9,4 +9,9 @@
 // Reader hands complete frames out of the caller's buffer without copying;
 // only frames split across reads and fragmented messages are assembled in a
 // pooled buffer, released as soon as the message was delivered.
+//
+// Every error is a sentinel declared in errors.go, matched with errors.Is.
+// The Reader reports each RFC 6455 violation as its own *CloseError value,
+// which carries the close code and reason to send, so one value decides the
+// reply.
 package frame

@@ -1,6 +1,9 @@
 package frame
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // ErrBadJSON is returned by ScanEnvelope for every malformed text message:
 // not exactly one JSON object, invalid JSON anywhere in it (including nesting
@@ -41,3 +44,65 @@ func (e *headerError) Error() string { return e.msg }
 
 // Unwrap makes errors.Is(err, ErrBadFrame) true.
 func (e *headerError) Unwrap() error { return ErrBadFrame }
+
+// CloseError is a protocol violation by the peer: it carries the close code
+// to send (CloseProtocolError, CloseInvalidPayload, CloseTooBig) and a short
+// reason, suitable both for the close frame (it fits in one) and for logs, so
+// that the one value decides the reply. Reader.Feed returns only the Err*
+// values below, never a copy: match one with errors.Is, or read the code and
+// reason of any with errors.As. The Err* values are shared; do not modify
+// them.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+// Error returns "frame: websocket close <code>: <reason>".
+func (e *CloseError) Error() string {
+	return "frame: websocket close " + strconv.Itoa(e.Code) + ": " + e.Reason
+}
+
+// Protocol violations found by Reader.Feed (RFC 6455, client to server), one
+// per check. Reason is what the close frame carries, word for word.
+var (
+	// ErrReservedBits: a frame has RSV1, RSV2 or RSV3 set; no extension is
+	// negotiated (section 5.2).
+	ErrReservedBits = &CloseError{Code: CloseProtocolError, Reason: "reserved bits set"}
+	// ErrBadOpcode: a frame's opcode is reserved (section 5.2).
+	ErrBadOpcode = &CloseError{Code: CloseProtocolError, Reason: "unknown opcode"}
+	// ErrInterleavedMessage: a text or binary frame starts a new message
+	// while a fragmented one is still in progress (section 5.4).
+	ErrInterleavedMessage = &CloseError{Code: CloseProtocolError, Reason: "new message inside a fragmented message"}
+	// ErrUnexpectedContinuation: a continuation frame arrives when no
+	// fragmented message is in progress (section 5.4).
+	ErrUnexpectedContinuation = &CloseError{Code: CloseProtocolError, Reason: "continuation frame without a message"}
+	// ErrFragmentedControl: a close, ping or pong frame lacks the FIN bit
+	// (section 5.5).
+	ErrFragmentedControl = &CloseError{Code: CloseProtocolError, Reason: "fragmented control frame"}
+	// ErrUnmaskedClientFrame: a client frame lacks the mask bit (section
+	// 5.1).
+	ErrUnmaskedClientFrame = &CloseError{Code: CloseProtocolError, Reason: "unmasked client frame"}
+	// ErrControlTooLong: a control frame declares a payload over 125 bytes
+	// (section 5.5).
+	ErrControlTooLong = &CloseError{Code: CloseProtocolError, Reason: "control frame payload over 125 bytes"}
+	// ErrLengthMSB: a 64-bit payload length has its most significant bit set
+	// (section 5.2).
+	ErrLengthMSB = &CloseError{Code: CloseProtocolError, Reason: "payload length with the most significant bit set"}
+	// ErrMessageTooBig: a frame's declared length takes its message past
+	// Reader.MaxMessage, counting the fragments already received. It is
+	// reported from the header, before the payload arrives.
+	ErrMessageTooBig = &CloseError{Code: CloseTooBig, Reason: "message too big"}
+	// ErrInvalidUTF8: a text message is not valid UTF-8 (section 8.1). It is
+	// reported as soon as the bytes received cannot start valid UTF-8,
+	// without waiting for the end of the frame or message.
+	ErrInvalidUTF8 = &CloseError{Code: CloseInvalidPayload, Reason: "invalid UTF-8 in text message"}
+	// ErrShortClose: a close frame's payload is a single byte, too short
+	// for a close code (section 5.5.1).
+	ErrShortClose = &CloseError{Code: CloseProtocolError, Reason: "close payload of 1 byte"}
+	// ErrBadCloseCode: a close frame carries a code that ValidCloseCode
+	// rejects (section 7.4).
+	ErrBadCloseCode = &CloseError{Code: CloseProtocolError, Reason: "invalid close code"}
+	// ErrInvalidCloseReason: a close frame's reason is not valid UTF-8
+	// (section 5.5.1).
+	ErrInvalidCloseReason = &CloseError{Code: CloseInvalidPayload, Reason: "invalid UTF-8 in close reason"}
+)

@@ -63,9 +63,11 @@ type Reader struct {
 // caller gives up its contents. Bytes of a frame that is not complete when
 // data ends are copied and kept for the next call.
 //
-// Feed returns a *CloseError on the first protocol violation, after
-// delivering everything that preceded it; the Reader then releases its
-// buffers and must not be fed again (Feed keeps returning the same error).
+// Feed returns one of the Err* *CloseError values (ErrReservedBits,
+// ErrMessageTooBig, ...) on the first protocol violation, after delivering
+// everything that preceded it; its Code and Reason are the close frame to
+// send. The Reader then releases its buffers and must not be fed again (Feed
+// keeps returning the same error). Failing allocates nothing.
 // After h.OnClose the caller stops feeding; the rest of data, and any later
 // input, is ignored.
 func (r *Reader) Feed(data []byte, h Handler) error {
@@ -115,7 +117,7 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 			if r.msgOp == OpText {
 				v, ok := validUTF8Prefix(r.msg[r.vpos:])
 				if !ok {
-					return r.fail(errInvalidUTF8())
+					return r.fail(ErrInvalidUTF8)
 				}
 				r.vpos += v
 			}
@@ -136,7 +138,7 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 			}
 		case r.fin:
 			if r.msgOp == OpText && r.vpos != len(r.msg) {
-				return r.fail(errInvalidUTF8()) // ends inside a rune
+				return r.fail(ErrInvalidUTF8) // ends inside a rune
 			}
 			// Detach the buffer before the call so the Reader never
 			// refers to memory it has given back.
@@ -209,31 +211,31 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 	}
 	b0 := h[0]
 	if b0&0x70 != 0 {
-		return 0, protocolError("reserved bits set")
+		return 0, ErrReservedBits
 	}
 	op := b0 & 0x0F
 	switch op {
 	case OpText, OpBinary:
 		if r.msgOp != 0 {
-			return 0, protocolError("new message inside a fragmented message")
+			return 0, ErrInterleavedMessage
 		}
 	case OpContinuation:
 		if r.msgOp == 0 {
-			return 0, protocolError("continuation frame without a message")
+			return 0, ErrUnexpectedContinuation
 		}
 	case OpClose, OpPing, OpPong:
 		if b0&0x80 == 0 {
-			return 0, protocolError("fragmented control frame")
+			return 0, ErrFragmentedControl
 		}
 	default:
-		return 0, protocolError("unknown opcode")
+		return 0, ErrBadOpcode
 	}
 	if len(h) < 2 {
 		return 2, nil
 	}
 	b1 := h[1]
 	if b1&0x80 == 0 {
-		return 0, protocolError("unmasked client frame")
+		return 0, ErrUnmaskedClientFrame
 	}
 	n := uint64(b1 & 0x7F)
 	ext := 0
@@ -244,7 +246,7 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 		ext = 8
 	}
 	if op >= OpClose && n > maxControlPayload {
-		return 0, protocolError("control frame payload over 125 bytes")
+		return 0, ErrControlTooLong
 	}
 	need := 2 + ext + 4
 	if len(h) < 2+ext {
@@ -256,11 +258,11 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 	case 8:
 		n = binary.BigEndian.Uint64(h[2:])
 		if n>>63 != 0 {
-			return 0, protocolError("payload length with the most significant bit set")
+			return 0, ErrLengthMSB
 		}
 	}
 	if op < OpClose && n > uint64(max(r.MaxMessage-len(r.msg), 0)) {
-		return 0, &CloseError{Code: CloseTooBig, Reason: "message too big"}
+		return 0, ErrMessageTooBig
 	}
 	return need, nil
 }
@@ -288,7 +290,7 @@ func (r *Reader) deliver(op byte, p []byte, h Handler) *CloseError {
 	switch op {
 	case OpText:
 		if !utf8.Valid(p) {
-			return errInvalidUTF8()
+			return ErrInvalidUTF8
 		}
 		h.OnMessage(op, p)
 	case OpBinary:
@@ -301,14 +303,14 @@ func (r *Reader) deliver(op byte, p []byte, h Handler) *CloseError {
 		code, reason := CloseNoStatus, ""
 		switch {
 		case len(p) == 1:
-			return protocolError("close payload of 1 byte")
+			return ErrShortClose
 		case len(p) >= 2:
 			code = int(binary.BigEndian.Uint16(p))
 			if !ValidCloseCode(code) {
-				return protocolError("invalid close code")
+				return ErrBadCloseCode
 			}
 			if !utf8.Valid(p[2:]) {
-				return &CloseError{Code: CloseInvalidPayload, Reason: "invalid UTF-8 in close reason"}
+				return ErrInvalidCloseReason
 			}
 			reason = string(p[2:])
 		}
@@ -345,14 +347,6 @@ func (r *Reader) fail(err *CloseError) error {
 	r.Reset()
 	r.err = err
 	return err
-}
-
-func protocolError(reason string) *CloseError {
-	return &CloseError{Code: CloseProtocolError, Reason: reason}
-}
-
-func errInvalidUTF8() *CloseError {
-	return &CloseError{Code: CloseInvalidPayload, Reason: "invalid UTF-8 in text message"}
 }
 
 // validUTF8Prefix checks p, which starts on a rune boundary of a text

@@ -3,6 +3,7 @@
 package frame
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,41 @@ func TestReaderFeedAllocs(t *testing.T) {
 			}
 			if allocs != 0 {
 				t.Fatalf("Feed allocates %v times per run, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestReaderFailAllocs checks that a protocol violation costs no allocation:
+// Feed returns a shared sentinel, so a flood of bad frames cannot make the
+// server allocate per connection to report them.
+func TestReaderFailAllocs(t *testing.T) {
+	key := [4]byte{1, 2, 3, 4}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"header violation", AppendMaskedFrame(nil, true, 0x3, key, []byte("x")), ErrBadOpcode},
+		{"payload violation", AppendMaskedFrame(nil, true, OpText, key, []byte("\xff")), ErrInvalidUTF8},
+		{"close violation", AppendMaskedFrame(nil, true, OpClose, key, []byte{0x03, 0xED}), ErrBadCloseCode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Reader{MaxMessage: 1 << 16}
+			h := &countHandler{}
+			buf := make([]byte, len(tt.in))
+			var err error
+			allocs := testing.AllocsPerRun(100, func() {
+				copy(buf, tt.in)
+				r.Reset()
+				err = r.Feed(buf, h)
+			})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Feed = %v, want %v", err, tt.want)
+			}
+			if allocs != 0 {
+				t.Fatalf("a failing Feed allocates %v times per run, want 0", allocs)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 	"testing"
 	"unicode/utf8"
@@ -42,8 +43,8 @@ func FuzzReader(f *testing.F) {
 			}
 			code, reason := 0, ""
 			if err != nil {
-				ce, ok := err.(*CloseError)
-				if !ok {
+				var ce *CloseError
+				if !errors.As(err, &ce) {
 					t.Fatalf("%s: error %T %v is not a *CloseError", run.name, err, err)
 				}
 				code, reason = ce.Code, ce.Reason

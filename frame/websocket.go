@@ -3,7 +3,6 @@ package frame
 import (
 	"encoding/binary"
 	"math/bits"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -45,20 +44,6 @@ const (
 	// extended length and a 4-byte masking key.
 	maxWSHeader = 14
 )
-
-// CloseError is a protocol violation by the peer: it carries the close code
-// to send (CloseProtocolError, CloseInvalidPayload, CloseTooBig) and a short
-// reason, suitable both for the close frame (it fits in one) and for logs.
-// Compare with errors.As.
-type CloseError struct {
-	Code   int
-	Reason string
-}
-
-// Error returns "frame: websocket close <code>: <reason>".
-func (e *CloseError) Error() string {
-	return "frame: websocket close " + strconv.Itoa(e.Code) + ": " + e.Reason
-}
 
 // AppendFrameHeader appends an unmasked (server-to-client) header of a final
 // (FIN) frame with opcode op and a payload of n bytes, using the shortest

@@ -3,7 +3,6 @@ package frame
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -141,17 +140,6 @@ func TestValidCloseCode(t *testing.T) {
 		if ValidCloseCode(c) {
 			t.Errorf("ValidCloseCode(%d) = true, want false", c)
 		}
-	}
-}
-
-func TestCloseError(t *testing.T) {
-	var err error = &CloseError{Code: CloseTooBig, Reason: "message too big"}
-	if got, want := err.Error(), "frame: websocket close 1009: message too big"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Code != 1009 {
-		t.Errorf("errors.As did not find the code")
 	}
 }
 

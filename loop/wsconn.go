@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,8 @@ func (w *wsConn) Parse(data []byte) error {
 	if err != nil && !w.done {
 		w.done = true
 		code, reason := frame.CloseProtocolError, "protocol error"
-		if ce, ok := err.(*frame.CloseError); ok {
+		var ce *frame.CloseError
+		if errors.As(err, &ce) {
 			code, reason = ce.Code, ce.Reason
 		}
 		if code == frame.CloseTooBig {
