@@ -120,6 +120,6 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	})
 	return loop.New(cfg, loop.Deps{
 		Logger: log, Metrics: set, Stats: st, Auth: authn,
-		Router: rt, Session: sess, Cluster: cl,
+		Session: sess, Cluster: cl,
 	})
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
-	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
@@ -40,7 +39,6 @@ type Server struct {
 	log            *slog.Logger
 	metrics        *vm.Set
 	stats          *stats.Stats
-	router         *router.Router
 	session        *session.Handler
 	cluster        *cluster.Cluster // nil unless WSRELAY_NATS_URL is set
 	auth           auth.Authenticator
@@ -57,11 +55,13 @@ type Server struct {
 	engine  *nbhttp.Engine
 	ln      net.Listener
 
+	// Atomics, used by any goroutine.
 	draining atomic.Bool
 	accepted atomic.Uint64 // see Start: orders accept before the first read for the race detector
 	stopOnce sync.Once
 	conns    atomic.Int64 // open WebSocket connections (relay and echo)
 
+	// Guarded by mu.
 	mu    sync.Mutex
 	perIP map[string]int
 	all   map[*wsConn]struct{}
@@ -76,7 +76,6 @@ type Deps struct {
 	Metrics *vm.Set      // every wsrelay_* series, written on /metrics
 	Stats   *stats.Stats
 	Auth    auth.Authenticator
-	Router  *router.Router
 	Session *session.Handler
 	Cluster *cluster.Cluster // nil: a single node
 	// HandshakeTimeout bounds the TLS handshake and the HTTP request of a
@@ -100,7 +99,6 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		log:       log,
 		metrics:   deps.Metrics,
 		stats:     deps.Stats,
-		router:    deps.Router,
 		session:   deps.Session,
 		cluster:   deps.Cluster,
 		auth:      deps.Auth,

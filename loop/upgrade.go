@@ -140,7 +140,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
-	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip, echo: echo}
+	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
 	wc.Conn = conn.New(s.env, id, ip, wc)
 	if tc != nil {

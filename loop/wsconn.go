@@ -32,7 +32,6 @@ type wsConn struct {
 	// tlsRecord is the ciphertext overhead of one TLS record (wss only).
 	tlsRecord int
 	ip        string
-	echo      bool
 	sess      *session.Session // set before the connection is published to its poller
 
 	// Owned by the poller goroutine that reads the connection.

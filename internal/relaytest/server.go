@@ -80,7 +80,7 @@ func Wire(cfg config.Config, opts Options) (*Server, error) {
 	})
 	srv, err := loop.New(cfg, loop.Deps{
 		Logger: opts.Logger, Metrics: set, Stats: st, Auth: authn,
-		Router: rt, Session: sess, Cluster: cl, HandshakeTimeout: opts.HandshakeTimeout,
+		Session: sess, Cluster: cl, HandshakeTimeout: opts.HandshakeTimeout,
 	})
 	if err != nil {
 		return nil, err
