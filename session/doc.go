@@ -11,6 +11,8 @@
 //
 // A Handler is shared by every connection of a server and is safe for
 // concurrent use. A Session belongs to one connection: OnMessage is called
-// only by the goroutine that reads the connection, OnClose once, after the
-// last OnMessage.
+// only by the goroutine that reads the connection, and OnClose once, by the
+// goroutine that learns the connection closed. OnClose does not wait for a
+// concurrent OnMessage: what that message routes to the closed peer's own
+// connection is discarded and counted by package conn.
 package session
