@@ -25,6 +25,7 @@ var protocolVars = []string{
 	"WSRELAY_BINARY_TYPES", "WSRELAY_SHUTDOWN_TIMEOUT", "WSRELAY_ECHO", "WSRELAY_DEMO",
 	"WSRELAY_LOG_LEVEL", "WSRELAY_LOG_FORMAT", "WSRELAY_AUTH", "WSRELAY_JWT_SECRET",
 	"WSRELAY_JWT_PUBLIC_KEY_FILE", "WSRELAY_JWT_AUDIENCE", "WSRELAY_JWT_ISSUER",
+	"WSRELAY_JWT_REQUIRE_ROOMS",
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
 }
@@ -138,6 +139,14 @@ func TestLoadEachVariable(t *testing.T) {
 			func(c *Config) { c.Auth, c.JWTSecret, c.JWTAudience, c.JWTIssuer = "jwt", "s3cret", "aud", "iss" }},
 		{"AUTH jwt key file", []string{"WSRELAY_AUTH=JWT", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + keyFile},
 			func(c *Config) { c.Auth, c.JWTPublicKeyFile = "jwt", keyFile }},
+		{"AUTH key", []string{"WSRELAY_AUTH=Key"}, func(c *Config) { c.Auth = "key" }},
+		{"AUTH key with a JWT key for room tokens", []string{"WSRELAY_AUTH=key", "WSRELAY_JWT_SECRET=s3cret"},
+			func(c *Config) { c.Auth, c.JWTSecret = "key", "s3cret" }},
+		{"JWT_REQUIRE_ROOMS", []string{"WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET=s3cret", "WSRELAY_JWT_REQUIRE_ROOMS=true"},
+			func(c *Config) { c.Auth, c.JWTSecret, c.JWTRequireRooms = "jwt", "s3cret", true }},
+		{"JWT_REQUIRE_ROOMS with auth key", []string{"WSRELAY_AUTH=key", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + keyFile, "WSRELAY_JWT_REQUIRE_ROOMS=1"},
+			func(c *Config) { c.Auth, c.JWTPublicKeyFile, c.JWTRequireRooms = "key", keyFile, true }},
+		{"JWT_REQUIRE_ROOMS false without a key", []string{"WSRELAY_JWT_REQUIRE_ROOMS=false"}, func(c *Config) {}},
 		{"AUTH telegram", []string{"WSRELAY_AUTH=telegram", "WSRELAY_TELEGRAM_BOT_TOKEN=123:abc", "WSRELAY_TELEGRAM_MAX_AGE=1h"},
 			func(c *Config) { c.Auth, c.TelegramBotToken, c.TelegramMaxAge = "telegram", "123:abc", time.Hour }},
 		{"TLS", []string{"WSRELAY_TLS_CERT_FILE=" + certFile, "WSRELAY_TLS_KEY_FILE=" + keyFile2},
@@ -220,6 +229,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"AUTH jwt with both keys", []string{"WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET=x", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + keyFile}, "WSRELAY_JWT_SECRET", "only one"},
 		{"JWT_PUBLIC_KEY_FILE missing", []string{"WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + missing}, "WSRELAY_JWT_PUBLIC_KEY_FILE", "no such file"},
 		{"JWT_PUBLIC_KEY_FILE directory", []string{"WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + dir}, "WSRELAY_JWT_PUBLIC_KEY_FILE", "directory"},
+		{"AUTH key with both JWT keys", []string{"WSRELAY_AUTH=key", "WSRELAY_JWT_SECRET=x", "WSRELAY_JWT_PUBLIC_KEY_FILE=" + keyFile}, "WSRELAY_JWT_SECRET", "only one"},
+		{"JWT_REQUIRE_ROOMS without a JWT key", []string{"WSRELAY_AUTH=key", "WSRELAY_JWT_REQUIRE_ROOMS=true"}, "WSRELAY_JWT_REQUIRE_ROOMS", "room tokens"},
+		{"JWT_REQUIRE_ROOMS syntax", []string{"WSRELAY_JWT_REQUIRE_ROOMS=yes"}, "WSRELAY_JWT_REQUIRE_ROOMS", `invalid boolean "yes"`},
 		{"AUTH telegram without token", []string{"WSRELAY_AUTH=telegram"}, "WSRELAY_TELEGRAM_BOT_TOKEN", ""},
 		{"TELEGRAM_MAX_AGE zero", []string{"WSRELAY_TELEGRAM_MAX_AGE=0s"}, "WSRELAY_TELEGRAM_MAX_AGE", ""},
 		{"TELEGRAM_MAX_AGE syntax", []string{"WSRELAY_TELEGRAM_MAX_AGE=1d"}, "WSRELAY_TELEGRAM_MAX_AGE", `"1d"`},
@@ -404,7 +416,7 @@ func TestPrint(t *testing.T) {
 		for name, want := range map[string]string{
 			"WSRELAY_ADDR": ":8080", "WSRELAY_MAX_CLIENTS": "100000", "WSRELAY_PING_INTERVAL": "25s",
 			"WSRELAY_CLIENT_TIMEOUT": "1m", "WSRELAY_TELEGRAM_MAX_AGE": "24h", "WSRELAY_SHUTDOWN_TIMEOUT": "10s",
-			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "",
+			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "", "WSRELAY_JWT_REQUIRE_ROOMS": "false",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "", "WSRELAY_NATS_URL": "", "WSRELAY_BINARY_TYPES": "",
 			"WSRELAY_NODE_ID": "", "WSRELAY_NATS_SUBJECT_PREFIX": "wsrelay",
 		} {
@@ -442,7 +454,8 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_CLIENT_TIMEOUT=1500ms", "WSRELAY_ALLOWED_ORIGINS=https://a.example,http://b.example:8080",
 			"WSRELAY_BINARY_TYPES=2:5,1:9", "WSRELAY_ECHO=true", "WSRELAY_LOG_FORMAT=json",
 			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",
-			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay",
+			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay", "WSRELAY_AUTH=key",
+			"WSRELAY_JWT_PUBLIC_KEY_FILE=" + tempFile(t, "jwt.pem"), "WSRELAY_JWT_REQUIRE_ROOMS=true",
 		}
 		c, err := Load(environ)
 		if err != nil {

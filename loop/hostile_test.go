@@ -232,9 +232,9 @@ func TestFrameFloodIsRateLimited(t *testing.T) {
 	_, _, _ = flooder.ReadFrame(time.Second) // welcome
 
 	stop := make(chan struct{})
-	floodStart := time.Now()
 	var sent atomic.Int64
 	floodDone := make(chan struct{})
+	floodStart := time.Now()
 	go func() {
 		defer close(floodDone)
 		msg := []byte(`{"type":"direct","to":"victim","data":"spam"}`)
@@ -277,9 +277,7 @@ func TestFrameFloodIsRateLimited(t *testing.T) {
 	// each): they were not starved. Their latency under a flood is measured
 	// by the bench harness, not asserted here, where the machine running the
 	// tests may be busy.
-	// The victim got at most the burst plus the rate over the time the
-	// server could have been reading the flood (on a busy machine it reads
-	// the flooder's backlog for longer than the flood lasted).
+	// The victim got at most the burst plus the rate over the flood.
 	got := 0
 	for {
 		if _, err := victim.Receive(relaytest.Ctx(t, 300*time.Millisecond)); err != nil {
@@ -287,9 +285,9 @@ func TestFrameFloodIsRateLimited(t *testing.T) {
 		}
 		got++
 	}
-	limit := 200 + int(100*time.Since(floodStart).Seconds())
-	t.Logf("victim received %d flooded messages (limit %d)", got, limit)
-	if got > limit {
+	// The limiter admits the burst plus the rate over the time the server
+	// kept reading the flood, which ends before the victim's queue is empty.
+	if limit := 200 + int(100*time.Since(floodStart).Seconds()); got > limit {
 		t.Fatalf("victim received %d flooded messages, want at most burst + rate = %d", got, limit)
 	}
 	if d := ts.Stats.DroppedBy(1); d == 0 || int64(got)+int64(d) > sent.Load() { // stats.DropRateLimited
