@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // churnSize is the number of connections of TestChurnHandshakes: the full
@@ -50,7 +51,7 @@ func TestChurnHandshakes(t *testing.T) {
 	}
 	total := churnSize(t, 20000, 5000)
 	const clients = 64
-	ts := startServer(t)
+	ts := relaytest.Start(t)
 	addr := ts.Addr().String()
 
 	var (
@@ -120,7 +121,7 @@ func TestChurnHandshakes(t *testing.T) {
 		t.Errorf("%d of %d handshakes failed: %v", n, done, errs)
 	}
 	// Every socket closes on the server too.
-	waitFor(t, 10*time.Second, func() bool { return ts.conns.Load() == 0 }, "all connections closed")
+	relaytest.Eventually(t, 10*time.Second, "all connections closed", func() bool { return ts.OpenConns() == 0 })
 }
 
 // churnConn is one connection of the churn test, welcomed.
@@ -200,16 +201,4 @@ func (c *churnConn) sawReplaced() bool {
 	var buf [256]byte
 	n, _ := c.br.Read(buf[:])
 	return bytes.Contains(buf[:n], []byte{0x88}) && bytes.Contains(buf[:n], []byte{0x0f, 0xa1})
-}
-
-// waitFor polls cond every 10 ms until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -1,6 +1,6 @@
 //go:build race
 
-package loop
+package loop_test
 
 // raceEnabled tells tests that the race detector slows the server down.
 const raceEnabled = true
