@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -146,8 +147,14 @@ func (s *Session) routed(sc *Scratch, err error, id []byte) {
 	}
 }
 
-// refused answers a request the router refused.
+// refused answers a request the router refused. A message the cluster did
+// not take (router.ErrNotSent) gets no answer: no ack, as it did not leave
+// the node, and no error, as the protocol has no code for it; the router
+// counted it as cluster_send_failed.
 func (s *Session) refused(sc *Scratch, err error, id []byte) {
+	if err == router.ErrNotSent {
+		return
+	}
 	if code, ok := codeOf(err); ok {
 		s.fail(sc, code, id)
 		return

@@ -28,10 +28,21 @@ const (
 	DropQueueFull   DropReason = iota // the recipient's send queue was full
 	DropRateLimited                   // the sender exceeded its rate limit
 	DropNoRoute                       // no recipient could be found
+	// DropClusterSendFailed is a frame meant for peers on other nodes that
+	// NATS did not take (disconnected, its buffer full, over its payload
+	// limit): one per frame, whatever the number of remote recipients.
+	DropClusterSendFailed
+	// DropClusterSlowConsumer is a message from another node that the NATS
+	// client dropped because this node did not take it in time.
+	DropClusterSlowConsumer
+	// DropClusterMalformed is a message from another node that could not be
+	// decoded.
+	DropClusterMalformed
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"queue_full", "rate_limited", "no_route"}
+var dropNames = [numDropReasons]string{"queue_full", "rate_limited", "no_route",
+	"cluster_send_failed", "cluster_slow_consumer", "cluster_malformed"}
 
 func (r DropReason) String() string { return dropNames[r] }
 
