@@ -49,6 +49,7 @@ type gate struct {
 	// Owned by the goroutine that calls Accept (nbhttp's listener loop).
 	ready []*nbio.Conn
 	batch []accepted
+	err   error // a listener error met while batching, returned next
 }
 
 // accepted is a socket the gate accepted, converted for nbio, or the error
@@ -127,6 +128,10 @@ func (g *gate) acceptLoop() {
 // *nbio.Conn once its poller is fenced.
 func (g *gate) Accept() (net.Conn, error) {
 	for len(g.ready) == 0 {
+		if err := g.err; err != nil {
+			g.err = nil
+			return nil, err
+		}
 		select {
 		case <-g.armed:
 		case <-g.done:
@@ -147,7 +152,8 @@ func (g *gate) Accept() (net.Conn, error) {
 			select {
 			case a = <-g.in:
 				if a.err != nil {
-					break more // reported with the next batch
+					g.err = a.err // returned once this batch is handed out
+					break more
 				}
 				g.batch = append(g.batch, a)
 			default:
