@@ -278,8 +278,10 @@ export class RelayClient {
     clearTimeout(this._pongTimer);
     this._pingTimer = this._pongTimer = null;
     if (ws) {
-      ws.onmessage = ws.onclose = ws.onerror = null;
-      ws.onopen = null;
+      ws.onmessage = ws.onclose = ws.onopen = null;
+      // Keep a no-op error handler: closing a socket that is still connecting
+      // fires an error event, and Node's ws package throws an unhandled one.
+      ws.onerror = () => {};
     }
     return ws;
   }

@@ -87,6 +87,22 @@ test('relay errors reject the request that caused them', async () => {
   assert.equal(carol.state, 'open', 'errors leave the connection open');
 });
 
+test('close() while the socket is still connecting ends the client quietly', async () => {
+  // Before the fix, ws emitted an unhandled 'error' event here and the
+  // process died: "WebSocket was closed before the connection was established".
+  for (let i = 0; i < 20; i++) {
+    const c = open(`early-${i}`);
+    const opened = c.connect();
+    assert.equal(c.state, 'connecting');
+    c.close();
+    await assert.rejects(opened, { name: 'RelayError', code: 'closed' });
+    assert.equal(c.state, 'closed');
+  }
+  await new Promise((r) => setTimeout(r, 200)); // the sockets' own error and close events
+  const check = open('early-check');
+  await check.connect(); // the relay is unharmed
+});
+
 test('a second connection with the same id replaces the first, which does not come back', async () => {
   const first = open('dup-1');
   await first.connect();
