@@ -417,7 +417,15 @@ export class RelayClient {
         break;
       case 'error': {
         const err = new RelayError(msg.code, msg.message, msg.id);
-        if (msg.id === undefined || !this._settleId(msg.id, err)) this._emit('error', err);
+        if (msg.id !== undefined && this._settleId(msg.id, err)) break;
+        if (msg.code === 'rate_limited') {
+          // The relay dropped at least one message and says so once, without
+          // an id. It answers every request it accepts; the ones still
+          // unanswered now may be those it dropped: fail them at once rather
+          // than after the whole ack timeout.
+          this._failPending('rate_limited', 'the relay\'s rate limit may have dropped this request; it was not acknowledged');
+        }
+        this._emit('error', err);
         break;
       }
       case 'overflow':
