@@ -1,5 +1,5 @@
 // Package auth turns the credential of a WebSocket upgrade request into a
-// peer id (PROTOCOL.md section 2). Each authentication mode (WSRELAY_AUTH)
+// peer id (docs/protocol.md section 2). Each authentication mode (WSRELAY_AUTH)
 // is one Authenticator: none, jwt and telegram.
 //
 // An Authenticator never logs and never puts a credential into an error: the

@@ -334,7 +334,7 @@ func TestReceiveMalformed(t *testing.T) {
 }
 
 func TestReceiveBinary(t *testing.T) {
-	// Server headers built by hand from PROTOCOL.md section 4, not with
+	// Server headers built by hand from docs/protocol.md section 4, not with
 	// package frame, so the test checks the client against the spec.
 	tests := []struct {
 		name     string

@@ -23,7 +23,7 @@ var (
 )
 
 // HandshakeError is returned by Dial when the relay answers the upgrade
-// request with an HTTP status other than 101 (PROTOCOL.md section 1: 400,
+// request with an HTTP status other than 101 (docs/protocol.md section 1: 400,
 // 401, 403, 429, 503).
 type HandshakeError struct {
 	StatusCode int

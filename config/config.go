@@ -32,7 +32,7 @@ const masked = "******"
 
 // Config is wsrelay's whole configuration, parsed once from the environment by
 // Load. Each field's env tag is its variable's name without the WSRELAY_
-// prefix; PROTOCOL.md section 7 is the reference for names, defaults and
+// prefix; docs/protocol.md section 7 is the reference for names, defaults and
 // meanings, and fields are in its order. A Config is a plain value: copy it
 // freely and do not mutate it once servers are running (its slice and map are
 // shared by copies).
@@ -197,7 +197,7 @@ func varName(field string) string {
 }
 
 // Validate checks every field's range and the consistency of related fields,
-// in the order of PROTOCOL.md section 7, and returns an *Error for the first
+// in the order of docs/protocol.md section 7, and returns an *Error for the first
 // problem. It checks that files named by the configuration (JWT public key,
 // TLS certificate and key) can be opened, but not what they contain.
 func (c Config) Validate() error {
@@ -457,7 +457,7 @@ func maskNATSURL(s string) string {
 // setting is one variable as Print shows it.
 type setting struct{ name, value string }
 
-// settings lists every variable in the order of PROTOCOL.md section 7, with
+// settings lists every variable in the order of docs/protocol.md section 7, with
 // secrets masked.
 func (c Config) settings() []setting {
 	secret := func(s string) string {
@@ -515,7 +515,7 @@ func formatDuration(d time.Duration) string {
 }
 
 // Print writes the effective configuration to w, one WSRELAY_NAME=value line
-// per variable in the order of PROTOCOL.md section 7, in a form Load accepts
+// per variable in the order of docs/protocol.md section 7, in a form Load accepts
 // back. A set secret (WSRELAY_JWT_SECRET, WSRELAY_TELEGRAM_BOT_TOKEN, the
 // password or token in WSRELAY_NATS_URL) is shown as ******, an unset one as
 // empty. Write errors are ignored.

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// protocolVars is PROTOCOL.md section 7's table, in its order.
+// protocolVars is docs/protocol.md section 7's table, in its order.
 var protocolVars = []string{
 	"WSRELAY_ADDR", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
 	"WSRELAY_MAX_MESSAGE_BYTES", "WSRELAY_PING_INTERVAL", "WSRELAY_CLIENT_TIMEOUT",
@@ -29,7 +29,7 @@ var protocolVars = []string{
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
 }
 
-// defaults is PROTOCOL.md section 7's default column.
+// defaults is docs/protocol.md section 7's default column.
 func defaults() Config {
 	return Config{
 		Addr:            ":8080",
@@ -375,7 +375,7 @@ func TestBinaryTypesString(t *testing.T) {
 }
 
 // printed runs Print and returns its lines as name -> value, checking the
-// order against PROTOCOL.md.
+// order against docs/protocol.md.
 func printed(t *testing.T, c Config) (string, map[string]string) {
 	t.Helper()
 	var buf bytes.Buffer

@@ -87,7 +87,7 @@ var kindNames = [numKinds]string{"direct", "publish", "broadcast", "control", "b
 
 func (k Kind) String() string { return kindNames[k] }
 
-// Code is a protocol error code (PROTOCOL.md section 3), sent to clients in
+// Code is a protocol error code (docs/protocol.md section 3), sent to clients in
 // an error message and used as the label of wsrelay_errors_total.
 type Code int
 
