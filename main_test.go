@@ -57,6 +57,7 @@ func TestInvalidConfigExits2BeforeListening(t *testing.T) {
 		{"WSRELAY_MAX_CLIENTS=-1", "WSRELAY_MAX_CLIENTS"},
 		{"WSRELAY_AUTH=magic", "WSRELAY_AUTH"},
 		{"WSRELAY_QUEUE_SIZE=0", "WSRELAY_QUEUE_SIZE"},
+		{"WSRELAY_CLIENT_TIMEOUT=10s", "WSRELAY_CLIENT_TIMEOUT: must be longer than WSRELAY_PING_INTERVAL (25s), got 10s"},
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=/nonexistent/key.pem", "WSRELAY_"},
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=main_test.go", "WSRELAY_JWT_PUBLIC_KEY_FILE"}, // readable, not a key
 		{"WSRELAY_JWT_SECRET=short", "WSRELAY_JWT_SECRET"},

@@ -250,6 +250,11 @@ func (c Config) Validate() error {
 	if err := firstNonNil(errs); err != nil {
 		return err
 	}
+	if c.ClientTimeout <= c.PingInterval {
+		// The pong to a ping comes back after the ping: with a timeout no
+		// longer than the interval, every idle, healthy client is closed.
+		return bad("CLIENT_TIMEOUT", "must be longer than WSRELAY_PING_INTERVAL (%s), got %s: idle clients would be closed before they answer a ping", c.PingInterval, c.ClientTimeout)
+	}
 	if c.RateMsgs > 0 && c.RateBurst < 1 {
 		return bad("RATE_BURST", "must be at least 1 when WSRELAY_RATE_MSGS is not 0, got %d", c.RateBurst)
 	}
