@@ -71,9 +71,9 @@ web/node_modules: web/package-lock.json
 check-deploy: build
 	deploy/check.sh bin/wsrelay
 
-## docker: build the container image wsrelay:latest
+## docker: build the container image wsrelay:latest, its binary stamped with VERSION (git describe)
 docker:
-	docker build -t wsrelay:latest .
+	docker build --build-arg VERSION=$(VERSION) -t wsrelay:latest .
 
 clean:
 	rm -rf bin
