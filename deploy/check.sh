@@ -52,4 +52,17 @@ while IFS= read -r line; do
 	fi
 done <sysctl.conf
 
+echo "== sysctl.conf reserves the ports wsrelay and NATS listen on"
+# ip_local_port_range covers the listen ports: each must be reserved, or an
+# outgoing connection can take it at boot.
+reserved=$(sed -n 's/^net\.ipv4\.ip_local_reserved_ports *= *//p' sysctl.conf)
+listen_port=$(sed -n 's/^WSRELAY_ADDR=.*:\([0-9][0-9]*\)$/\1/p' wsrelay.env)
+for port in "$listen_port" 4222; do
+	if [[ ",$reserved," == *",$port,"* ]]; then
+		echo "  $port reserved"
+	else
+		echo "  $port: in ip_local_port_range but not in ip_local_reserved_ports ($reserved)"; fail=1
+	fi
+done
+
 exit $fail
