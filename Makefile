@@ -71,9 +71,14 @@ web/node_modules: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
 
-## check-deploy: check deploy/ with systemd-analyze and promtool (Debian: systemd, prometheus)
-check-deploy: build
+## check-deploy: check deploy/ with systemd-analyze and promtool (Debian: systemd, prometheus),
+## and deploy/kubernetes against the Kubernetes API schemas (Node.js; npm ci in deploy/ first)
+check-deploy: build deploy/node_modules
 	deploy/check.sh bin/wsrelay
+
+deploy/node_modules: deploy/package-lock.json
+	cd deploy && npm ci --no-audit --no-fund
+	@touch $@
 
 ## docker: build the container image wsrelay:latest, its binary stamped with VERSION (git describe)
 docker:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment files with the real tools: systemd-analyze (unit),
 # promtool (alert rules, their unit tests, the dashboard's queries) and the
-# running kernel (sysctl keys). Usage: deploy/check.sh [path/to/wsrelay]
-# Needs systemd-analyze and promtool (Debian: systemd, prometheus).
+# running kernel (sysctl keys), and the Kubernetes manifests against the
+# Kubernetes API schemas. Usage: deploy/check.sh [path/to/wsrelay]
+# Needs systemd-analyze and promtool (Debian: systemd, prometheus), Node.js
+# and deploy/node_modules (npm ci in deploy/; make check-deploy runs it).
 set -euo pipefail
 here=$(dirname "$0")
 bin=$(realpath "${1:-$here/../bin/wsrelay}")
@@ -64,5 +66,8 @@ for port in "$listen_port" 4222; do
 		echo "  $port: in ip_local_port_range but not in ip_local_reserved_ports ($reserved)"; fail=1
 	fi
 done
+
+echo "== kubernetes/ against the Kubernetes API schemas"
+node check-kubernetes.mjs "$bin" || fail=1
 
 exit $fail
