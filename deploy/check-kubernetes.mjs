@@ -1,12 +1,14 @@
 // Validates the manifests in deploy/kubernetes: every object against the
 // Kubernetes API schema of its kind (the kubernetes-models package, generated
-// from the Kubernetes OpenAPI specification), then what the schemas cannot
-// know: the probes hit /ready and /health, the grace period outlasts the
+// from the Kubernetes OpenAPI specification: types, formats, required
+// fields), and against its TypeScript interface from the same package, which
+// refuses unknown fields (a misspelt key is otherwise silently ignored by the
+// API server's client-side tools); then what the schemas cannot know: the probes hit /ready and /health, the grace period outlasts the
 // preStop pause plus the drain, the Service and PodDisruptionBudget select the
 // pods, and wsrelay accepts the configuration the Deployment gives it.
 //
 // Usage: node check-kubernetes.mjs path/to/wsrelay
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +55,32 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
       fail(`${where}: ${err.message}`);
     }
     objects.push({ file, obj });
+  }
+}
+
+// Unknown fields: each object as a literal of its kind's interface; tsc's
+// excess property check names any key the API does not have.
+{
+  const tmp = mkdtempSync(path.join(here, '.k8s-types-'));
+  try {
+    const files = objects.map(({ file, obj }, i) => {
+      const name = path.join(tmp, `${file.replace(/\.yaml$/, '')}-${obj.kind}-${obj.metadata?.name}-${i}.ts`);
+      writeFileSync(name, `import type { I${obj.kind} as T } from '${modulePath(obj.apiVersion)}/${obj.kind}';\n` +
+        `export const manifest: T = ${JSON.stringify(obj, null, 2)};\n`);
+      return name;
+    });
+    const tsc = path.join(here, 'node_modules', 'typescript', 'bin', 'tsc');
+    try {
+      execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext',
+        '--moduleResolution', 'nodenext', '--target', 'es2022', ...files], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+      console.log(`  ok no unknown fields in ${files.length} objects`);
+    } catch (err) {
+      const out = String(err.stdout || '') + String(err.stderr || '');
+      for (const line of out.split('\n').filter((l) => l.includes('error TS'))) fail(line.trim());
+      if (!out.includes('error TS')) fail(`tsc: ${out.trim() || err.message}`);
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
