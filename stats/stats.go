@@ -223,9 +223,12 @@ type Snapshot struct {
 
 // DropCounts is wsrelay_messages_dropped_total per reason, on /stats.
 type DropCounts struct {
-	QueueFull   uint64 `json:"queue_full"`
-	RateLimited uint64 `json:"rate_limited"`
-	NoRoute     uint64 `json:"no_route"`
+	QueueFull           uint64 `json:"queue_full"`
+	RateLimited         uint64 `json:"rate_limited"`
+	NoRoute             uint64 `json:"no_route"`
+	ClusterSendFailed   uint64 `json:"cluster_send_failed"`
+	ClusterSlowConsumer uint64 `json:"cluster_slow_consumer"`
+	ClusterMalformed    uint64 `json:"cluster_malformed"`
 }
 
 func sum(cs []*vm.Counter) uint64 {
@@ -259,6 +262,10 @@ func (s *Stats) Snapshot() Snapshot {
 			QueueFull:   s.dropped[DropQueueFull].Get(),
 			RateLimited: s.dropped[DropRateLimited].Get(),
 			NoRoute:     s.dropped[DropNoRoute].Get(),
+
+			ClusterSendFailed:   s.dropped[DropClusterSendFailed].Get(),
+			ClusterSlowConsumer: s.dropped[DropClusterSlowConsumer].Get(),
+			ClusterMalformed:    s.dropped[DropClusterMalformed].Get(),
 		},
 		Rejected:   sum(s.rejected[:]),
 		Evicted:    sum(s.evicted[:]),
