@@ -218,6 +218,11 @@ func (c *Cluster) Start() error {
 		// delivered late, and presence is resent as a snapshot on reconnect.
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(2*time.Second),
+		// A write that NATS does not take within this fails and counts as
+		// a lost connection (nats.go's default is a minute): it bounds how
+		// long a stalled NATS holds the goroutine that routes a frame (a
+		// poller) or Close.
+		nats.FlusherTimeout(2*time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.up(nc, "connected") }),
