@@ -90,6 +90,7 @@ func TestMalformedCounted(t *testing.T) {
 		{"presence without records", "bad.presence", presence},
 		{"presence with an unknown record", "bad.presence", append(append([]byte(nil), presence...), 'Z')},
 		{"presence with a cut join", "bad.presence", append(append([]byte(nil), presence...), recJoin, 5, 'p')},
+		{"presence with a record after its goodbye", "bad.presence", appendRecUp(append(appendPresenceHeader(nil, "other", 7, 2), recBye), "ghost", 1)},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +108,9 @@ func TestMalformedCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCount(t, "no_route", 1, func() uint64 { return n.st.DroppedBy(stats.DropNoRoute) })
+	if node := n.c.PeerNode("ghost"); node != "" {
+		t.Fatalf("a peer registered after its node's goodbye is in the view, on %q", node)
+	}
 	if got := n.st.DroppedBy(stats.DropClusterMalformed); got != uint64(len(cases)) {
 		t.Fatalf("cluster_malformed %d, want %d", got, len(cases))
 	}

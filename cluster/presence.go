@@ -201,6 +201,11 @@ func (v *view) applyPresence(node []byte, inc, seq uint64, r *reader, now time.T
 			}
 		case recBye:
 			v.dropNode(n, ch)
+			// Nothing may follow: a record after it would land on a node
+			// the view no longer knows, and never expire.
+			if len(r.b) > 0 {
+				r.bad = true
+			}
 		default:
 			r.bad = true
 		}
