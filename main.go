@@ -94,6 +94,10 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	roomTokens, err := auth.NewRoomTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
 	set := vm.NewSet()
 	st := stats.New(set, cfg.MaxClients)
 	rt := router.New(router.Options{
@@ -116,7 +120,7 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 		})
 	}
 	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
-		Router: rt, Stats: st, Metrics: set, Logger: log,
+		Router: rt, Stats: st, Metrics: set, Logger: log, RoomTokens: roomTokens,
 	})
 	return loop.New(cfg, loop.Deps{
 		Logger: log, Metrics: set, Stats: st, Auth: authn,

@@ -9,6 +9,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
@@ -138,7 +139,7 @@ func (r *rig) open(id string, echo bool) *peer {
 	if echo {
 		p.sess = r.h.OpenEcho(c)
 	} else {
-		p.sess = r.h.Open(c)
+		p.sess = r.h.Open(c, auth.Identity{Peer: id, Base: id})
 	}
 	r.t.Cleanup(func() { p.close() })
 	return p
