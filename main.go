@@ -87,7 +87,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 // wire builds a server from cfg: the one metrics set, the counters, the
 // authenticator, the router, the cluster link when WSRELAY_NATS_URL is set,
-// the protocol and the transport. It does not listen yet.
+// the protocol (with the room-token checker) and the transport. It does not
+// listen yet.
 // internal/relaytest wires test servers the same way.
 func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	authn, err := auth.New(cfg)
