@@ -123,7 +123,13 @@ type peer struct {
 // connect opens and greets peer id and consumes its welcome.
 func (r *rig) connect(id string) *peer {
 	r.t.Helper()
-	p := r.open(id, false)
+	return r.connectRooms(id, auth.AllRooms())
+}
+
+// connectRooms is connect for a peer whose credential allows rooms.
+func (r *rig) connectRooms(id string, rooms auth.Rooms) *peer {
+	r.t.Helper()
+	p := r.openRooms(id, false, rooms)
 	p.sess.Greet()
 	if got := p.next(); got["type"] != "welcome" {
 		r.t.Fatalf("%s: first frame %v, want welcome", id, got)
@@ -132,6 +138,10 @@ func (r *rig) connect(id string) *peer {
 }
 
 func (r *rig) open(id string, echo bool) *peer {
+	return r.openRooms(id, echo, auth.AllRooms())
+}
+
+func (r *rig) openRooms(id string, echo bool, rooms auth.Rooms) *peer {
 	sock := &fakeSocket{}
 	c := conn.New(r.env, id, "127.0.0.1", sock)
 	sock.c = c
@@ -139,7 +149,7 @@ func (r *rig) open(id string, echo bool) *peer {
 	if echo {
 		p.sess = r.h.OpenEcho(c)
 	} else {
-		p.sess = r.h.Open(c, auth.Identity{Peer: id, Base: id})
+		p.sess = r.h.Open(c, auth.Identity{Peer: id, Base: id, Rooms: rooms})
 	}
 	r.t.Cleanup(func() { p.close() })
 	return p
