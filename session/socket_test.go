@@ -10,6 +10,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/wsrelay/wsrelay/auth"
+	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
@@ -106,7 +107,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	h := session.New(session.Config{
 		Version: "test", PingInterval: 25 * time.Second, ClientTimeout: 60 * time.Second,
 		MaxMessageBytes: 65536, QueueSize: 16, BinaryTypes: o.binary,
-	}, session.Deps{Router: rt, Stats: st, Metrics: set})
+	}, session.Deps{Router: rt, Stats: st, Metrics: set, RoomTokens: rigRoomTokens(t)})
 	return &rig{t: t, env: env, rt: rt, st: st, set: set, h: h}
 }
 
@@ -210,4 +211,15 @@ func dump(fs []wframe) string {
 		s += string(rune('0'+f.op)) + ":" + string(f.payload) + " "
 	}
 	return s
+}
+
+// rigSecret is the JWT secret a rig's room tokens are checked with.
+const rigSecret = "0123456789abcdef0123456789abcdef-rig"
+
+func rigRoomTokens(t testing.TB) *auth.RoomTokens {
+	rt, err := auth.NewRoomTokens(config.Config{JWTSecret: rigSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
