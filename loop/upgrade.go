@@ -160,6 +160,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	if ident.Key != nil {
 		// Auth mode key: the peer is admitted once it answered the
 		// challenge (keyauth.go); the sweeper enforces the time limit.
+		// ident.Peer is only claimed until then: nothing may be bound to
+		// it (a session to resume included) before answer admits it.
 		wc.challenge = auth.NewChallenge(ident.Key)
 		wc.authDeadline = s.env.Mono() + s.challengeTimeout
 		wc.auth.Store(authPending)
