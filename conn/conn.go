@@ -100,7 +100,8 @@ type Conn struct {
 	mu         sync.Mutex
 	ring       *ring  // nil while nothing waits
 	dropped    uint64 // frames dropped since the last overflow notice
-	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
+	closeFrame []byte // phaseClosing: the close frame the writing or owed Flush writes last
+	closeFrom  phase  // the phase CloseWith found: which Flush writes closeFrame
 }
 
 // New returns the Conn of peer id at ip, writing to sock.
@@ -203,9 +204,11 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		c.mu.Lock()
 		switch p := c.load(); {
 		case p == mine:
-		case p == phaseClosing && mine == phaseWriting:
-			// CloseWith ran while this Flush was writing: its close frame
-			// goes after the frames written.
+		case p == phaseClosing && c.closeFrame != nil && mine == c.closeFrom:
+			// CloseWith ran while this Flush was writing (its close frame
+			// goes after the frames written), or while a Flush was owed (so
+			// that it follows what its owner writes first, such as the
+			// handshake response of a connection being greeted).
 			closeFrame := c.closeFrame
 			c.closeFrame = nil
 			c.mu.Unlock()
@@ -343,10 +346,13 @@ func (c *Conn) CloseWith(code int, reason string) {
 		c.mu.Unlock()
 		return
 	}
-	if from == phaseWriting {
-		// A Flush is writing frames it took from the queue: it writes the
-		// close frame after them, so that nothing follows a close frame.
+	if from == phaseWriting || from == phaseScheduled {
+		// A Flush is writing frames it took from the queue, or is owed: it
+		// writes the close frame, after what it wrote, so that nothing
+		// follows a close frame and the owner's own writes (a handshake
+		// response) come first.
 		c.closeFrame = frame.AppendCloseFrame(nil, code, reason)
+		c.closeFrom = from
 		c.mu.Unlock()
 		return
 	}

@@ -35,9 +35,11 @@ package conn
 //	idle..blocked -> closing   CloseWith (teardown): mu, CAS (blocked may
 //	                           become scheduled meanwhile)
 //	closing -> lingering       whoever wrote the close frame: CloseWith
-//	                           itself, or the Flush that was writing when
-//	                           CloseWith ran (it writes the frame after its
-//	                           batch, so nothing follows a close frame): mu
+//	                           itself (from idle or blocked), or the Flush
+//	                           that was writing when CloseWith ran (it writes
+//	                           the frame after its batch, so nothing follows
+//	                           a close frame), or the Flush that was owed
+//	                           (scheduled): mu
 //	any -> closed              Teardown (teardown): mu, CAS; closed is final:
 //	                           a Flush still writing stops at its next batch
 //	                           and writes no close frame
