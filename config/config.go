@@ -39,7 +39,7 @@ const masked = "******"
 type Config struct {
 	// Listener and event loop.
 	Addr    string `env:"ADDR" envDefault:":8080"` // host:port to listen on
-	Workers int    `env:"WORKERS"`                 // event-loop pollers; default runtime.NumCPU()
+	Workers int    `env:"WORKERS"`                 // event-loop pollers; default GOMAXPROCS - 1, at least 1
 
 	// Connection limits.
 	MaxClients      int           `env:"MAX_CLIENTS" envDefault:"100000"`      // open connections at most
@@ -93,7 +93,7 @@ type Config struct {
 // On failure it returns the zero Config and an *Error naming the first bad
 // variable.
 func Load(environ []string) (Config, error) {
-	c := Config{Workers: runtime.NumCPU()} // env only overwrites it when WSRELAY_WORKERS is set
+	c := Config{Workers: defaultWorkers(runtime.GOMAXPROCS(0))} // env only overwrites it when WSRELAY_WORKERS is set
 	err := env.ParseWithOptions(&c, env.Options{
 		Environment: env.ToMap(environ),
 		Prefix:      Prefix,

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,7 @@ var protocolVars = []string{
 func defaults() Config {
 	return Config{
 		Addr:            ":8080",
-		Workers:         runtime.NumCPU(),
+		Workers:         max(1, runtime.GOMAXPROCS(0)-1),
 		MaxClients:      100000,
 		MaxConnsPerIP:   0,
 		MaxMessageBytes: 65536,
@@ -91,6 +93,42 @@ func TestLoadDefaults(t *testing.T) {
 			}
 			if want := defaults(); !reflect.DeepEqual(got, want) {
 				t.Errorf("Load(%q):\n got %+v\nwant %+v", tc.environ, got, want)
+			}
+		})
+	}
+}
+
+// TestDefaultWorkersLeaveAP checks that the default number of pollers
+// leaves one of the runtime's Ps free (or is one, on a single P), so that
+// sysmon can back off (config/workers.go), and that it follows GOMAXPROCS,
+// which follows a container's CPU limit.
+func TestDefaultWorkersLeaveAP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	for _, tc := range []struct {
+		procs, want int
+	}{
+		{1, 1},
+		{2, 1},
+		{3, 2},
+		{8, 7},
+		{64, 63},
+	} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", tc.procs), func(t *testing.T) {
+			runtime.GOMAXPROCS(tc.procs)
+			c, err := Load(nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.want {
+				t.Errorf("Workers = %d, want %d", c.Workers, tc.want)
+			}
+			c, err = Load([]string{"WSRELAY_WORKERS=" + strconv.Itoa(tc.procs+3)})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.procs+3 {
+				t.Errorf("explicit WSRELAY_WORKERS=%d: Workers = %d", tc.procs+3, c.Workers)
 			}
 		})
 	}

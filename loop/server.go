@@ -181,8 +181,10 @@ func (s *Server) Start() error {
 			s.stats.HTTPTimeout()
 		}
 	})
+	yield := newPollerYield(workers)
 	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
 		s.accepted.Load()
+		yield.Tick(c.Hash()) // runs on the poller goroutine, before each read
 		return s.engine.Engine.PollerBufferPtr(c)
 	})
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
