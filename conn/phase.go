@@ -11,6 +11,9 @@ package conn
 //	                them without holding mu
 //	phaseBlocked    the Flush stopped at Env.HighWater bytes in flight; Written
 //	                owes the flush now
+//	phaseDetached   the socket went away but the session lives on for a
+//	                resume (Env.Resume): Enqueue queues and numbers frames,
+//	                nobody flushes, nothing is written
 //	phaseClosing    CloseWith decided the close frame; the frame is not yet
 //	                handed to the socket. Enqueue refuses frames from here on
 //	phaseLingering  the close frame was handed to the socket; the socket is
@@ -32,8 +35,15 @@ package conn
 //	                           hands the Conn to the Drainer: CAS
 //	writing -> lingering       Flush wrote the last frame of a sealed ring
 //	                           (Shutdown's close frame): mu
-//	idle..blocked -> closing   CloseWith (teardown): mu, CAS (blocked may
-//	                           become scheduled meanwhile)
+//	idle..blocked -> detached  Detach or Takeover: mu, CAS (blocked may
+//	                           become scheduled meanwhile). A Flush still
+//	                           writing finds the phase changed at its next
+//	                           batch and stops
+//	detached -> scheduled      Attach gives the Conn a new socket; its caller
+//	                           owes the Flush: mu
+//	idle..detached -> closing  CloseWith (teardown): mu, CAS (blocked may
+//	                           become scheduled meanwhile); from detached it
+//	                           goes on to closed at once, there is no socket
 //	closing -> lingering       whoever wrote the close frame: CloseWith
 //	                           itself, or the Flush that was writing when
 //	                           CloseWith ran (it writes the frame after its
@@ -59,6 +69,7 @@ const (
 	phaseScheduled
 	phaseWriting
 	phaseBlocked
+	phaseDetached
 	phaseClosing
 	phaseLingering
 	phaseClosed

@@ -1,0 +1,275 @@
+package conn
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/wsrelay/wsrelay/frame"
+)
+
+// Session resume (PROTOCOL.md section 10) at the level of one peer's send
+// path. With Env.Resume, a Conn numbers the data messages that enter its
+// queue (1, 2, 3, ...), keeps those it wrote in a replay buffer until the
+// client acknowledges them, and outlives its socket: Detach keeps the
+// queue, the replay buffer and the numbering while no socket is attached,
+// and Attach gives the Conn a new socket, writing the welcome and then the
+// messages the client missed, in their original order and bytes.
+
+// DetachResult says what Detach did.
+type DetachResult int
+
+// Detach results.
+const (
+	// Detached: the Conn has no socket now and waits for Attach or Expire.
+	Detached DetachResult = iota
+	// Ended: the session ends with this socket (resume is off, or the
+	// connection was closed for good: CloseWith, Shutdown). The caller
+	// tears it down as for any closed connection.
+	Ended
+	// NotAttached: sock is no longer the Conn's socket (a resume took the
+	// session over, or it was detached already); the caller does nothing
+	// for the session.
+	NotAttached
+)
+
+// Detach is called once sock, the Conn's socket, closed for a reason that
+// does not end the session (no close frame, a network error, the liveness
+// timeout, a close code other than 1000 and 1001). It keeps the peer's
+// queue, its replay buffer and its numbering; frames queued from now on wait
+// for Attach. The welcome and replayed frames not yet written are released:
+// the next Attach writes its own.
+func (c *Conn) Detach(sock Socket) DetachResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock != sock {
+		return NotAttached
+	}
+	if !c.env.Resume || c.ring.isSealed() {
+		return Ended
+	}
+	if !c.detachLocked() {
+		return Ended
+	}
+	return Detached
+}
+
+// detachLocked moves an open Conn to detached. Called under mu.
+func (c *Conn) detachLocked() bool {
+	for {
+		from := c.load()
+		if from >= phaseDetached {
+			return false
+		}
+		if c.swap(from, phaseDetached) { // blocked may become scheduled
+			break
+		}
+	}
+	c.sock = nil
+	c.releaseGreeting()
+	return true
+}
+
+// Takeover detaches the Conn from its socket, which is still open, for a
+// resume on another socket: the old socket gets a close frame with code and
+// reason and is closed shortly after, and its end does not touch the
+// session (Detach reports NotAttached). It returns false when the Conn is
+// not attached to a socket (detached already, or closing).
+func (c *Conn) Takeover(code int, reason string) bool {
+	c.mu.Lock()
+	sock := c.sock
+	if sock == nil || !c.env.Resume || c.ring.isSealed() || !c.detachLocked() {
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Unlock()
+	var tmp [128]byte
+	_, _ = sock.Write(frame.AppendCloseFrame(tmp[:0], code, reason))
+	time.AfterFunc(takeoverLinger, func() { _ = sock.Close() })
+	return true
+}
+
+// takeoverLinger is how long a socket taken over by a resume stays open for
+// its close frame to be written.
+const takeoverLinger = 100 * time.Millisecond
+
+// Suspend writes a close frame with code and reason and closes the socket
+// without ending the session: its end detaches the Conn (Detach). It is for
+// the ends that a client may resume from: the liveness timeout, a client's
+// close code other than 1000 and 1001. Code 0 sends a close frame without a
+// code. Without Env.Resume it is CloseWith.
+func (c *Conn) Suspend(code int, reason string) {
+	if !c.env.Resume {
+		c.CloseWith(code, reason)
+		return
+	}
+	sock := c.socket()
+	if sock == nil || c.load() >= phaseDetached {
+		return
+	}
+	var tmp [128]byte
+	c.write(sock, frame.AppendCloseFrame(tmp[:0], code, reason))
+	_ = sock.Close()
+}
+
+// Attach gives a detached Conn the socket sock of a resume whose client
+// received the data messages up to received. It queues welcome (the Conn
+// takes its own reference) ahead of everything, then every message after
+// received that the Conn still holds, then what was queued while detached;
+// the caller owes the Conn a Flush. missed is how many messages after
+// received cannot be replayed: released from the replay buffer, or dropped
+// on a full queue while detached. ok is false, and nothing changes, when
+// the Conn is not detached or received is past what it sent.
+func (c *Conn) Attach(sock Socket, welcome *frame.Buf, received uint64) (missed uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.load() != phaseDetached || received > c.sent {
+		return 0, false
+	}
+	missed, c.dropped = c.dropped, 0
+	gone := c.sent - uint64(c.replay.len()) // messages up to gone are no longer held
+	if gone > received {
+		missed += gone - received
+	}
+	c.acked = received
+	c.replayTrim(received)
+	if k := c.replay.len(); k > 0 {
+		c.resend = make([]*frame.Buf, k)
+		for i := range k {
+			b := c.replay.at(i)
+			b.Retain(1)
+			c.resend[i] = b
+		}
+		c.resendSeq = c.sent - uint64(k) + 1
+	}
+	welcome.Retain(1)
+	c.greeting = welcome
+	c.sock = sock
+	c.wrote.Store(received)
+	c.submitted.Store(0)
+	c.written.Store(0)
+	c.set(phaseScheduled)
+	c.Touch()
+	return missed, true
+}
+
+// Expire ends a detached session whose resume window passed: the frames
+// still queued are released and counted as discarded at close, the replay
+// buffer is released, and the Conn takes no more frames. It returns false,
+// and does nothing, when the Conn is not detached (it was resumed or ended
+// meanwhile).
+func (c *Conn) Expire() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.load() != phaseDetached {
+		return false
+	}
+	c.teardown(phaseClosed)
+	return true
+}
+
+// Detached reports whether the Conn is detached from any socket.
+func (c *Conn) Detached() bool { return c.load() == phaseDetached }
+
+// Greet queues welcome, the first frame of a connection, ahead of every
+// other frame, without a number: the client counts the data messages after
+// it. The Conn takes its own reference. Like Enqueue it reports whether the
+// caller owes the Conn a Flush.
+func (c *Conn) Greet(welcome *frame.Buf) (mustFlush bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.acceptsLocked() || c.load() == phaseDetached {
+		return false
+	}
+	welcome.Retain(1)
+	c.releaseGreeting()
+	c.greeting = welcome
+	if c.load() == phaseIdle {
+		c.set(phaseScheduled)
+		return true
+	}
+	return false
+}
+
+// Ack records that the client received every data message up to n (a
+// {"type":"ping","received":n}): they leave the replay buffer. n past what
+// was written to the socket counts only up to that.
+func (c *Conn) Ack(n uint64) {
+	if !c.env.Resume {
+		return
+	}
+	n = min(n, c.wrote.Load())
+	c.mu.Lock()
+	if n > c.acked {
+		c.acked = n
+		c.replayTrim(n)
+	}
+	c.mu.Unlock()
+}
+
+// pingMarkLen is the length of the payload of a server ping with resume on.
+const pingMarkLen = 8
+
+// AppendPing appends a complete WebSocket ping frame. With Env.Resume its
+// payload is the number of the last data message written before it, so that
+// the client's pong (OnPong) acknowledges every message up to that number.
+func (c *Conn) AppendPing(dst []byte) []byte {
+	if !c.env.Resume {
+		return append(dst, 0x80|frame.OpPing, 0)
+	}
+	dst = append(dst, 0x80|frame.OpPing, pingMarkLen)
+	return binary.BigEndian.AppendUint64(dst, c.wrote.Load())
+}
+
+// OnPong takes the payload of a pong from the client. A pong to a ping of
+// AppendPing acknowledges the data messages written before that ping;
+// other pongs mean nothing.
+func (c *Conn) OnPong(p []byte) {
+	if c.env.Resume && len(p) == pingMarkLen {
+		c.Ack(binary.BigEndian.Uint64(p))
+	}
+}
+
+// Numbered returns how many data messages entered the Conn's queue, and
+// Replayable how many it holds for replay (for tests and diagnostics).
+func (c *Conn) Numbered() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
+}
+
+// Replayable returns the number of written data messages kept for replay.
+func (c *Conn) Replayable() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replay.len()
+}
+
+// noteWritten records that the data messages up to hi were written to sock.
+// Called under mu by the Flush that wrote them.
+func (c *Conn) noteWritten(sock Socket, hi uint64) {
+	if sock == c.sock && hi > c.wrote.Load() {
+		c.wrote.Store(hi)
+	}
+}
+
+// releaseGreeting drops a welcome and replayed frames not yet written.
+// Called under mu.
+func (c *Conn) releaseGreeting() {
+	if c.greeting != nil {
+		c.greeting.Release()
+		c.greeting = nil
+	}
+	for i, b := range c.resend {
+		b.Release()
+		c.resend[i] = nil
+	}
+	c.resend = nil
+}
+
+// releaseSession releases everything the session holds besides its queue:
+// the welcome and replayed frames not yet written and the replay buffer.
+// Called under mu by teardown.
+func (c *Conn) releaseSession() {
+	c.releaseGreeting()
+	c.replayRelease()
+}
