@@ -92,18 +92,18 @@ func (c *Conn) Takeover(code int, reason string) bool {
 // its close frame to be written.
 const takeoverLinger = 100 * time.Millisecond
 
-// Suspend writes a close frame with code and reason and closes the socket
+// Suspend writes a close frame with code and reason to sock and closes it
 // without ending the session: its end detaches the Conn (Detach). It is for
 // the ends that a client may resume from: the liveness timeout, a client's
 // close code other than 1000 and 1001. Code 0 sends a close frame without a
-// code. Without Env.Resume it is CloseWith.
-func (c *Conn) Suspend(code int, reason string) {
+// code. It does nothing when sock is not the Conn's socket (any more).
+// Without Env.Resume it is CloseWith.
+func (c *Conn) Suspend(sock Socket, code int, reason string) {
 	if !c.env.Resume {
 		c.CloseWith(code, reason)
 		return
 	}
-	sock := c.socket()
-	if sock == nil || c.load() >= phaseDetached {
+	if !c.Owns(sock) || c.load() >= phaseDetached {
 		return
 	}
 	var tmp [128]byte
@@ -165,6 +165,31 @@ func (c *Conn) Expire() bool {
 	}
 	c.teardown(phaseClosed)
 	return true
+}
+
+// Owns reports whether sock is the Conn's socket. A socket a resume took the
+// session from is not: what is read from it must not close the session.
+func (c *Conn) Owns(sock Socket) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sock == sock
+}
+
+// WriteControlTo is WriteControl for the transport of sock: it writes p only
+// while sock is the Conn's socket, so that a socket a resume took the
+// session from never writes to its successor.
+func (c *Conn) WriteControlTo(sock Socket, p []byte) {
+	if c.load() != phaseClosed && c.Owns(sock) {
+		c.write(sock, p)
+	}
+}
+
+// Sent returns how many data messages the Conn took off its queue to write:
+// a client cannot have received more.
+func (c *Conn) Sent() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent
 }
 
 // Detached reports whether the Conn is detached from any socket.

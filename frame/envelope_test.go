@@ -437,6 +437,8 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 			e.HasRoom = true
 		case "data":
 			e.Data = v
+		case "received":
+			e.Received = v
 		}
 	}
 	if !escapedKeys {
@@ -448,7 +450,7 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 		_, hasTo := m["to"]
 		_, hasRoom := m["room"]
 		if (has && typ[0] == '"') != typeOK || hasTo != e.HasTo || hasRoom != e.HasRoom ||
-			!bytes.Equal(m["data"], e.Data) || !bytes.Equal(m["id"], e.ID) {
+			!bytes.Equal(m["data"], e.Data) || !bytes.Equal(m["id"], e.ID) || !bytes.Equal(m["received"], e.Received) {
 			panic(fmt.Sprintf("refEnvelope: Decoder and Unmarshal disagree on %q", msg))
 		}
 	}
@@ -487,7 +489,7 @@ func bs(s string) []byte { return []byte(s) }
 func envelopeEqual(a, b Envelope) bool {
 	eq := func(x, y []byte) bool { return (x == nil) == (y == nil) && bytes.Equal(x, y) }
 	return eq(a.Type, b.Type) && eq(a.ID, b.ID) && eq(a.To, b.To) && eq(a.Room, b.Room) && eq(a.Data, b.Data) &&
-		a.HasTo == b.HasTo && a.HasRoom == b.HasRoom
+		eq(a.Received, b.Received) && a.HasTo == b.HasTo && a.HasRoom == b.HasRoom
 }
 
 func fmtEnvelope(e Envelope) string {
@@ -497,8 +499,8 @@ func fmtEnvelope(e Envelope) string {
 		}
 		return fmt.Sprintf("%q", x)
 	}
-	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s HasTo:%v HasRoom:%v}",
-		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), e.HasTo, e.HasRoom)
+	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s Received:%s HasTo:%v HasRoom:%v}",
+		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), q(e.Received), e.HasTo, e.HasRoom)
 }
 
 func TestValidPeerID(t *testing.T) {
