@@ -112,14 +112,16 @@ func (c *Conn) Suspend(sock Socket, code int, reason string) {
 }
 
 // Attach gives a detached Conn the socket sock of a resume whose client
-// received the data messages up to received. It queues welcome (the Conn
-// takes its own reference) ahead of everything, then every message after
-// received that the Conn still holds, then what was queued while detached;
-// the caller owes the Conn a Flush. missed is how many messages after
-// received cannot be replayed: released from the replay buffer, or dropped
-// on a full queue while detached. ok is false, and nothing changes, when
-// the Conn is not detached or received is past what it sent.
-func (c *Conn) Attach(sock Socket, welcome *frame.Buf, received uint64) (missed uint64, ok bool) {
+// received the data messages up to received. It queues the frame welcome
+// returns ahead of everything (the Conn takes over its reference), then
+// every message after received that the Conn still holds, then what was
+// queued while detached; the caller owes the Conn a Flush. missed, also
+// passed to welcome, is how many messages after received cannot be
+// replayed: released from the replay buffer, or dropped on a full queue
+// while detached. welcome runs under the Conn's lock: it must only build
+// the frame. ok is false, and nothing changes, when the Conn is not
+// detached or received is past what it sent.
+func (c *Conn) Attach(sock Socket, received uint64, welcome func(missed uint64) *frame.Buf) (missed uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.load() != phaseDetached || received > c.sent {
@@ -141,8 +143,7 @@ func (c *Conn) Attach(sock Socket, welcome *frame.Buf, received uint64) (missed 
 		}
 		c.resendSeq = c.sent - uint64(k) + 1
 	}
-	welcome.Retain(1)
-	c.greeting = welcome
+	c.greeting = welcome(missed)
 	c.sock = sock
 	c.wrote.Store(received)
 	c.submitted.Store(0)

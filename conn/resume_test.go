@@ -164,7 +164,7 @@ func TestDetachAttachReplaysInOrder(t *testing.T) {
 	}
 
 	s2 := &fakeSocket{c: c}
-	missed, ok := c.Attach(s2, textBuf("welcome2"), 1)
+	missed, ok := c.Attach(s2, 1, welcomeOf("welcome2"))
 	if !ok || missed != 0 {
 		t.Fatalf("Attach = %d, %v; want 0, true", missed, ok)
 	}
@@ -201,7 +201,7 @@ func TestAttachMissed(t *testing.T) {
 		}
 		c.Detach(s1)
 		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, textBuf("w"), 0)
+		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
 		if !ok || missed != 2 {
 			t.Fatalf("Attach = %d, %v; want 2 missed (m1, m2 released)", missed, ok)
 		}
@@ -223,7 +223,7 @@ func TestAttachMissed(t *testing.T) {
 			bufs = append(bufs, b)
 		}
 		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, textBuf("w"), 0)
+		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
 		if !ok || missed != 3 {
 			t.Fatalf("Attach = %d, %v; want 3 missed (dropped on the full queue)", missed, ok)
 		}
@@ -241,11 +241,11 @@ func TestAttachRefused(t *testing.T) {
 	c, s1 := newConn(t, env, "a")
 	bufs := sendAll(c, "m1", "m2")
 	s2 := &fakeSocket{c: c}
-	if _, ok := c.Attach(s2, textBuf("w"), 0); ok {
+	if _, ok := c.Attach(s2, 0, welcomeOf("w")); ok {
 		t.Fatal("Attach to an attached Conn must fail")
 	}
 	c.Detach(s1)
-	if _, ok := c.Attach(s2, textBuf("w"), 3); ok {
+	if _, ok := c.Attach(s2, 3, welcomeOf("w")); ok {
 		t.Fatal("Attach with received past what was sent must fail")
 	}
 	if !c.Detached() {
@@ -301,7 +301,7 @@ func TestTakeover(t *testing.T) {
 		t.Fatalf("the old socket's end: Detach = %v, want NotAttached", r)
 	}
 	s2 := &fakeSocket{c: c}
-	if _, ok := c.Attach(s2, textBuf("w"), 1); !ok {
+	if _, ok := c.Attach(s2, 1, welcomeOf("w")); !ok {
 		t.Fatal("Attach after Takeover must succeed")
 	}
 	c.Flush(nil)
@@ -339,7 +339,7 @@ func TestDetachAfterCloseEnds(t *testing.T) {
 		if c.Detached() || c.Open() {
 			t.Fatal("a replaced detached session must be closed")
 		}
-		if _, ok := c.Attach(&fakeSocket{c: c}, textBuf("w"), 0); ok {
+		if _, ok := c.Attach(&fakeSocket{c: c}, 0, welcomeOf("w")); ok {
 			t.Fatal("a closed session cannot be resumed")
 		}
 	})
@@ -424,7 +424,7 @@ func TestResumeConcurrentExactlyOnce(t *testing.T) {
 		}
 		read(s)
 		s = &fakeSocket{c: c}
-		missed, ok := c.Attach(s, textBuf(fmt.Sprint("welcome", round)), uint64(len(log)))
+		missed, ok := c.Attach(s, uint64(len(log)), welcomeOf(fmt.Sprint("welcome", round)))
 		if !ok || missed != 0 {
 			t.Fatalf("round %d: Attach(received %d) = %d, %v", round, len(log), missed, ok)
 		}
@@ -445,4 +445,9 @@ func TestResumeConcurrentExactlyOnce(t *testing.T) {
 		}
 	}
 	c.Expire()
+}
+
+// welcomeOf returns a welcome builder for Attach that ignores missed.
+func welcomeOf(body string) func(uint64) *frame.Buf {
+	return func(uint64) *frame.Buf { return textBuf(body) }
 }

@@ -12,9 +12,6 @@ import (
 // most this long after CLIENT_TIMEOUT.
 const sweepTick = 250 * time.Millisecond
 
-// pingFrame is an empty WebSocket ping.
-var pingFrame = []byte{0x80 | frame.OpPing, 0}
-
 // sweeper sends the heartbeat pings and closes silent connections. It is a
 // timing wheel with one slot per tick: a connection sits in the slot of its
 // next due time (ping or timeout) and is looked at only then, so a tick costs
@@ -30,6 +27,7 @@ type sweeper struct {
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
 	cur   int
+	ping  []byte // scratch for a ping frame
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -100,12 +98,14 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 	}
 	if now-w.LastSeen() >= sw.timeout {
 		sw.srv.stats.Evict(stats.EvictTimeout)
-		w.CloseWith(frame.CloseNormal, "timeout")
+		// With resume on the session detaches: the client may come back.
+		w.Suspend(w, frame.CloseNormal, "timeout")
 		return
 	}
 	if now-w.lastPing >= sw.interval {
 		w.lastPing = now
-		w.WriteControl(pingFrame)
+		sw.ping = w.AppendPing(sw.ping[:0]) // with resume on, it acknowledges what was written before it
+		w.WriteControl(sw.ping)
 	}
 	sw.schedule(w, now)
 }

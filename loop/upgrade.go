@@ -16,6 +16,8 @@ import (
 
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -110,15 +112,40 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.releaseIP(ip)
 	}
 
+	// A resume (PROTOCOL.md section 10) takes its session over now, before
+	// the upgrade: a refusal is still an HTTP answer. The token is a secret
+	// and is never logged.
+	var resumed *session.Session
+	var received uint64
+	if q := r.URL.Query(); !echo && q.Has("resume") {
+		n, ok := frame.ParseCount([]byte(q.Get("received")))
+		if !ok {
+			n = ^uint64(0) // not a count: the resume fails, a new session starts
+		}
+		received = n
+		resumed, err = s.session.Resume(q.Get("resume"), n, id)
+		if err != nil {
+			release()
+			s.rejectAuth(w, r, err)
+			return
+		}
+	}
+	fail := func() {
+		release()
+		if resumed != nil {
+			resumed.Abandon()
+		}
+	}
+
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		release()
+		fail()
 		http.Error(w, "upgrade not supported", http.StatusInternalServerError)
 		return
 	}
 	raw, _, err := hj.Hijack()
 	if err != nil {
-		release()
+		fail()
 		http.Error(w, "upgrade failed", http.StatusInternalServerError)
 		return
 	}
@@ -135,20 +162,26 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		}
 	}
 	if nbc == nil {
-		release()
+		fail()
 		_ = raw.Close()
 		return
 	}
 
 	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
-	wc.Conn = conn.New(s.env, id, ip, wc)
 	if tc != nil {
 		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
 	}
-	if echo {
+	switch {
+	case resumed != nil && resumed.Attach(wc, received):
+		wc.Conn = resumed.Conn()
+		wc.sess = resumed
+	case echo:
+		wc.Conn = conn.New(s.env, id, ip, wc)
 		wc.sess = s.session.OpenEcho(wc.Conn)
-	} else {
+	default:
+		resumed = nil
+		wc.Conn = conn.New(s.env, id, ip, wc)
 		wc.sess = s.session.Open(wc.Conn)
 	}
 	hc.Parser = nil
@@ -167,7 +200,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	b = append(b, "\r\n\r\n"...)
 	wc.WriteControl(b)
 
-	wc.sess.Greet()
+	if resumed != nil {
+		wc.Flush(nil) // the welcome, the replay, what was queued meanwhile
+	} else {
+		wc.sess.Greet()
+	}
 	s.sweeper.add(wc)
 }
 

@@ -147,7 +147,7 @@ func (r *rig) open(id string, echo bool) *peer {
 // close ends the session as the transport does when the socket closed.
 func (p *peer) close() {
 	var bt router.Batch
-	p.sess.OnClose(&bt)
+	p.sess.OnClose(p.sock, &bt)
 	bt.Flush()
 	p.sess.Conn().Teardown()
 }
