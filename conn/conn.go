@@ -128,6 +128,7 @@ type Conn struct {
 	sent      uint64
 	acked     uint64
 	replay    *replay      // nil while empty
+	preface   []byte       // the transport's upgrade response, written before the greeting
 	greeting  *frame.Buf   // the welcome, written before anything else
 	resend    []*frame.Buf // replayed frames owed after the greeting, one reference each
 	resendSeq uint64       // the number of resend[0]
@@ -275,6 +276,8 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		}
 
 		sock = c.sock
+		pre := c.preface
+		c.preface = nil
 		n, size := 0, 0
 		if c.greeting != nil {
 			batch[0], c.greeting = c.greeting, nil
@@ -329,7 +332,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				notice, c.dropped = c.dropped, 0
 			}
 		}
-		if n == 0 && notice == 0 {
+		if n == 0 && notice == 0 && pre == nil {
 			if c.ring.peek() != nil {
 				c.mu.Unlock() // the overflow notice just queued
 				continue
@@ -353,10 +356,10 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		c.mu.Unlock()
 
 		var out []byte
-		if n == 1 && notice == 0 {
+		if n == 1 && notice == 0 && pre == nil {
 			out = batch[0].Bytes()
 		} else {
-			scratch = scratch[:0]
+			scratch = append(scratch[:0], pre...)
 			for i := 0; i < n; i++ {
 				scratch = append(scratch, batch[i].Bytes()...)
 			}

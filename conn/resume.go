@@ -196,6 +196,17 @@ func (c *Conn) Sent() uint64 {
 // Detached reports whether the Conn is detached from any socket.
 func (c *Conn) Detached() bool { return c.load() == phaseDetached }
 
+// Preface sets bytes to write before anything else, in the same write as
+// the first frames: the transport's upgrade response. With it the peer can
+// be registered (and reached) before the client may send its first message,
+// and the upgrade response still comes first. Call it before Greet or after
+// Attach, before the Flush they call for. p is copied.
+func (c *Conn) Preface(p []byte) {
+	c.mu.Lock()
+	c.preface = append([]byte(nil), p...)
+	c.mu.Unlock()
+}
+
 // Greet queues welcome, the first frame of a connection, ahead of every
 // other frame, without a number: the client counts the data messages after
 // it. The Conn takes its own reference. Like Enqueue it reports whether the

@@ -198,11 +198,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
 	b = append(b, "\r\n\r\n"...)
-	wc.WriteControl(b)
-
-	if resumed != nil {
-		wc.Flush(nil) // the welcome, the replay, what was queued meanwhile
-	} else {
+	switch {
+	case echo:
+		wc.WriteControl(b)
+	case resumed != nil:
+		// The response, the welcome, the replay, what was queued meanwhile.
+		wc.Preface(b)
+		wc.Flush(nil)
+	default:
+		// The response goes out with the welcome, once the peer is
+		// registered: the client cannot send before it is reachable.
+		wc.Preface(b)
 		wc.sess.Greet()
 	}
 	s.sweeper.add(wc)
