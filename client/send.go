@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -47,9 +48,14 @@ func (c *Client) Broadcast(data any, id any) error {
 	return c.sendJSON("broadcast", "", "", true, data, id)
 }
 
-// Ping sends a protocol-level ping; the relay replies "pong". For a
-// WebSocket ping frame use WritePing.
+// Ping sends a protocol-level ping; the relay replies "pong". When the
+// relay resumes sessions it carries "received", the count of messages
+// received (Received), so the relay can let go of what it kept for a
+// resume. For a WebSocket ping frame use WritePing.
 func (c *Client) Ping(id any) error {
+	if c.resumable.Load() {
+		return c.sendJSON("ping", "received", strconv.FormatUint(c.received.Load(), 10), false, nil, id)
+	}
 	return c.sendJSON("ping", "", "", false, nil, id)
 }
 
@@ -96,7 +102,12 @@ func (c *Client) sendJSON(typ, key, val string, withData bool, data, id any) err
 	b := make([]byte, 0, 128)
 	b = append(b, `{"type":`...)
 	b = appendString(b, typ)
-	if key != "" {
+	switch key {
+	case "":
+	case "received": // a number
+		b = append(b, `,"received":`...)
+		b = append(b, val...)
+	default:
 		b = append(b, ',')
 		b = appendString(b, key)
 		b = append(b, ':')
@@ -148,7 +159,7 @@ func (c *Client) write(messageType int, b []byte) error {
 	default:
 	}
 	c.wmu.Lock()
-	err := c.conn.WriteMessage(messageType, b)
+	err := c.conn.Load().WriteMessage(messageType, b)
 	c.wmu.Unlock()
 	return writeError(err)
 }
@@ -161,7 +172,7 @@ func (c *Client) writeControl(messageType int, b []byte) error {
 		return ErrClosed
 	default:
 	}
-	return writeError(c.conn.WriteControl(messageType, b, time.Now().Add(controlTimeout)))
+	return writeError(c.conn.Load().WriteControl(messageType, b, time.Now().Add(controlTimeout)))
 }
 
 func writeError(err error) error {
