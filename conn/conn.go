@@ -124,14 +124,29 @@ type Conn struct {
 	// numbered from 1 as they enter the ring; the ring holds the numbers
 	// sent+1..seq, the replay buffer those up to sent that the client has
 	// not acknowledged.
-	seq       uint64
-	sent      uint64
-	acked     uint64
-	replay    *replay      // nil while empty
-	preface   []byte       // the transport's upgrade response, written before the greeting
-	greeting  *frame.Buf   // the welcome, written before anything else
+	seq     uint64
+	sent    uint64
+	replay  *replay  // nil while empty
+	opening *opening // nil once the first frames of a connection were taken
+}
+
+// opening is what a Conn writes first on a new socket, before its queue:
+// the transport's upgrade response, the welcome, and after a resume the
+// replayed frames. It is allocated for the occasion and dropped once
+// written, so that an open connection does not pay for it.
+type opening struct {
+	preface   []byte       // the transport's upgrade response
+	greeting  *frame.Buf   // the welcome
 	resend    []*frame.Buf // replayed frames owed after the greeting, one reference each
 	resendSeq uint64       // the number of resend[0]
+}
+
+// openingLocked returns c.opening, making it if needed. Called under mu.
+func (c *Conn) openingLocked() *opening {
+	if c.opening == nil {
+		c.opening = &opening{}
+	}
+	return c.opening
 }
 
 // New returns the Conn of peer id at ip, writing to sock.
@@ -276,28 +291,33 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		}
 
 		sock = c.sock
-		pre := c.preface
-		c.preface = nil
+		var pre []byte
 		n, size := 0, 0
-		if c.greeting != nil {
-			batch[0], c.greeting = c.greeting, nil
-			n, size = 1, len(batch[0].Bytes())
-		}
-		for n < maxBatchFrames && len(c.resend) > 0 {
-			b := c.resend[0]
-			l := len(b.Bytes())
-			if n > 0 && size+l > maxBatchBytes {
-				break
+		if o := c.opening; o != nil {
+			pre, o.preface = o.preface, nil
+			if o.greeting != nil {
+				batch[0], o.greeting = o.greeting, nil
+				n, size = 1, len(batch[0].Bytes())
 			}
-			batch[n] = b
-			c.resend[0] = nil
-			c.resend = c.resend[1:]
-			hi = c.resendSeq
-			c.resendSeq++
-			n++
-			size += l
+			for n < maxBatchFrames && len(o.resend) > 0 {
+				b := o.resend[0]
+				l := len(b.Bytes())
+				if n > 0 && size+l > maxBatchBytes {
+					break
+				}
+				batch[n] = b
+				o.resend[0] = nil
+				o.resend = o.resend[1:]
+				hi = o.resendSeq
+				o.resendSeq++
+				n++
+				size += l
+			}
+			if len(o.resend) == 0 {
+				c.opening = nil
+			}
 		}
-		for n < maxBatchFrames && len(c.resend) == 0 {
+		for n < maxBatchFrames && c.opening == nil {
 			b := c.ring.peek()
 			if b == nil {
 				break
@@ -317,9 +337,6 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				b.Retain(1)
 				c.replayPush(b)
 			}
-		}
-		if len(c.resend) == 0 {
-			c.resend = nil
 		}
 		sealed := c.ring.isSealed()
 		var notice uint64

@@ -132,18 +132,18 @@ func (c *Conn) Attach(sock Socket, received uint64, welcome func(missed uint64) 
 	if gone > received {
 		missed += gone - received
 	}
-	c.acked = received
 	c.replayTrim(received)
+	o := c.openingLocked()
 	if k := c.replay.len(); k > 0 {
-		c.resend = make([]*frame.Buf, k)
+		o.resend = make([]*frame.Buf, k)
 		for i := range k {
 			b := c.replay.at(i)
 			b.Retain(1)
-			c.resend[i] = b
+			o.resend[i] = b
 		}
-		c.resendSeq = c.sent - uint64(k) + 1
+		o.resendSeq = c.sent - uint64(k) + 1
 	}
-	c.greeting = welcome(missed)
+	o.greeting = welcome(missed)
 	c.sock = sock
 	c.wrote.Store(received)
 	c.submitted.Store(0)
@@ -203,7 +203,7 @@ func (c *Conn) Detached() bool { return c.load() == phaseDetached }
 // Attach, before the Flush they call for. p is copied.
 func (c *Conn) Preface(p []byte) {
 	c.mu.Lock()
-	c.preface = append([]byte(nil), p...)
+	c.openingLocked().preface = append([]byte(nil), p...)
 	c.mu.Unlock()
 }
 
@@ -218,8 +218,11 @@ func (c *Conn) Greet(welcome *frame.Buf) (mustFlush bool) {
 		return false
 	}
 	welcome.Retain(1)
-	c.releaseGreeting()
-	c.greeting = welcome
+	o := c.openingLocked()
+	if o.greeting != nil {
+		o.greeting.Release()
+	}
+	o.greeting = welcome
 	if c.load() == phaseIdle {
 		c.set(phaseScheduled)
 		return true
@@ -236,10 +239,7 @@ func (c *Conn) Ack(n uint64) {
 	}
 	n = min(n, c.wrote.Load())
 	c.mu.Lock()
-	if n > c.acked {
-		c.acked = n
-		c.replayTrim(n)
-	}
+	c.replayTrim(n) // nothing to do for n not past what was acknowledged
 	c.mu.Unlock()
 }
 
@@ -292,15 +292,17 @@ func (c *Conn) noteWritten(sock Socket, hi uint64) {
 // releaseGreeting drops a welcome and replayed frames not yet written.
 // Called under mu.
 func (c *Conn) releaseGreeting() {
-	if c.greeting != nil {
-		c.greeting.Release()
-		c.greeting = nil
+	o := c.opening
+	if o == nil {
+		return
 	}
-	for i, b := range c.resend {
+	c.opening = nil
+	if o.greeting != nil {
+		o.greeting.Release()
+	}
+	for _, b := range o.resend {
 		b.Release()
-		c.resend[i] = nil
 	}
-	c.resend = nil
 }
 
 // releaseSession releases everything the session holds besides its queue:

@@ -26,8 +26,8 @@ var ErrResumeDenied = errors.New("session: resume authenticated as another peer"
 // about the secret. Tokens are never logged.
 const (
 	tokenKeyLen    = 12
-	tokenSecretLen = 24
-	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 48 characters
+	tokenSecretLen = 18
+	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 40 characters
 )
 
 type tokenKey [tokenKeyLen]byte
