@@ -75,6 +75,13 @@ func (sw *sweeper) run() {
 			// again now that the race is long over.
 			_ = w.nbc.SetReadDeadline(time.Time{})
 			w.lastPing = now
+			if w.Sent() > 0 {
+				// With session resume on, its pong acknowledges the first
+				// replies (joined, presence) at once, so that they do not
+				// stay in the replay buffer for a whole ping interval.
+				sw.ping = w.AppendPing(sw.ping[:0])
+				w.WriteControl(sw.ping)
+			}
 			sw.schedule(w, now)
 			fresh[i] = nil
 		}

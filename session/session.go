@@ -161,7 +161,7 @@ func (s *Session) Greet() {
 // decides what a peer is told on arrival.
 // With resume on it carries the session's first token.
 func (h *Handler) welcome(s *Session) *frame.Buf {
-	b := frame.NewBuf(320)
+	b := frame.NewBuf(200 + len(s.c.ID)) // a typical welcome fits the smallest pooled buffer
 	b.B = h.appendWelcome(b.B, s)
 	if g := h.resume; g != nil {
 		g.mu.Lock()
