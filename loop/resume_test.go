@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -484,5 +485,35 @@ func TestResumeUpgradeRefusalsStayHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("plain GET with resume: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestResumeTokenNeverLogged: with debug logging, neither a session's token
+// nor a resume request's token appears in the log, whatever the outcome.
+func TestResumeTokenNeverLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
+	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
+	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
+	alice := &resumer{t: t, ts: ts}
+	alice.connect("/ws?token=" + aliceTok)
+	tokens := []string{alice.token}
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	_, _ = relaytest.TryRawDial(ts.Addr().String(), fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, bobTok)) // 401
+	alice.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, aliceTok))
+	tokens = append(tokens, alice.token)
+	other := &resumer{t: t, ts: ts}
+	other.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", tokens[0], aliceTok)) // used: new session
+	tokens = append(tokens, other.token)
+	out := buf.String()
+	if !strings.Contains(out, "upgrade refused") {
+		t.Fatalf("the 401 was not logged:\n%s", out)
+	}
+	for _, tok := range tokens {
+		if strings.Contains(out, tok) {
+			t.Fatalf("the log shows a resume token:\n%s", out)
+		}
 	}
 }
