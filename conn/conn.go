@@ -250,8 +250,18 @@ func (c *Conn) Flush(scratch []byte) []byte {
 	mine := phaseScheduled
 	var sock Socket // the socket of the batch being written
 	var hi uint64   // the number of its last data message (Env.Resume)
+	ep, first := uint32(0), true
 	for {
 		c.mu.Lock()
+		if first {
+			ep, first = c.epoch(), false
+		} else if c.epoch() != ep {
+			// Detached since this Flush started: the next socket's Flush
+			// owns the send path; what this one wrote is in the replay
+			// buffer.
+			c.mu.Unlock()
+			return scratch
+		}
 		if hi > 0 {
 			c.noteWritten(sock, hi)
 			hi = 0
@@ -283,7 +293,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			c.set(phaseBlocked)
 			c.mu.Unlock()
 			// Re-check: Written may have run between the load and the store.
-			if c.InFlight() >= c.env.HighWater || !c.swap(phaseBlocked, phaseWriting) {
+			if c.InFlight() >= c.env.HighWater || !c.swapIn(ep, phaseBlocked, phaseWriting) {
 				return scratch
 			}
 			mine = phaseWriting

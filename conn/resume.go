@@ -60,7 +60,7 @@ func (c *Conn) detachLocked() bool {
 		if from >= phaseDetached {
 			return false
 		}
-		if c.swap(from, phaseDetached) { // blocked may become scheduled
+		if c.swapNext(from, phaseDetached) { // blocked may become scheduled; a Flush still writing stops
 			break
 		}
 	}
