@@ -451,3 +451,58 @@ func TestResumeConcurrentExactlyOnce(t *testing.T) {
 func welcomeOf(body string) func(uint64) *frame.Buf {
 	return func(uint64) *frame.Buf { return textBuf(body) }
 }
+
+// TestFlushOfLostSocketStops: a Flush still inside a write to a socket that
+// was lost meanwhile never writes to the socket that resumed the session,
+// and the new socket gets every frame once, in order.
+func TestFlushOfLostSocketStops(t *testing.T) {
+	env := newResumeEnv(t, 64)
+	old := &blockingSocket{entered: make(chan struct{}), release: make(chan struct{})}
+	c := New(env, "a", "192.0.2.1", old)
+	old.c = c
+	var bufs []*frame.Buf
+	queue := func(from, to int) {
+		for i := from; i <= to; i++ {
+			b := textBuf(fmt.Sprint("m", i))
+			if _, flush := c.Enqueue(b); flush {
+				if i == 1 {
+					go c.Flush(nil) // blocks in the old socket's Write
+				} else {
+					c.Flush(nil)
+				}
+			}
+			bufs = append(bufs, b)
+		}
+	}
+	queue(1, 1)
+	<-old.entered // the Flush is writing m1 to the old socket
+	queue(2, 4)   // wait behind it
+	if r := c.Detach(old); r != Detached {
+		t.Fatalf("Detach = %v", r)
+	}
+	next := &blockingSocket{entered: make(chan struct{}), release: make(chan struct{})}
+	next.c = c
+	if _, ok := c.Attach(next, 0, welcomeOf("w")); !ok {
+		t.Fatal("Attach failed")
+	}
+	done := make(chan struct{})
+	go func() {
+		c.Flush(nil)
+		close(done)
+	}()
+	<-next.entered     // the new socket's Flush is writing too
+	queue(5, 6)        // wait behind it
+	close(old.release) // the old Flush finishes its write and must stop
+	time.Sleep(20 * time.Millisecond)
+	close(next.release)
+	<-done
+	queue(7, 7)
+	if got := strings.Join(texts(t, next.Bytes()), ","); got != "w,m1,m2,m3,m4,m5,m6,m7" {
+		t.Fatalf("new socket got %s", got)
+	}
+	if got := strings.Join(texts(t, old.Bytes()), ","); got != "m1" {
+		t.Fatalf("old socket got %s, want only the frame it was writing", got)
+	}
+	releaseAll(bufs)
+	c.Teardown()
+}
