@@ -84,9 +84,10 @@ func (e *Env) putRing(r *ring) { e.rings.Put(r) }
 // stated otherwise.
 type Conn struct {
 	// Set at construction.
-	ID  string
-	IP  string
-	env *Env
+	ID     string
+	IP     string
+	env    *Env
+	resume bool // Env.Resume, unless NoResume was called
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -151,7 +152,7 @@ func (c *Conn) openingLocked() *opening {
 
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
-	c := &Conn{ID: id, IP: ip, sock: sock, env: env}
+	c := &Conn{ID: id, IP: ip, sock: sock, env: env, resume: env.Resume}
 	c.Touch()
 	return c
 }
@@ -216,7 +217,7 @@ func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	}
 	b.Retain(1)
 	c.ring.push(b)
-	if c.env.Resume {
+	if c.resume {
 		c.seq++
 	}
 	if c.load() == phaseIdle {
@@ -339,7 +340,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			batch[n] = c.ring.pop()
 			n++
 			size += l
-			if c.env.Resume && !(c.ring.isSealed() && c.ring.len() == 0) {
+			if c.resume && !(c.ring.isSealed() && c.ring.len() == 0) {
 				// A data message (not Shutdown's close frame): it stays
 				// for replay until the client acknowledges it.
 				c.sent++
@@ -351,7 +352,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		sealed := c.ring.isSealed()
 		var notice uint64
 		if c.dropped > 0 && !sealed {
-			if c.env.Resume {
+			if c.resume {
 				// The notice is a data message: it is numbered and
 				// queued behind the frames still waiting.
 				c.queueOverflow()

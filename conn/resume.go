@@ -44,7 +44,7 @@ func (c *Conn) Detach(sock Socket) DetachResult {
 	if c.sock != sock {
 		return NotAttached
 	}
-	if !c.env.Resume || c.ring.isSealed() {
+	if !c.resume || c.ring.isSealed() {
 		return Ended
 	}
 	if !c.detachLocked() {
@@ -77,7 +77,7 @@ func (c *Conn) detachLocked() bool {
 func (c *Conn) Takeover(code int, reason string) bool {
 	c.mu.Lock()
 	sock := c.sock
-	if sock == nil || !c.env.Resume || c.ring.isSealed() || !c.detachLocked() {
+	if sock == nil || !c.resume || c.ring.isSealed() || !c.detachLocked() {
 		c.mu.Unlock()
 		return false
 	}
@@ -99,7 +99,7 @@ const takeoverLinger = 100 * time.Millisecond
 // code. It does nothing when sock is not the Conn's socket (any more).
 // Without Env.Resume it is CloseWith.
 func (c *Conn) Suspend(sock Socket, code int, reason string) {
-	if !c.env.Resume {
+	if !c.resume {
 		c.CloseWith(code, reason)
 		return
 	}
@@ -168,6 +168,11 @@ func (c *Conn) Expire() bool {
 	return true
 }
 
+// NoResume turns session resume off for this Conn (an /echo connection has
+// no session): nothing is numbered or kept for replay. It is called before
+// the Conn is used.
+func (c *Conn) NoResume() { c.resume = false }
+
 // Owns reports whether sock is the Conn's socket. A socket a resume took the
 // session from is not: what is read from it must not close the session.
 func (c *Conn) Owns(sock Socket) bool {
@@ -234,7 +239,7 @@ func (c *Conn) Greet(welcome *frame.Buf) (mustFlush bool) {
 // {"type":"ping","received":n}): they leave the replay buffer. n past what
 // was written to the socket counts only up to that.
 func (c *Conn) Ack(n uint64) {
-	if !c.env.Resume {
+	if !c.resume {
 		return
 	}
 	n = min(n, c.wrote.Load())
@@ -250,7 +255,7 @@ const pingMarkLen = 8
 // payload is the number of the last data message written before it, so that
 // the client's pong (OnPong) acknowledges every message up to that number.
 func (c *Conn) AppendPing(dst []byte) []byte {
-	if !c.env.Resume {
+	if !c.resume {
 		return append(dst, 0x80|frame.OpPing, 0)
 	}
 	dst = append(dst, 0x80|frame.OpPing, pingMarkLen)
@@ -261,7 +266,7 @@ func (c *Conn) AppendPing(dst []byte) []byte {
 // AppendPing acknowledges the data messages written before that ping;
 // other pongs mean nothing.
 func (c *Conn) OnPong(p []byte) {
-	if c.env.Resume && len(p) == pingMarkLen {
+	if c.resume && len(p) == pingMarkLen {
 		c.Ack(binary.BigEndian.Uint64(p))
 	}
 }

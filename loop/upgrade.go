@@ -178,6 +178,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		wc.sess = resumed
 	case echo:
 		wc.Conn = conn.New(s.env, id, ip, wc)
+		wc.Conn.NoResume()
 		wc.sess = s.session.OpenEcho(wc.Conn)
 	default:
 		resumed = nil
