@@ -198,6 +198,12 @@ func (c *Conn) Sent() uint64 {
 	return c.sent
 }
 
+// Epoch returns how many times the Conn was detached from a socket. A
+// transport notes it when it attaches a socket: once it changed, that
+// socket's session went elsewhere (a resume took it over) and what is read
+// from the socket must be ignored. It is one atomic load.
+func (c *Conn) Epoch() uint32 { return c.epoch() }
+
 // Detached reports whether the Conn is detached from any socket.
 func (c *Conn) Detached() bool { return c.load() == phaseDetached }
 

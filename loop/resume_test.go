@@ -372,6 +372,9 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 			break
 		}
 	}
+	// What still comes on the old socket is not the session's any more.
+	_ = old.SendFrame(true, frame.OpText, []byte(`{"type":"publish","room":"r","data":"stale"}`))
+	relaytest.QuietType(t, bob, "publish", 100*time.Millisecond)
 	relaytest.QuietType(t, bob, "peer_left", 300*time.Millisecond)
 	relaytest.QuietType(t, bob, "peer_joined", 10*time.Millisecond)
 	if err := bob.Direct("alice", "still here", nil); err != nil {

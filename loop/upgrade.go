@@ -185,6 +185,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		wc.Conn = conn.New(s.env, id, ip, wc)
 		wc.sess = s.session.Open(wc.Conn)
 	}
+	wc.epoch = wc.Epoch()
 	hc.Parser = nil
 	nbc.SetSession(wc)
 	_ = nbc.SetReadDeadline(time.Time{})

@@ -36,7 +36,8 @@ type wsConn struct {
 
 	// Owned by the poller goroutine that reads the connection.
 	reader frame.Reader
-	done   bool // a close frame or a protocol error ended reading
+	done   bool   // a close frame or a protocol error ended reading
+	epoch  uint32 // the Conn's epoch when this socket was attached (set before publication)
 
 	// Owned by the sweeper goroutine.
 	lastPing time.Duration
@@ -150,6 +151,12 @@ var handlers = sync.Pool{New: func() any {
 func (h *handler) OnMessage(op byte, p []byte) {
 	w := h.w
 	if w.done {
+		return
+	}
+	if w.Epoch() != w.epoch {
+		// A resume took the session to another socket: what still comes
+		// on this one is not the session's any more.
+		w.done = true
 		return
 	}
 	if !w.sess.OnMessage(op, p, &h.sc) {
