@@ -122,10 +122,9 @@ type Conn struct {
 	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
 
 	// Session resume (Env.Resume), guarded by mu. Data messages are
-	// numbered from 1 as they enter the ring; the ring holds the numbers
-	// sent+1..seq, the replay buffer those up to sent that the client has
-	// not acknowledged.
-	seq     uint64
+	// numbered from 1 as they enter the ring: the ring holds the numbers
+	// after sent (every frame in it but Shutdown's close frame), the replay
+	// buffer those up to sent that the client has not acknowledged.
 	sent    uint64
 	replay  *replay  // nil while empty
 	opening *opening // nil once the first frames of a connection were taken
@@ -217,9 +216,6 @@ func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	}
 	b.Retain(1)
 	c.ring.push(b)
-	if c.resume {
-		c.seq++
-	}
 	if c.load() == phaseIdle {
 		c.set(phaseScheduled)
 		mustFlush = true
@@ -418,7 +414,6 @@ func (c *Conn) queueOverflow() {
 	b.Finish(frame.OpText)
 	c.dropped = 0
 	c.ring.push(b) // the ring takes b's reference
-	c.seq++
 }
 
 // appendOverflow appends a complete overflow text frame.

@@ -282,7 +282,17 @@ func (c *Conn) OnPong(p []byte) {
 func (c *Conn) Numbered() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.seq
+	if !c.resume {
+		return 0
+	}
+	n := c.sent
+	if c.ring != nil {
+		n += uint64(c.ring.len())
+		if c.ring.isSealed() {
+			n-- // Shutdown's close frame
+		}
+	}
+	return n
 }
 
 // Replayable returns the number of written data messages kept for replay.

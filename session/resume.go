@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -25,12 +26,13 @@ var ErrResumeDenied = errors.New("session: resume authenticated as another peer"
 // is compared in constant time, so the time a lookup takes tells nothing
 // about the secret. Tokens are never logged.
 const (
-	tokenKeyLen    = 12
-	tokenSecretLen = 18
-	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 40 characters
+	tokenKeyLen    = 8
+	tokenSecretLen = 16
+	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 32 characters
 )
 
-type tokenKey [tokenKeyLen]byte
+// tokenKey is the lookup part of a token: 64 random bits.
+type tokenKey uint64
 
 // resumeState is where a session is in its life with resume on. Guarded by
 // the registry's lock.
@@ -54,11 +56,12 @@ type registry struct {
 
 	mu      sync.Mutex
 	byKey   map[tokenKey]*Session
+	timers  map[*Session]*time.Timer // the detached sessions' windows
 	stopped bool
 }
 
 func newRegistry(window time.Duration, rt *router.Router, set *vm.Set) *registry {
-	g := &registry{window: window, rt: rt, byKey: make(map[tokenKey]*Session)}
+	g := &registry{window: window, rt: rt, byKey: make(map[tokenKey]*Session), timers: make(map[*Session]*time.Timer)}
 	g.resumed = set.NewCounter("wsrelay_sessions_resumed_total")
 	g.expired = set.NewCounter("wsrelay_sessions_expired_total")
 	g.failed = set.NewCounter("wsrelay_sessions_resume_failed_total")
@@ -86,7 +89,7 @@ func (g *registry) issue(s *Session) string {
 	var raw [tokenKeyLen + tokenSecretLen]byte
 	for {
 		_, _ = rand.Read(raw[:]) // never fails (crypto/rand)
-		copy(s.key[:], raw[:tokenKeyLen])
+		s.key = tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
 		if g.byKey[s.key] == nil {
 			break
 		}
@@ -105,7 +108,7 @@ func (g *registry) onDetached(s *Session) {
 		return // a resume claimed it meanwhile, or the server stops
 	}
 	s.state = stateDetached
-	s.timer = time.AfterFunc(g.window, func() { g.expire(s) })
+	g.timers[s] = time.AfterFunc(g.window, func() { g.expire(s) })
 }
 
 // onEnded forgets s, whose session ended with its connection.
@@ -119,10 +122,7 @@ func (g *registry) endLocked(s *Session) {
 	if g.byKey[s.key] == s {
 		delete(g.byKey, s.key)
 	}
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
+	g.stopTimer(s)
 	s.state = stateEnded
 }
 
@@ -155,8 +155,7 @@ func (g *registry) claim(token string, peer string, bindPeer bool, received uint
 	if n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token)); err != nil || n != len(raw) {
 		return nil, nil
 	}
-	var key tokenKey
-	copy(key[:], raw[:tokenKeyLen])
+	key := tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.byKey[key]
@@ -173,12 +172,17 @@ func (g *registry) claim(token string, peer string, bindPeer bool, received uint
 		return nil, nil // the client claims more than was sent: not this session
 	}
 	delete(g.byKey, key)
-	if s.timer != nil {
-		s.timer.Stop() // if it fired already, expire finds the session claimed
-		s.timer = nil
-	}
+	g.stopTimer(s) // if it fired already, expire finds the session claimed
 	s.state = stateClaimed
 	return s, nil
+}
+
+// stopTimer stops the window of s, if it is detached. Called under g.mu.
+func (g *registry) stopTimer(s *Session) {
+	if t := g.timers[s]; t != nil {
+		t.Stop()
+		delete(g.timers, s)
+	}
 }
 
 // stop ends every detached session at server shutdown, without waiting for
@@ -275,5 +279,5 @@ func (s *Session) Abandon() {
 		return
 	}
 	s.state = stateDetached
-	s.timer = time.AfterFunc(g.window, func() { g.expire(s) })
+	g.timers[s] = time.AfterFunc(g.window, func() { g.expire(s) })
 }

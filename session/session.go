@@ -117,10 +117,9 @@ type Session struct {
 	echo bool
 
 	// Session resume; guarded by the Handler's registry lock.
+	state  resumeState
 	key    tokenKey
 	secret [tokenSecretLen]byte
-	state  resumeState
-	timer  *time.Timer // runs while detached
 }
 
 // Open makes the session of a relay connection. It does no I/O: the
