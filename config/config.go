@@ -83,6 +83,10 @@ type Config struct {
 	NATSURL     string `env:"NATS_URL"` // secret in part: may carry user:password or a token
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
+
+	// ResumeWindow is how long a session outlives a connection that ended
+	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
+	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -279,6 +283,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative, got %s", c.ShutdownTimeout)
+	}
+	if c.ResumeWindow < 0 {
+		return bad("RESUME_WINDOW", "must not be negative, got %s", c.ResumeWindow)
 	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
 		return bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
@@ -515,6 +522,7 @@ func (c Config) settings() []setting {
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
+		{"RESUME_WINDOW", formatDuration(c.ResumeWindow)},
 	}
 }
 

@@ -30,6 +30,7 @@ var protocolVars = []string{
 	"WSRELAY_JWT_REQUIRE_ROOMS",
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
+	"WSRELAY_RESUME_WINDOW",
 }
 
 // defaults is docs/protocol.md section 7's default column.
@@ -53,6 +54,7 @@ func defaults() Config {
 		Auth:            "none",
 		TelegramMaxAge:  24 * time.Hour,
 		NATSPrefix:      "wsrelay",
+		ResumeWindow:    30 * time.Second,
 	}
 }
 
@@ -168,6 +170,8 @@ func TestLoadEachVariable(t *testing.T) {
 			func(c *Config) { c.BinaryTypes = BinaryTypes{1: 65536, 2: 262144} }},
 		{"SHUTDOWN_TIMEOUT zero", []string{"WSRELAY_SHUTDOWN_TIMEOUT=0s"}, func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"SHUTDOWN_TIMEOUT", []string{"WSRELAY_SHUTDOWN_TIMEOUT=1m30s"}, func(c *Config) { c.ShutdownTimeout = 90 * time.Second }},
+		{"RESUME_WINDOW off", []string{"WSRELAY_RESUME_WINDOW=0"}, func(c *Config) { c.ResumeWindow = 0 }},
+		{"RESUME_WINDOW", []string{"WSRELAY_RESUME_WINDOW=2m"}, func(c *Config) { c.ResumeWindow = 2 * time.Minute }},
 		{"ECHO", []string{"WSRELAY_ECHO=true"}, func(c *Config) { c.Echo = true }},
 		{"DEMO", []string{"WSRELAY_DEMO=TRUE"}, func(c *Config) { c.Demo = true }},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=debug"}, func(c *Config) { c.LogLevel = "debug" }},
@@ -260,6 +264,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"BINARY_TYPES negative limit", []string{"WSRELAY_BINARY_TYPES=1:-100"}, "WSRELAY_BINARY_TYPES", "positive"},
 		{"BINARY_TYPES duplicate", []string{"WSRELAY_BINARY_TYPES=1:100,1:200"}, "WSRELAY_BINARY_TYPES", "twice"},
 		{"SHUTDOWN_TIMEOUT negative", []string{"WSRELAY_SHUTDOWN_TIMEOUT=-1s"}, "WSRELAY_SHUTDOWN_TIMEOUT", "negative"},
+		{"RESUME_WINDOW negative", []string{"WSRELAY_RESUME_WINDOW=-1s"}, "WSRELAY_RESUME_WINDOW", "negative"},
 		{"ECHO", []string{"WSRELAY_ECHO=on"}, "WSRELAY_ECHO", ""},
 		{"DEMO", []string{"WSRELAY_DEMO=2"}, "WSRELAY_DEMO", ""},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=trace"}, "WSRELAY_LOG_LEVEL", `"trace"`},

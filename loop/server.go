@@ -149,6 +149,9 @@ func (s *Server) Start() error {
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
+	if s.cfg.ResumeWindow > 0 {
+		s.env.EnableResume()
+	}
 
 	ncfg := nbhttp.Config{
 		Name:    "wsrelay",
@@ -263,6 +266,7 @@ func (s *Server) stopNow() {
 	if s.engine != nil {
 		s.engine.Stop()
 	}
+	s.session.Close() // detached sessions end with the server
 	if s.cluster != nil {
 		s.cluster.Close()
 	}
