@@ -80,6 +80,12 @@ type Config struct {
 	NATSURL     string `env:"NATS_URL"` // secret in part: may carry user:password or a token
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
+
+	// Compression (PROTOCOL.md section 13): permessage-deflate accepted
+	// when a client offers it; messages of at least CompressionMinBytes
+	// go out compressed to the clients that negotiated it.
+	Compression         bool `env:"COMPRESSION" envDefault:"false"`
+	CompressionMinBytes int  `env:"COMPRESSION_MIN_BYTES" envDefault:"512"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -330,7 +336,7 @@ func (c Config) Validate() error {
 			return bad("NATS_SUBJECT_PREFIX", "must be dot-separated tokens of letters, digits, '_' or '-', got %q", c.NATSPrefix)
 		}
 	}
-	return nil
+	return atLeast("COMPRESSION_MIN_BYTES", c.CompressionMinBytes, 0)
 }
 
 // MaxNodeIDLen is the longest WSRELAY_NODE_ID.
@@ -499,6 +505,8 @@ func (c Config) settings() []setting {
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
+		{"COMPRESSION", strconv.FormatBool(c.Compression)},
+		{"COMPRESSION_MIN_BYTES", strconv.Itoa(c.CompressionMinBytes)},
 	}
 }
 
