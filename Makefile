@@ -51,12 +51,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeflateRoundTrip$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzNegotiateDeflate$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryTypes$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzRooms$$' -fuzztime $(FUZZTIME) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuth$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzLiveConnection$$' -fuzztime $(FUZZTIME) -parallel 1 ./loop
 
 ## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)
 test-web: build web/node_modules
 	cd web && npx tsc -p test
-	cd web && node --test --test-timeout=60000 test/client.test.mjs test/relay.test.mjs
+	cd web && node --test --test-timeout=60000 test/client.test.mjs test/keyauth.test.mjs test/relay.test.mjs
 
 ## test-browser: the demo page in headless Chromium (CHROMIUM, default /usr/bin/chromium) against bin/wsrelay
 test-browser: build web/node_modules

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -34,7 +35,19 @@ const MinSecretBytes = 32
 // whose header names another algorithm (say HS256 signed with the bytes of
 // the public key, or "none") is refused. exp is required; exp, nbf and iat
 // are checked with Leeway; aud and iss when configured.
+//
+// The optional claim "rooms" (PROTOCOL.md section 11) limits the rooms the
+// peer may join without a room token; see ParseRooms. A claim that is not
+// an array of valid patterns refuses the token; "rooms": null counts as an
+// empty claim (no room), never as an absent one.
 type JWT struct {
+	verifier
+	rooms Rooms // what a token without a rooms claim allows
+}
+
+// verifier checks JWTs with the configured key: connection tokens and room
+// tokens share it, and so share keys, algorithms, leeway, aud and iss.
+type verifier struct {
 	key    any
 	parser *jwt.Parser
 }
@@ -42,14 +55,26 @@ type JWT struct {
 // NewJWT loads the key of cfg (WSRELAY_JWT_SECRET or
 // WSRELAY_JWT_PUBLIC_KEY_FILE) and returns the authenticator.
 func NewJWT(cfg config.Config) (*JWT, error) {
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeyFile == "" {
+		return nil, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: errors.New("WSRELAY_AUTH=jwt needs WSRELAY_JWT_SECRET or WSRELAY_JWT_PUBLIC_KEY_FILE")}
+	}
+	v, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &JWT{verifier: v, rooms: defaultRooms(cfg)}, nil
+}
+
+// newVerifier loads the key of cfg, which must have one.
+func newVerifier(cfg config.Config) (verifier, error) {
 	var key any
 	var methods []string
 	switch {
 	case cfg.JWTSecret != "" && cfg.JWTPublicKeyFile != "":
-		return nil, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: errors.New("set only one of WSRELAY_JWT_SECRET and WSRELAY_JWT_PUBLIC_KEY_FILE")}
+		return verifier{}, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: errors.New("set only one of WSRELAY_JWT_SECRET and WSRELAY_JWT_PUBLIC_KEY_FILE")}
 	case cfg.JWTSecret != "":
 		if len(cfg.JWTSecret) < MinSecretBytes {
-			return nil, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: fmt.Errorf("too short: at least %d bytes", MinSecretBytes)}
+			return verifier{}, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: fmt.Errorf("too short: at least %d bytes", MinSecretBytes)}
 		}
 		key = []byte(cfg.JWTSecret)
 		methods = []string{"HS256", "HS384", "HS512"}
@@ -57,10 +82,10 @@ func NewJWT(cfg config.Config) (*JWT, error) {
 		var err error
 		key, methods, err = loadPublicKey(cfg.JWTPublicKeyFile)
 		if err != nil {
-			return nil, &config.Error{Var: config.Prefix + "JWT_PUBLIC_KEY_FILE", Err: err}
+			return verifier{}, &config.Error{Var: config.Prefix + "JWT_PUBLIC_KEY_FILE", Err: err}
 		}
 	default:
-		return nil, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: errors.New("WSRELAY_AUTH=jwt needs WSRELAY_JWT_SECRET or WSRELAY_JWT_PUBLIC_KEY_FILE")}
+		return verifier{}, &config.Error{Var: config.Prefix + "JWT_SECRET", Err: errors.New("no JWT key configured")}
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
@@ -74,7 +99,14 @@ func NewJWT(cfg config.Config) (*JWT, error) {
 	if cfg.JWTIssuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.JWTIssuer))
 	}
-	return &JWT{key: key, parser: jwt.NewParser(opts...)}, nil
+	return verifier{key: key, parser: jwt.NewParser(opts...)}, nil
+}
+
+// parse verifies tok and decodes its claims into claims. Its errors name the
+// failed check, never the token.
+func (v *verifier) parse(tok string, claims jwt.Claims) error {
+	_, err := v.parser.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return v.key, nil })
+	return err
 }
 
 // loadPublicKey reads a PEM public key (PKIX "PUBLIC KEY", PKCS #1 "RSA
@@ -128,20 +160,43 @@ func loadPublicKey(path string) (any, []string, error) {
 	return nil, nil, fmt.Errorf("unsupported key type %T", key)
 }
 
+// connClaims are the claims of a connection token. Rooms stays raw so that
+// an absent claim (nil) differs from "rooms": null.
+type connClaims struct {
+	jwt.RegisteredClaims
+	Rooms json.RawMessage `json:"rooms"`
+}
+
 // Authenticate implements Authenticator.
 func (a *JWT) Authenticate(r *http.Request) (string, error) {
+	id, err := a.Identify(r)
+	return id.Peer, err
+}
+
+// Identify implements Authenticator. The rooms claim is parsed here, once
+// per connection, into the Identity's Rooms.
+func (a *JWT) Identify(r *http.Request) (Identity, error) {
 	tok := credential(r, "Bearer", "token")
 	if tok == "" {
-		return "", ErrNoCredential
+		return Identity{}, ErrNoCredential
 	}
-	var claims jwt.RegisteredClaims
-	_, err := a.parser.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
-	if err != nil {
-		// jwt's messages name the failed check, never the token.
-		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	var claims connClaims
+	if err := a.parse(tok, &claims); err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if claims.Subject == "" {
-		return "", fmt.Errorf("%w: no sub claim", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: no sub claim", ErrInvalid)
 	}
-	return withDevice(claims.Subject, r)
+	rooms := a.rooms
+	if claims.Rooms != nil {
+		var patterns []string
+		if err := json.Unmarshal(claims.Rooms, &patterns); err != nil {
+			return Identity{}, fmt.Errorf("%w: rooms claim is not an array of strings", ErrInvalid)
+		}
+		var err error
+		if rooms, err = ParseRooms(patterns); err != nil {
+			return Identity{}, err
+		}
+	}
+	return withDevice(claims.Subject, rooms, r)
 }

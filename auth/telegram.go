@@ -31,6 +31,7 @@ const maxInitData = 8 << 10
 type Telegram struct {
 	secret []byte // HMAC-SHA256 of the bot token under "WebAppData"
 	maxAge time.Duration
+	rooms  Rooms // what every peer may join without a room token
 	now    func() time.Time
 }
 
@@ -44,30 +45,36 @@ func NewTelegram(cfg config.Config) (*Telegram, error) {
 	}
 	m := hmac.New(sha256.New, []byte("WebAppData"))
 	m.Write([]byte(cfg.TelegramBotToken))
-	return &Telegram{secret: m.Sum(nil), maxAge: cfg.TelegramMaxAge, now: time.Now}, nil
+	return &Telegram{secret: m.Sum(nil), maxAge: cfg.TelegramMaxAge, rooms: defaultRooms(cfg), now: time.Now}, nil
 }
 
 // Authenticate implements Authenticator.
 func (a *Telegram) Authenticate(r *http.Request) (string, error) {
+	id, err := a.Identify(r)
+	return id.Peer, err
+}
+
+// Identify implements Authenticator.
+func (a *Telegram) Identify(r *http.Request) (Identity, error) {
 	raw := credential(r, "tma", "tma")
 	if raw == "" {
-		return "", ErrNoCredential
+		return Identity{}, ErrNoCredential
 	}
 	if len(raw) > maxInitData {
-		return "", fmt.Errorf("%w: initData too long", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: initData too long", ErrInvalid)
 	}
 	vals, err := url.ParseQuery(raw)
 	if err != nil {
-		return "", fmt.Errorf("%w: initData is not a query string", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: initData is not a query string", ErrInvalid)
 	}
 	hash, err := hex.DecodeString(vals.Get("hash"))
 	if err != nil || len(hash) != sha256.Size {
-		return "", fmt.Errorf("%w: missing or malformed hash", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: missing or malformed hash", ErrInvalid)
 	}
 	keys := make([]string, 0, len(vals))
 	for k, v := range vals {
 		if len(v) != 1 {
-			return "", fmt.Errorf("%w: repeated field", ErrInvalid)
+			return Identity{}, fmt.Errorf("%w: repeated field", ErrInvalid)
 		}
 		if k != "hash" {
 			keys = append(keys, k)
@@ -84,28 +91,28 @@ func (a *Telegram) Authenticate(r *http.Request) (string, error) {
 		m.Write([]byte(vals.Get(k)))
 	}
 	if !hmac.Equal(m.Sum(nil), hash) {
-		return "", fmt.Errorf("%w: hash mismatch", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: hash mismatch", ErrInvalid)
 	}
 	sec, err := strconv.ParseInt(vals.Get("auth_date"), 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("%w: missing or malformed auth_date", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: missing or malformed auth_date", ErrInvalid)
 	}
 	age := a.now().Sub(time.Unix(sec, 0))
 	if age > a.maxAge {
-		return "", fmt.Errorf("%w: auth_date too old", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: auth_date too old", ErrInvalid)
 	}
 	if age < -Leeway {
-		return "", fmt.Errorf("%w: auth_date in the future", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: auth_date in the future", ErrInvalid)
 	}
 	var user struct {
 		ID json.Number `json:"id"`
 	}
 	if err := json.Unmarshal([]byte(vals.Get("user")), &user); err != nil {
-		return "", fmt.Errorf("%w: missing or malformed user", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: missing or malformed user", ErrInvalid)
 	}
 	id, err := strconv.ParseInt(user.ID.String(), 10, 64)
 	if err != nil || id <= 0 || strings.HasPrefix(user.ID.String(), "+") {
-		return "", fmt.Errorf("%w: missing or malformed user.id", ErrInvalid)
+		return Identity{}, fmt.Errorf("%w: missing or malformed user.id", ErrInvalid)
 	}
-	return withDevice("tg:"+strconv.FormatInt(id, 10), r)
+	return withDevice("tg:"+strconv.FormatInt(id, 10), a.rooms, r)
 }

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +35,11 @@ type Options struct {
 	Peer string
 	// Token is a JWT sent as "Authorization: Bearer <Token>".
 	Token string
+	// Key is the peer's Ed25519 key pair for auth mode key (PROTOCOL.md
+	// section 11): its public key goes as ?key=, and Dial answers the
+	// relay's challenge with a signature. The peer id is then KeyID of the
+	// public key (with ?device=D in Query: KeyID + ":" + D).
+	Key ed25519.PrivateKey
 	// Query holds extra query parameters, e.g. device, tma, token.
 	Query url.Values
 	// Header holds extra handshake headers, e.g. Origin or
@@ -110,10 +117,13 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	case "https":
 		u.Scheme = "wss"
 	}
-	if opts.Peer != "" || len(opts.Query) > 0 {
+	if opts.Peer != "" || len(opts.Query) > 0 || opts.Key != nil {
 		q := u.Query()
 		if opts.Peer != "" {
 			q.Set("peer", opts.Peer)
+		}
+		if opts.Key != nil {
+			q.Set("key", encodeKey(opts.Key.Public().(ed25519.PublicKey)))
 		}
 		for k, vs := range opts.Query {
 			for _, v := range vs {
@@ -155,6 +165,9 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	wctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
 	m, err := c.Receive(wctx)
+	if err == nil && m.Type == "challenge" {
+		m, err = c.answerChallenge(wctx, opts.Key, m.Nonce)
+	}
 	if err == nil && m.Type != "welcome" {
 		err = fmt.Errorf("%w: got %q", ErrNoWelcome, m.Type)
 	}
@@ -164,6 +177,35 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	}
 	c.welcome = m
 	return c, nil
+}
+
+// authContext is signed in front of the nonce of a key-auth challenge.
+const authContext = "wsrelay-auth-v1:"
+
+// KeyID returns the peer id of pub in auth mode key: "k:" followed by the
+// unpadded base64url encoding of the 32-byte public key.
+func KeyID(pub ed25519.PublicKey) string { return "k:" + encodeKey(pub) }
+
+func encodeKey(pub ed25519.PublicKey) string { return base64.RawURLEncoding.EncodeToString(pub) }
+
+// answerChallenge signs "wsrelay-auth-v1:" followed by nonce with key, sends
+// the auth message and returns the message that follows, the welcome when
+// the relay accepts the signature. A refusal closes the connection with
+// 4003, which the returned error wraps as a *CloseError.
+func (c *Client) answerChallenge(ctx context.Context, key ed25519.PrivateKey, nonce string) (Message, error) {
+	if key == nil {
+		return Message{}, fmt.Errorf("%w: got a key-auth challenge, and Options.Key is not set", ErrNoWelcome)
+	}
+	sig := ed25519.Sign(key, []byte(authContext+nonce))
+	msg := `{"type":"auth","sig":"` + base64.RawURLEncoding.EncodeToString(sig) + `"}`
+	if err := c.SendText([]byte(msg)); err != nil {
+		// The relay may have closed already: its close code says more.
+		if m, rerr := c.Receive(ctx); rerr != nil {
+			return m, rerr
+		}
+		return Message{}, err
+	}
+	return c.Receive(ctx)
 }
 
 // newClient wraps an upgraded connection and starts its reader goroutine.

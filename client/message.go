@@ -12,7 +12,7 @@ import (
 type Message struct {
 	// Type is the JSON "type": "welcome", "joined", "left", "peer_joined",
 	// "peer_left", "direct", "publish", "broadcast", "pong", "ack",
-	// "overflow" or "error"; or "binary" for a binary frame.
+	// "overflow", "error" or "challenge"; or "binary" for a binary frame.
 	Type string
 
 	Peer  string   // welcome (own id), peer_joined, peer_left
@@ -29,6 +29,7 @@ type Message struct {
 	Code, Message string // error
 	Dropped       uint64 // overflow
 	Time          int64  // pong: server unix milliseconds
+	Nonce         string // challenge (auth mode key; Dial answers it)
 
 	// welcome
 	HeartbeatMS, TimeoutMS, MaxMessageBytes, QueueSize int64
@@ -62,6 +63,7 @@ type wireMessage struct {
 	Message         string          `json:"message"`
 	Dropped         uint64          `json:"dropped"`
 	Time            int64           `json:"time"`
+	Nonce           string          `json:"nonce"`
 	HeartbeatMS     int64           `json:"heartbeat_ms"`
 	TimeoutMS       int64           `json:"timeout_ms"`
 	MaxMessageBytes int64           `json:"max_message_bytes"`
@@ -91,6 +93,7 @@ func decodeText(raw []byte) (Message, error) {
 		Message:         w.Message,
 		Dropped:         w.Dropped,
 		Time:            w.Time,
+		Nonce:           w.Nonce,
 		HeartbeatMS:     w.HeartbeatMS,
 		TimeoutMS:       w.TimeoutMS,
 		MaxMessageBytes: w.MaxMessageBytes,

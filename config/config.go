@@ -66,12 +66,15 @@ type Config struct {
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`      // text, json
 
 	// Authentication.
-	Auth             string        `env:"AUTH" envDefault:"none"` // none, jwt, telegram
-	JWTSecret        string        `env:"JWT_SECRET"`             // secret: HMAC key (HS256/384/512)
-	JWTPublicKeyFile string        `env:"JWT_PUBLIC_KEY_FILE"`    // PEM public key (RS*, ES*, EdDSA)
-	JWTAudience      string        `env:"JWT_AUDIENCE"`           // required aud when set
-	JWTIssuer        string        `env:"JWT_ISSUER"`             // required iss when set
-	TelegramBotToken string        `env:"TELEGRAM_BOT_TOKEN"`     // secret: signs Mini App initData
+	Auth             string `env:"AUTH" envDefault:"none"` // none, jwt, telegram, key
+	JWTSecret        string `env:"JWT_SECRET"`             // secret: HMAC key (HS256/384/512)
+	JWTPublicKeyFile string `env:"JWT_PUBLIC_KEY_FILE"`    // PEM public key (RS*, ES*, EdDSA)
+	JWTAudience      string `env:"JWT_AUDIENCE"`           // required aud when set
+	JWTIssuer        string `env:"JWT_ISSUER"`             // required iss when set
+	// JWTRequireRooms: a peer whose credential carries no rooms claim may
+	// join rooms only with room tokens (PROTOCOL.md section 11).
+	JWTRequireRooms  bool          `env:"JWT_REQUIRE_ROOMS" envDefault:"false"`
+	TelegramBotToken string        `env:"TELEGRAM_BOT_TOKEN"` // secret: signs Mini App initData
 	TelegramMaxAge   time.Duration `env:"TELEGRAM_MAX_AGE" envDefault:"24h"`
 
 	// TLS (both or neither) and clustering.
@@ -285,21 +288,28 @@ func (c Config) Validate() error {
 		return bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
 	}
 
+	// A JWT key verifies connection tokens (auth jwt) and room tokens (every
+	// mode), so "only one key" holds in every mode.
+	if c.JWTSecret != "" && c.JWTPublicKeyFile != "" {
+		return bad("JWT_SECRET", "set only one of WSRELAY_JWT_SECRET and WSRELAY_JWT_PUBLIC_KEY_FILE")
+	}
+	hasJWTKey := c.JWTSecret != "" || c.JWTPublicKeyFile != ""
 	switch c.Auth {
-	case "none":
+	case "none", "key":
 	case "jwt":
-		switch {
-		case c.JWTSecret == "" && c.JWTPublicKeyFile == "":
+		if !hasJWTKey {
 			return bad("JWT_SECRET", "WSRELAY_AUTH=jwt needs WSRELAY_JWT_SECRET or WSRELAY_JWT_PUBLIC_KEY_FILE")
-		case c.JWTSecret != "" && c.JWTPublicKeyFile != "":
-			return bad("JWT_SECRET", "set only one of WSRELAY_JWT_SECRET and WSRELAY_JWT_PUBLIC_KEY_FILE")
 		}
 	case "telegram":
 		if c.TelegramBotToken == "" {
 			return bad("TELEGRAM_BOT_TOKEN", "WSRELAY_AUTH=telegram needs the bot token")
 		}
 	default:
-		return bad("AUTH", "must be none, jwt or telegram, got %q", c.Auth)
+		return bad("AUTH", "must be none, jwt, telegram or key, got %q", c.Auth)
+	}
+	if c.JWTRequireRooms && !hasJWTKey {
+		// Without a key no room token can be checked, so no peer could join a room.
+		return bad("JWT_REQUIRE_ROOMS", "needs WSRELAY_JWT_SECRET or WSRELAY_JWT_PUBLIC_KEY_FILE to check room tokens")
 	}
 	if c.JWTPublicKeyFile != "" {
 		if err := readable(c.JWTPublicKeyFile); err != nil {
@@ -498,6 +508,7 @@ func (c Config) settings() []setting {
 		{"JWT_PUBLIC_KEY_FILE", c.JWTPublicKeyFile},
 		{"JWT_AUDIENCE", c.JWTAudience},
 		{"JWT_ISSUER", c.JWTIssuer},
+		{"JWT_REQUIRE_ROOMS", strconv.FormatBool(c.JWTRequireRooms)},
 		{"TELEGRAM_BOT_TOKEN", secret(c.TelegramBotToken)},
 		{"TELEGRAM_MAX_AGE", formatDuration(c.TelegramMaxAge)},
 		{"TLS_CERT_FILE", c.TLSCertFile},

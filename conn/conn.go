@@ -67,16 +67,6 @@ func (e *Env) Mono() time.Duration { return time.Since(e.epoch) }
 func (e *Env) getRing() *ring  { return e.rings.Get().(*ring) }
 func (e *Env) putRing(r *ring) { e.rings.Put(r) }
 
-// state of a connection's send side.
-type state uint8
-
-const (
-	stateOpen     state = iota
-	stateDraining       // shutdown: flush the queue, which ends with a close frame, then close
-	stateClosing        // close frame written; the socket closes once it reached the kernel
-	stateClosed         // torn down
-)
-
 // Conn is one connected peer. Its methods are safe for concurrent use unless
 // stated otherwise.
 type Conn struct {
@@ -101,22 +91,16 @@ type Conn struct {
 	// written. Their difference is in flight inside the transport.
 	submitted atomic.Int64
 	written   atomic.Int64
-	blocked   atomic.Bool // flushing stopped at HighWater; Written resumes it
-	lingering atomic.Bool // closing: close the socket when nothing is in flight
+
+	// The send path's state machine (see phase): changed under mu, except
+	// the compare-and-swaps out of phaseBlocked.
+	phase atomic.Uint32
 
 	// Guarded by mu.
-	mu      sync.Mutex
-	ring    *ring // nil while nothing waits
-	sched   bool  // a flush is owed: someone will call Flush
-	st      state
-	dropped uint64 // frames dropped since the last overflow notice
-	writing bool   // a Flush is writing frames it took from the ring
-	closing []byte // close frame for that Flush to write after them
-
-	// Rooms is the set of rooms the peer is in, owned by the router and
-	// guarded by RoomsMu.
-	RoomsMu sync.Mutex
-	Rooms   []string
+	mu         sync.Mutex
+	ring       *ring  // nil while nothing waits
+	dropped    uint64 // frames dropped since the last overflow notice
+	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
 }
 
 // New returns the Conn of peer id at ip, writing to sock.
@@ -157,8 +141,12 @@ func (c *Conn) HasQueue() bool {
 func (c *Conn) Open() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.st == stateOpen
+	return c.acceptsLocked()
 }
+
+// acceptsLocked reports whether Enqueue takes frames: the connection is not
+// closing and Shutdown did not seal the ring. Called under mu.
+func (c *Conn) acceptsLocked() bool { return c.load() < phaseClosing && !c.ring.isSealed() }
 
 // Enqueue hands b to the peer. It never blocks and never writes. When b is
 // queued it takes a reference on b and reports queued; mustFlush is true when
@@ -167,7 +155,7 @@ func (c *Conn) Open() bool {
 // connection ignores b.
 func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	c.mu.Lock()
-	if c.st != stateOpen {
+	if !c.acceptsLocked() {
 		c.mu.Unlock()
 		return false, false
 	}
@@ -182,8 +170,10 @@ func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	}
 	b.Retain(1)
 	c.ring.push(b)
-	mustFlush = !c.sched
-	c.sched = true
+	if c.load() == phaseIdle {
+		c.set(phaseScheduled)
+		mustFlush = true
+	}
 	c.mu.Unlock()
 	return true, mustFlush
 }
@@ -201,25 +191,49 @@ func (c *Conn) Send(b *frame.Buf) bool {
 // Flush writes queued frames, concatenating up to 64 frames into one write,
 // until the queue is empty or HighWater bytes are in flight (then Written
 // resumes it through the Drainer). Only the goroutine that owes the flush
-// (Enqueue returned mustFlush, or the Drainer) calls it. scratch is a
-// reusable buffer; the possibly grown buffer is returned.
+// (Enqueue returned mustFlush, or the Drainer) calls it; other calls return
+// at once, or close a lingering socket whose close frame was written. scratch
+// is a reusable buffer; the possibly grown buffer is returned.
 func (c *Conn) Flush(scratch []byte) []byte {
 	var batch [maxBatchFrames]*frame.Buf
+	// mine is the phase in which this call may act: scheduled when it
+	// starts, writing once it runs.
+	mine := phaseScheduled
 	for {
-		if c.InFlight() >= c.env.HighWater {
-			c.blocked.Store(true)
-			// Re-check: Written may have run between the load and the store.
-			if c.InFlight() >= c.env.HighWater || !c.blocked.CompareAndSwap(true, false) {
-				return scratch
-			}
-		}
 		c.mu.Lock()
-		if c.st >= stateClosing {
-			c.sched = false
+		switch p := c.load(); {
+		case p == mine:
+		case p == phaseClosing && mine == phaseWriting:
+			// CloseWith ran while this Flush was writing: its close frame
+			// goes after the frames written.
+			closeFrame := c.closeFrame
+			c.closeFrame = nil
+			c.mu.Unlock()
+			c.write(closeFrame)
+			c.linger()
+			return scratch
+		case p == phaseLingering:
 			c.mu.Unlock()
 			c.closeIfWritten()
 			return scratch
+		default:
+			// Not owed (idle, blocked), another Flush runs (writing,
+			// closing), or closed.
+			c.mu.Unlock()
+			return scratch
 		}
+
+		if c.InFlight() >= c.env.HighWater {
+			c.set(phaseBlocked)
+			c.mu.Unlock()
+			// Re-check: Written may have run between the load and the store.
+			if c.InFlight() >= c.env.HighWater || !c.swap(phaseBlocked, phaseWriting) {
+				return scratch
+			}
+			mine = phaseWriting
+			continue
+		}
+
 		n, size := 0, 0
 		for n < maxBatchFrames {
 			b := c.ring.peek()
@@ -234,27 +248,28 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			n++
 			size += l
 		}
+		sealed := c.ring.isSealed()
 		var notice uint64
-		if c.dropped > 0 && c.st == stateOpen {
+		if c.dropped > 0 && !sealed {
 			notice, c.dropped = c.dropped, 0
 		}
 		if n == 0 && notice == 0 {
-			if c.ring != nil {
-				c.env.putRing(c.ring)
-				c.ring = nil
+			c.releaseRing() // empty
+			if sealed {
+				// Shutdown's close frame was the last frame written.
+				c.set(phaseLingering)
+				c.mu.Unlock()
+				c.linger()
+				return scratch
 			}
-			c.sched = false
-			draining := c.st == stateDraining
-			if draining {
-				c.st = stateClosing
-			}
+			c.set(phaseIdle)
 			c.mu.Unlock()
-			if draining {
-				c.closeSoon()
-			}
 			return scratch
 		}
-		c.writing = true
+		if mine != phaseWriting {
+			c.set(phaseWriting)
+			mine = phaseWriting
+		}
 		c.mu.Unlock()
 
 		var out []byte
@@ -274,17 +289,6 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		for i := 0; i < n; i++ {
 			batch[i].Release()
 			batch[i] = nil
-		}
-		c.mu.Lock()
-		c.writing = false
-		closing := c.closing
-		c.closing = nil
-		c.mu.Unlock()
-		if closing != nil {
-			// CloseWith ran during the write: its close frame goes after it.
-			c.write(closing)
-			c.closeSoon()
-			return scratch
 		}
 	}
 }
@@ -306,10 +310,7 @@ func (c *Conn) write(p []byte) {
 // WriteControl writes a complete control frame (ping, pong, close) now,
 // ahead of queued frames. p may be reused when WriteControl returns.
 func (c *Conn) WriteControl(p []byte) {
-	c.mu.Lock()
-	closed := c.st == stateClosed
-	c.mu.Unlock()
-	if !closed {
+	if c.load() != phaseClosed {
 		c.write(p)
 	}
 }
@@ -320,11 +321,15 @@ func (c *Conn) WriteControl(p []byte) {
 func (c *Conn) Written(n int) {
 	w := c.written.Add(int64(n))
 	inflight := c.submitted.Load() - w
-	if inflight < c.env.HighWater/2 && c.blocked.Load() && c.blocked.CompareAndSwap(true, false) {
-		c.env.Drainer.Schedule(c)
-	}
-	if inflight <= 0 && c.lingering.Load() {
-		c.env.Drainer.Schedule(c)
+	switch c.load() {
+	case phaseBlocked:
+		if inflight < c.env.HighWater/2 && c.swap(phaseBlocked, phaseScheduled) {
+			c.env.Drainer.Schedule(c)
+		}
+	case phaseLingering:
+		if inflight <= 0 {
+			c.env.Drainer.Schedule(c) // its Flush closes the socket
+		}
 	}
 }
 
@@ -333,62 +338,56 @@ func (c *Conn) Written(n int) {
 // second). Later calls do nothing.
 func (c *Conn) CloseWith(code int, reason string) {
 	c.mu.Lock()
-	if c.st >= stateClosing {
+	from, ok := c.teardown(phaseClosing)
+	if !ok {
 		c.mu.Unlock()
 		return
 	}
-	c.st = stateClosing
-	discarded := 0
-	if c.ring != nil {
-		discarded = c.ring.releaseAll()
-		c.env.putRing(c.ring)
-		c.ring = nil
-	}
-	if c.writing {
-		// A flush is writing frames it took from the queue: it writes the
+	if from == phaseWriting {
+		// A Flush is writing frames it took from the queue: it writes the
 		// close frame after them, so that nothing follows a close frame.
-		c.closing = frame.AppendCloseFrame(nil, code, reason)
+		c.closeFrame = frame.AppendCloseFrame(nil, code, reason)
 		c.mu.Unlock()
-		if discarded > 0 {
-			c.env.Stats.DiscardedAtClose(discarded)
-		}
 		return
 	}
 	c.mu.Unlock()
-	if discarded > 0 {
-		c.env.Stats.DiscardedAtClose(discarded)
-	}
 	var tmp [128]byte
 	c.write(frame.AppendCloseFrame(tmp[:0], code, reason))
-	c.closeSoon()
+	c.linger()
 }
 
 // Shutdown queues a close frame with code 1001 behind the frames already
 // queued; the socket closes once the queue drained. Later frames are refused.
 func (c *Conn) Shutdown(closeFrame *frame.Buf) {
 	c.mu.Lock()
-	if c.st != stateOpen {
+	if !c.acceptsLocked() {
 		c.mu.Unlock()
 		return
 	}
-	c.st = stateDraining
 	if c.ring == nil {
 		c.ring = c.env.getRing()
 	}
 	closeFrame.Retain(1)
-	c.ring.push(closeFrame) // the ring has one spare slot for this
-	mustFlush := !c.sched
-	c.sched = true
+	c.ring.seal(closeFrame) // the ring has one spare slot for this
+	mustFlush := c.load() == phaseIdle
+	if mustFlush {
+		c.set(phaseScheduled)
+	}
 	c.mu.Unlock()
 	if mustFlush {
 		c.env.Drainer.Schedule(c)
 	}
 }
 
-// closeSoon closes the socket when nothing is in flight, or marks the Conn
-// so that Written closes it, with a timer as the last resort.
-func (c *Conn) closeSoon() {
-	c.lingering.Store(true)
+// linger is called once the close frame was handed to the socket: it moves
+// a closing Conn to lingering and closes the socket when nothing is in
+// flight, or leaves that to Written, with a timer as the last resort.
+func (c *Conn) linger() {
+	c.mu.Lock()
+	if c.load() == phaseClosing {
+		c.set(phaseLingering)
+	}
+	c.mu.Unlock()
 	if c.InFlight() <= 0 {
 		_ = c.sock.Close()
 		return
@@ -398,7 +397,7 @@ func (c *Conn) closeSoon() {
 }
 
 func (c *Conn) closeIfWritten() {
-	if c.lingering.Load() && c.InFlight() <= 0 {
+	if c.load() == phaseLingering && c.InFlight() <= 0 {
 		_ = c.sock.Close()
 	}
 }
@@ -410,15 +409,42 @@ func (c *Conn) Close() { _ = c.sock.Close() }
 // counts the frames that were still waiting. Enqueue refuses frames from now on.
 func (c *Conn) Teardown() {
 	c.mu.Lock()
-	c.st = stateClosed
-	discarded := 0
-	if c.ring != nil {
-		discarded = c.ring.releaseAll()
-		c.env.putRing(c.ring)
-		c.ring = nil
-	}
+	c.teardown(phaseClosed)
 	c.mu.Unlock()
-	if discarded > 0 {
-		c.env.Stats.DiscardedAtClose(discarded)
+}
+
+// teardown is the one way out of the open phases, shared by CloseWith
+// (to phaseClosing) and Teardown (to phaseClosed). It moves the send path to
+// phase to, releases every frame still queued and counts them as discarded
+// at close. It returns the phase it left; ok is false, and nothing is done,
+// when the send path already was at or past to. Called under mu.
+func (c *Conn) teardown(to phase) (from phase, ok bool) {
+	for {
+		from = c.load()
+		if from >= to {
+			return from, false
+		}
+		if c.swap(from, to) { // blocked may become scheduled under our feet
+			break
+		}
 	}
+	if to == phaseClosed {
+		c.closeFrame = nil // the socket is closed: nothing more is written
+	}
+	if n := c.releaseRing(); n > 0 {
+		c.env.Stats.DiscardedAtClose(n)
+	}
+	return from, true
+}
+
+// releaseRing gives the ring back to the pool, releasing the frames it
+// still holds, and returns how many it held. Called under mu.
+func (c *Conn) releaseRing() int {
+	if c.ring == nil {
+		return 0
+	}
+	n := c.ring.close()
+	c.env.putRing(c.ring)
+	c.ring = nil
+	return n
 }

@@ -16,4 +16,12 @@
 // the peer later with an overflow message. The ring's memory is taken from a
 // pool only while frames wait and is returned as soon as it is empty, so an
 // idle peer costs no queue memory.
+//
+// The send path is one state machine, the phase type in phase.go: whether a
+// flush is owed and by whom, whether one is writing or parked at HighWater,
+// whether a close frame is on its way or the socket lingers until it is
+// written. Every transition is listed there with who makes it and under
+// which lock. Frames still queued when a
+// connection closes are released and counted in one place (teardown), for
+// CloseWith and Teardown alike.
 package conn

@@ -68,31 +68,36 @@ func TestRingPeekNil(t *testing.T) {
 	}
 }
 
-// TestRingReleaseAll releases each queued frame once, after wrapping, and
-// leaves an empty ring that works again.
-func TestRingReleaseAll(t *testing.T) {
+// TestRingClose releases each queued frame once, after wrapping, and
+// leaves an empty, unsealed ring that works again.
+func TestRingClose(t *testing.T) {
 	r := newRing(3)
-	a, b, c := textBuf("a"), textBuf("b"), textBuf("c")
-	for _, x := range []*frame.Buf{a, b, c} {
+	a, b, c, d := textBuf("a"), textBuf("b"), textBuf("c"), textBuf("d")
+	for _, x := range []*frame.Buf{a, b, c, d} {
 		x.Retain(1) // the ring's reference
 	}
 	r.push(a)
-	r.push(b)
+	r.push(d)
 	r.pop().Release()
-	r.push(c) // wraps
-	if n := r.releaseAll(); n != 2 {
-		t.Fatalf("releaseAll = %d, want 2", n)
+	r.pop().Release()
+	r.push(b)
+	r.seal(c) // wraps
+	if !r.isSealed() {
+		t.Fatal("ring not sealed after seal")
 	}
-	for _, x := range []*frame.Buf{a, b, c} {
+	if n := r.close(); n != 2 {
+		t.Fatalf("close = %d, want 2", n)
+	}
+	for _, x := range []*frame.Buf{a, b, c, d} {
 		if x.Refs() != 1 {
 			t.Fatalf("%s: Refs = %d, want 1", x.Body(), x.Refs())
 		}
 	}
-	if r.len() != 0 || r.peek() != nil {
-		t.Fatalf("after releaseAll: len %d", r.len())
+	if r.len() != 0 || r.peek() != nil || r.isSealed() {
+		t.Fatalf("after close: len %d, sealed %v", r.len(), r.isSealed())
 	}
 	r.push(a)
 	if r.pop() != a {
-		t.Fatal("ring unusable after releaseAll")
+		t.Fatal("ring unusable after close")
 	}
 }

@@ -132,20 +132,20 @@ func (r *Router) remoteNote(name, peer string, joined bool, bt *Batch) {
 func (r *Router) Evict(id string) {
 	s := r.peerShard(id)
 	s.mu.Lock()
-	c := s.m[id]
-	if c != nil {
+	p := s.m[id]
+	if p != nil {
 		delete(s.m, id)
 	}
 	s.mu.Unlock()
-	if c == nil {
+	if p == nil {
 		return
 	}
 	var bt Batch
-	r.leaveAll(c, &bt)
+	r.leaveAll(p, &bt)
 	bt.Flush()
 	if r.bp != nil {
 		r.bp.PeerDown(id)
 	}
 	r.st.Evict(stats.EvictReplaced)
-	c.CloseWith(frame.CloseReplaced, "replaced")
+	p.conn.CloseWith(frame.CloseReplaced, "replaced")
 }

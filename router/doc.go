@@ -10,4 +10,25 @@
 // Peers and rooms live in sharded maps; a fan-out holds one shard's read lock
 // while it enqueues, which takes each recipient's queue lock briefly and
 // nothing else.
+//
+// # Locks
+//
+// The router's state is guarded by three kinds of lock, always taken in this
+// order, and never more than one of each kind at a time:
+//
+//  1. a peer record's mutex (peer.mu): the rooms that peer is in. Join,
+//     Leave and leaveAll (Remove, Register's replacement, Evict) hold it for
+//     the whole change, so a peer's list and the rooms' member lists agree.
+//  2. a room shard's lock (roomShard.mu): the rooms of that shard and their
+//     members. Written by Join and removeMember, read by Publish, Members,
+//     DeliverRoom and remoteNote. The Backplane's Joined, Left and
+//     AppendMembers are called under it.
+//  3. a connection's queue lock, inside conn.Conn (Enqueue), taken for each
+//     recipient of a fan-out.
+//
+// A peer shard's lock (peerShard.mu, the registry by id) is taken alone, or
+// followed only by queue locks (enqueueAll, for Broadcast and DeliverAll): it
+// is released before a peer record's mutex is taken. No router lock is held
+// while a socket is written (Batch.Flush runs after routing), nor while the
+// Backplane's PeerUp, PeerDown, Direct, Publish or Broadcast run.
 package router

@@ -22,7 +22,7 @@ type Options struct {
 }
 
 // Router is the peer registry and the rooms of one node. Safe for
-// concurrent use.
+// concurrent use; the package doc lists its locks and their order.
 type Router struct {
 	opts  Options
 	st    *stats.Stats
@@ -34,7 +34,19 @@ type Router struct {
 
 type peerShard struct {
 	mu sync.RWMutex
-	m  map[string]*conn.Conn
+	m  map[string]*peer
+}
+
+// peer is the router's record of one registered connection: the rooms it
+// is in. It lives in the registry from Register until Remove, or until a
+// newer connection of the same id replaces it (Register, Evict).
+type peer struct {
+	conn *conn.Conn // set at construction
+
+	// Guarded by mu.
+	mu    sync.Mutex
+	rooms []string // the rooms conn is a member of
+	gone  bool     // out of the registry and out of its rooms: joins do nothing
 }
 
 type roomShard struct {
@@ -53,7 +65,7 @@ type room struct {
 func New(opts Options, st *stats.Stats) *Router {
 	r := &Router{opts: opts, st: st, seed: maphash.MakeSeed()}
 	for i := range r.peers {
-		r.peers[i].m = make(map[string]*conn.Conn)
+		r.peers[i].m = make(map[string]*peer)
 		r.rooms[i].m = make(map[string]*room)
 	}
 	return r
@@ -73,14 +85,14 @@ func (r *Router) Register(c *conn.Conn) {
 	s := r.peerShard(c.ID)
 	s.mu.Lock()
 	old := s.m[c.ID]
-	s.m[c.ID] = c
+	s.m[c.ID] = &peer{conn: c}
 	s.mu.Unlock()
 	if old != nil {
 		var bt Batch
 		r.leaveAll(old, &bt)
 		bt.Flush()
 		r.st.Evict(stats.EvictReplaced)
-		old.CloseWith(frame.CloseReplaced, "replaced")
+		old.conn.CloseWith(frame.CloseReplaced, "replaced")
 	}
 	if r.bp != nil {
 		r.bp.PeerUp(c.ID)
@@ -88,17 +100,20 @@ func (r *Router) Register(c *conn.Conn) {
 }
 
 // Remove takes c out of the registry and out of every room (peer_left to the
-// other members). It is called once when c's socket closed.
+// other members). It is called once when c's socket closed. A connection
+// that was replaced left its rooms then: Remove does nothing for it.
 func (r *Router) Remove(c *conn.Conn, bt *Batch) {
 	s := r.peerShard(c.ID)
 	s.mu.Lock()
-	removed := s.m[c.ID] == c
-	if removed {
-		delete(s.m, c.ID)
+	p := s.m[c.ID]
+	if p == nil || p.conn != c {
+		s.mu.Unlock()
+		return
 	}
+	delete(s.m, c.ID)
 	s.mu.Unlock()
-	r.leaveAll(c, bt)
-	if removed && r.bp != nil {
+	r.leaveAll(p, bt)
+	if r.bp != nil {
 		r.bp.PeerDown(c.ID)
 	}
 }
@@ -107,9 +122,25 @@ func (r *Router) Remove(c *conn.Conn, bt *Batch) {
 func (r *Router) Lookup(id string) *conn.Conn {
 	s := r.peerShard(id)
 	s.mu.RLock()
-	c := s.m[id]
+	p := s.m[id]
 	s.mu.RUnlock()
-	return c
+	if p == nil {
+		return nil
+	}
+	return p.conn
+}
+
+// record returns the registry's record of c, or nil when c is not (or no
+// longer) registered.
+func (r *Router) record(c *conn.Conn) *peer {
+	s := r.peerShard(c.ID)
+	s.mu.RLock()
+	p := s.m[c.ID]
+	s.mu.RUnlock()
+	if p == nil || p.conn != c {
+		return nil
+	}
+	return p
 }
 
 // Peers returns the number of registered peers.
@@ -131,8 +162,8 @@ func (r *Router) Each(f func(*conn.Conn)) {
 	for i := range r.peers {
 		s := &r.peers[i]
 		s.mu.RLock()
-		for _, c := range s.m {
-			list = append(list, c)
+		for _, p := range s.m {
+			list = append(list, p.conn)
 		}
 		s.mu.RUnlock()
 		for j, c := range list {
@@ -242,7 +273,8 @@ func (r *Router) enqueueAll(skip *conn.Conn, buf *frame.Buf, bt *Batch) (recipie
 	for i := range r.peers {
 		s := &r.peers[i]
 		s.mu.RLock()
-		for _, c := range s.m {
+		for _, p := range s.m {
+			c := p.conn
 			if c == skip {
 				continue
 			}
@@ -262,18 +294,26 @@ func (r *Router) enqueueAll(skip *conn.Conn, buf *frame.Buf, bt *Batch) (recipie
 
 // Join makes c a member of room name. It queues the joined reply for c and
 // peer_joined for the other members. Joining a room c is already in only
-// repeats the joined reply.
+// repeats the joined reply. A connection that is no longer registered
+// (replaced, evicted or removed) joins nothing.
 func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
-	c.RoomsMu.Lock()
-	defer c.RoomsMu.Unlock()
+	p := r.record(c)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return nil
+	}
 	already := false
-	for _, n := range c.Rooms {
+	for _, n := range p.rooms {
 		if n == name {
 			already = true
 			break
 		}
 	}
-	if !already && len(c.Rooms) >= r.opts.MaxRoomsPerPeer {
+	if !already && len(p.rooms) >= r.opts.MaxRoomsPerPeer {
 		return ErrTooManyRooms
 	}
 	s := r.roomShard(name)
@@ -291,7 +331,7 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 		}
 		rm.index[c] = len(rm.members)
 		rm.members = append(rm.members, c)
-		c.Rooms = append(c.Rooms, name)
+		p.rooms = append(p.rooms, name)
 		if r.bp != nil {
 			r.bp.Joined(name, c.ID, len(rm.members) == 1)
 		}
@@ -334,15 +374,19 @@ func (r *Router) deliverOwn(c *conn.Conn, buf *frame.Buf, bt *Batch) {
 // Leave takes c out of room name, queues the left reply and peer_left for the
 // remaining members.
 func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
-	c.RoomsMu.Lock()
-	defer c.RoomsMu.Unlock()
+	p := r.record(c)
+	if p == nil {
+		return ErrNotMember
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	found := false
-	for i, n := range c.Rooms {
+	for i, n := range p.rooms {
 		if n == name {
-			last := len(c.Rooms) - 1
-			c.Rooms[i] = c.Rooms[last]
-			c.Rooms[last] = ""
-			c.Rooms = c.Rooms[:last]
+			last := len(p.rooms) - 1
+			p.rooms[i] = p.rooms[last]
+			p.rooms[last] = ""
+			p.rooms = p.rooms[:last]
 			found = true
 			break
 		}
@@ -358,16 +402,17 @@ func (r *Router) Leave(c *conn.Conn, name string, bt *Batch) error {
 	return nil
 }
 
-// leaveAll takes c out of every room it is in. RoomsMu is held throughout so
-// that a concurrent Join of c cannot slip in between (lock order: RoomsMu,
-// then a room shard).
-func (r *Router) leaveAll(c *conn.Conn, bt *Batch) {
-	c.RoomsMu.Lock()
-	defer c.RoomsMu.Unlock()
-	for _, name := range c.Rooms {
-		r.removeMember(c, name, bt)
+// leaveAll takes p, already out of the registry, out of every room it is
+// in and marks it gone. p.mu is held throughout so that a concurrent Join
+// of p's connection cannot slip in between, nor after.
+func (r *Router) leaveAll(p *peer, bt *Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, name := range p.rooms {
+		r.removeMember(p.conn, name, bt)
 	}
-	c.Rooms = nil
+	p.rooms = nil
+	p.gone = true
 }
 
 // removeMember deletes c from room name and tells the remaining members.

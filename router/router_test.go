@@ -389,6 +389,31 @@ func TestRoomsCount(t *testing.T) {
 	}
 }
 
+// TestReplacedJoinsNothing: a message from a replaced connection, still
+// being read when its replacement registered, cannot put it back into a
+// room: the other members never see it join, and nothing is left behind
+// for its Remove to clean up.
+func TestReplacedJoinsNothing(t *testing.T) {
+	h := newRelay(t, defaultOpts)
+	old, b := h.connect("a"), h.connect("b")
+	h.join(b, "r")
+	b.received(t)
+	h.connect("a")
+	old.sock.take()
+
+	h.join(old, "r")
+	if got := h.r.Members("r"); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("members of r after the replaced connection joined = %v, want [b]", got)
+	}
+	b.expect(t)
+	if err := h.do(func(bt *router.Batch) error { return h.r.Leave(old.Conn, "r", bt) }); !errors.Is(err, router.ErrNotMember) {
+		t.Fatalf("Leave by the replaced connection = %v, want ErrNotMember", err)
+	}
+	if got := parseFrames(t, old.sock.take()); len(got) != 0 {
+		t.Fatalf("replaced connection got %d frames after its close frame", len(got))
+	}
+}
+
 func TestRemoveLeavesRooms(t *testing.T) {
 	h := newRelay(t, defaultOpts)
 	a, b := h.connect("a"), h.connect("b")

@@ -5,6 +5,10 @@ export const OP_PUBLISH: 2;
 export const OP_BROADCAST: 3;
 export const FRAME_VERSION: 1;
 export const CLOSE_REPLACED: 4001;
+/** Close code of a failed key-auth challenge (auth key). */
+export const CLOSE_AUTH_FAILED: 4003;
+/** Signed in front of the nonce of a key-auth challenge. */
+export const AUTH_CONTEXT: 'wsrelay-auth-v1:';
 
 export type Op = typeof OP_DIRECT | typeof OP_PUBLISH | typeof OP_BROADCAST;
 
@@ -18,7 +22,8 @@ export function isValidRoom(s: unknown): s is string;
 export type ErrorCode =
   | 'bad_json' | 'unknown_type' | 'bad_request' | 'bad_frame' | 'peer_not_found' | 'not_member'
   | 'forbidden' | 'rate_limited' | 'too_many_rooms' | 'room_full' | 'type_not_allowed'
-  | 'ack_timeout' | 'disconnected' | 'not_connected' | 'too_large' | 'replaced' | 'closed';
+  | 'ack_timeout' | 'disconnected' | 'not_connected' | 'too_large' | 'replaced' | 'closed'
+  | 'auth_failed' | 'bad_key';
 
 export class RelayError extends Error {
   constructor(code: ErrorCode | string, message?: string, id?: number | string);
@@ -62,6 +67,13 @@ export function decodeFrame(bytes: Uint8Array | ArrayBuffer | ArrayBufferView): 
 /** Delay in ms before reconnect attempt `attempt` (0-based): equal-jitter exponential backoff. */
 export function backoffDelay(attempt: number, min: number, max: number, random?: () => number): number;
 
+/** Makes an Ed25519 key pair for auth key with WebCrypto; the private key is not extractable. */
+export function generateKeyPair(): Promise<CryptoKeyPair>;
+/** The auth key peer id of an Ed25519 public key: "k:" + unpadded base64url of its 32 bytes. Rejects with a TypeError for another kind of key. */
+export function keyId(publicKey: CryptoKey): Promise<string>;
+/** The auth message answering a key-auth challenge: {"type":"auth","sig":...}, signing AUTH_CONTEXT + nonce. */
+export function signChallenge(privateKey: CryptoKey, nonce: string): Promise<string>;
+
 /** What the client needs of a WebSocket: the browser's, or the ws package's in Node.js. */
 export interface WebSocketLike {
   binaryType: string;
@@ -82,7 +94,14 @@ export interface RelayClientOptions {
   token?: string;
   /** Telegram Mini App initData for auth telegram, sent as ?tma=. */
   tma?: string;
-  /** Device suffix for jwt and telegram peer ids, sent as ?device=. */
+  /**
+   * Ed25519 key pair for auth key (from generateKeyPair, or WebCrypto's
+   * generateKey with 'Ed25519'): the public key goes as ?key=, the client
+   * answers the relay's challenge with the private key, and the peer id is
+   * keyId(publicKey) (with device: keyId + ':' + device).
+   */
+  keyPair?: CryptoKeyPair;
+  /** Device suffix for jwt, telegram and key peer ids, sent as ?device=. */
   device?: string;
   /** Extra query parameters. */
   params?: Record<string, string | number | boolean>;
@@ -165,7 +184,7 @@ export interface RelayEvents {
   pong: PongMessage;
   /** The relay dropped `dropped` messages for this peer because its queue was full. */
   overflow: { dropped: number };
-  /** An error not tied to a pending request (binary frames, rate limiting, a failed re-join). */
+  /** An error not tied to a pending request (binary frames, rate limiting, a failed re-join, auth_failed: a key-auth challenge the client cannot answer). */
   error: RelayError;
 }
 

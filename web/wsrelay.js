@@ -26,6 +26,12 @@ export const FRAME_VERSION = 1;
 /** Close code sent by the relay to a connection replaced by a newer one. */
 export const CLOSE_REPLACED = 4001;
 
+/** Close code of a failed key-auth challenge (auth key). */
+export const CLOSE_AUTH_FAILED = 4003;
+
+/** Signed in front of the nonce of a key-auth challenge. */
+export const AUTH_CONTEXT = 'wsrelay-auth-v1:';
+
 const PEER_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const ROOM_RE = /^[A-Za-z0-9._:/-]{1,128}$/;
 
@@ -116,6 +122,40 @@ export function decodeFrame(bytes) {
   return { version: b[0], op, ctype: b[2], flags: b[3], from, to, payload: b.subarray(toAt + 1 + toLen) };
 }
 
+function base64url(bytes) {
+  let bin = '';
+  for (const b of new Uint8Array(bytes)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * generateKeyPair makes an Ed25519 key pair for auth key with WebCrypto.
+ * The private key is not extractable; store the CryptoKeyPair itself (in
+ * IndexedDB, say) to keep the same peer id across visits.
+ */
+export function generateKeyPair() {
+  return globalThis.crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+}
+
+/**
+ * keyId resolves with the peer id of an Ed25519 public key (CryptoKey) in
+ * auth key: "k:" followed by the unpadded base64url of its 32 raw bytes.
+ */
+export async function keyId(publicKey) {
+  if (publicKey?.algorithm?.name !== 'Ed25519') throw new TypeError('wsrelay: not an Ed25519 public key');
+  return 'k:' + base64url(await globalThis.crypto.subtle.exportKey('raw', publicKey));
+}
+
+/**
+ * signChallenge resolves with the auth message that answers a key-auth
+ * challenge: {"type":"auth","sig":SIG}, SIG the unpadded base64url Ed25519
+ * signature of AUTH_CONTEXT followed by nonce.
+ */
+export async function signChallenge(privateKey, nonce) {
+  const sig = await globalThis.crypto.subtle.sign({ name: 'Ed25519' }, privateKey, encoder.encode(AUTH_CONTEXT + nonce));
+  return JSON.stringify({ type: 'auth', sig: base64url(sig) });
+}
+
 /**
  * backoffDelay is the wait before reconnect attempt `attempt` (0 for the
  * first): an exponential step min(max, min * 2^attempt), of which a random
@@ -176,6 +216,7 @@ export class RelayClient {
     this._pongTimer = null;
     this._lastRecv = 0;
     this._opened = null;
+    this._key = null; // options.keyPair's public key, base64url, once exported
   }
 
   /** on subscribes fn to events of type and returns a function that unsubscribes it. */
@@ -246,7 +287,8 @@ export class RelayClient {
     if (o.token) q.set('token', o.token);
     if (o.tma) q.set('tma', o.tma);
     if (o.device) q.set('device', o.device);
-    const peer = o.peer || (o.keepPeer && !o.token && !o.tma ? this.peer : null);
+    if (this._key) q.set('key', this._key);
+    const peer = o.peer || (o.keepPeer && !o.token && !o.tma && !o.keyPair ? this.peer : null);
     if (peer) q.set('peer', peer);
     for (const [k, v] of Object.entries(o.params || {})) q.set(k, String(v));
     return u.toString();
@@ -254,6 +296,19 @@ export class RelayClient {
 
   _open() {
     this._setState(this.attempt === 0 && !this.welcome ? 'connecting' : 'reconnecting');
+    if (this.options.keyPair && !this._key) {
+      // WebCrypto exports the public key asynchronously: once, then open.
+      keyId(this.options.keyPair.publicKey)
+        .then(
+          (id) => {
+            this._key = id.slice(2);
+            if (this.state !== 'closed') this._open();
+          },
+          (err) => this._finish(new RelayError('bad_key', `wsrelay: keyPair: ${err.message}`)),
+        )
+        .catch((err) => this._finish(err)); // a malformed URL, thrown by _open
+      return;
+    }
     const url = this._wsURL(); // a malformed URL throws here, out of connect()
     let ws;
     try {
@@ -378,6 +433,9 @@ export class RelayClient {
       case 'welcome':
         this._onWelcome(msg);
         break;
+      case 'challenge':
+        this._answerChallenge(msg.nonce);
+        break;
       case 'joined': {
         const peers = new Set(msg.peers || []);
         this._presence.set(msg.room, peers);
@@ -427,6 +485,24 @@ export class RelayClient {
         this._emit(msg.type, msg);
         break;
     }
+  }
+
+  // _answerChallenge signs the nonce of a key-auth challenge and sends the
+  // answer on the socket that asked, if it is still the current one. Without
+  // a keyPair the relay closes the connection (4003) when its time is up.
+  _answerChallenge(nonce) {
+    const ws = this._ws;
+    const kp = this.options.keyPair;
+    if (!kp) {
+      this._emit('error', new RelayError('auth_failed', 'the relay asks for key auth: pass options.keyPair'));
+      return;
+    }
+    signChallenge(kp.privateKey, String(nonce)).then(
+      (answer) => {
+        if (this._ws === ws) ws.send(answer);
+      },
+      (err) => this._emit('error', new RelayError('auth_failed', `wsrelay: signing the challenge: ${err.message}`)),
+    );
   }
 
   _onWelcome(msg) {

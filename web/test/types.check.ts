@@ -3,7 +3,7 @@
 // the build if its line compiles).
 import {
   RelayClient, RelayError, encodeFrame, decodeFrame, OP_PUBLISH, type Frame, type PresenceEvent, type Welcome,
-  type WebSocketLike,
+  type WebSocketLike, generateKeyPair, keyId, signChallenge, CLOSE_AUTH_FAILED,
 } from '../wsrelay.js';
 
 // What Node.js code passes: the ws package's class (declared here so the
@@ -32,6 +32,15 @@ async function demo(): Promise<void> {
   console.log(t, f.op === OP_PUBLISH);
   off();
   relay.close();
+
+  const keyPair = await generateKeyPair();
+  const id: string = await keyId(keyPair.publicKey);
+  const keyed = new RelayClient('wss://relay.example/ws', { keyPair, device: 'tab' });
+  keyed.on('close', (c) => console.log(c.code === CLOSE_AUTH_FAILED, id));
+  const answer: string = await signChallenge(keyPair.privateKey, 'nonce');
+  console.log(answer.length);
+  // @ts-expect-error keyPair is a CryptoKeyPair, not a raw private key
+  new RelayClient('wss://relay.example/ws', { keyPair: new Uint8Array(32) });
 
   // @ts-expect-error unknown event
   relay.on('presense', () => {});
