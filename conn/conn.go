@@ -47,6 +47,9 @@ type Env struct {
 	Stats *stats.Stats
 	// Drainer resumes connections whose sockets drained.
 	Drainer *Drainer
+	// CompressMin is the smallest frame body sent compressed to the peers
+	// that negotiated permessage-deflate (Conn.Deflate).
+	CompressMin int
 
 	rings sync.Pool
 	epoch time.Time
@@ -75,6 +78,11 @@ type Conn struct {
 	IP   string
 	sock Socket
 	env  *Env
+	// Deflate: the peer negotiated permessage-deflate, so queued data
+	// frames of at least Env.CompressMin body bytes go to it compressed,
+	// in the form shared by every such recipient (frame.Buf.Deflated).
+	// Set right after New, before the Conn is shared; never changed.
+	Deflate bool
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -274,11 +282,11 @@ func (c *Conn) Flush(scratch []byte) []byte {
 
 		var out []byte
 		if n == 1 && notice == 0 {
-			out = batch[0].Bytes()
+			out = c.wire(batch[0])
 		} else {
 			scratch = scratch[:0]
 			for i := 0; i < n; i++ {
-				scratch = append(scratch, batch[i].Bytes()...)
+				scratch = append(scratch, c.wire(batch[i])...)
 			}
 			if notice > 0 {
 				scratch = appendOverflow(scratch, notice)
@@ -291,6 +299,23 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			batch[i] = nil
 		}
 	}
+}
+
+// wire returns the bytes of b to write to this peer: the compressed form
+// when the peer negotiated permessage-deflate and b is worth compressing
+// (compressed now if no earlier recipient needed it), else the plain frame.
+// It runs outside mu: compressing takes microseconds.
+func (c *Conn) wire(b *frame.Buf) []byte {
+	p := b.Bytes()
+	if !c.Deflate {
+		return p
+	}
+	z := b.Deflated(c.env.CompressMin)
+	if z == nil {
+		return p
+	}
+	c.env.Stats.CompressionSaved(len(p) - len(z))
+	return z
 }
 
 // appendOverflow appends a complete overflow text frame.
