@@ -148,6 +148,9 @@ func (c *Client) write(messageType int, b []byte) error {
 	default:
 	}
 	c.wmu.Lock()
+	if c.compressMin > 0 {
+		c.conn.EnableWriteCompression(len(b) >= c.compressMin)
+	}
 	err := c.conn.WriteMessage(messageType, b)
 	c.wmu.Unlock()
 	return writeError(err)
