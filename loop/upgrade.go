@@ -141,9 +141,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
+	// permessage-deflate (PROTOCOL.md section 13): an offer that cannot be
+	// accepted with no context takeover is declined, never refused.
+	deflate := s.cfg.Compression && frame.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
 	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip, echo: echo}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
+	wc.reader.Deflate = deflate
 	wc.Conn = conn.New(s.env, id, ip, wc)
+	wc.Conn.Deflate = deflate
 	if tc != nil {
 		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
 	}
@@ -157,9 +162,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	s.stats.ConnOpened()
 	s.accepted.Add(1) // publishes wc to the poller (see Start)
 
-	var resp [160]byte
+	var resp [256]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
+	if deflate {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "+frame.DeflateResponse...)
+	}
 	b = append(b, "\r\n\r\n"...)
 	wc.WriteControl(b)
 
