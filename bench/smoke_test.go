@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/wsrelay/wsrelay/config"
-	"github.com/wsrelay/wsrelay/loop"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // TestMain lets the test binary serve as the harness's worker process, the
@@ -31,7 +31,7 @@ func TestIdleSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := loop.New(cfg, loop.Options{Version: "test"})
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,18 +110,7 @@ func TestFanoutCompressSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a relay and a worker process")
 	}
-	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_RATE_MSGS=0", "WSRELAY_COMPRESSION=true"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := loop.New(cfg, loop.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_COMPRESSION=true")
 	var out, errs bytes.Buffer
 	args := []string{"-url", "ws://" + srv.Addr().String() + "/ws", "-members", "50", "-messages", "20", "-size", "2048",
 		"-compress", "-payload", "json", "-procs", "1", "-q", "-json", "fanout"}

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // Tests of permessage-deflate (PROTOCOL.md section 13) through a real
@@ -205,8 +206,8 @@ var offers13 = []struct {
 // section 13 is answered with DeflateResponse or declined (no header), and
 // the upgrade always succeeds; with it off, nothing is ever accepted.
 func TestCompressionNegotiation(t *testing.T) {
-	on := startServer(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true")
-	off := startServer(t, "WSRELAY_ECHO=true")
+	on := relaytest.Start(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true")
+	off := relaytest.Start(t, "WSRELAY_ECHO=true")
 	for i, o := range offers13 {
 		t.Run(fmt.Sprint(i, " ", o.offer), func(t *testing.T) {
 			want := ""
@@ -232,7 +233,7 @@ func TestCompressionNegotiation(t *testing.T) {
 // compresses its echo exactly when it is at least
 // WSRELAY_COMPRESSION_MIN_BYTES long.
 func TestCompressionEcho(t *testing.T) {
-	ts := startServer(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0")
+	ts := relaytest.Start(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0")
 	sizes := []int{0, 16, 64, 256, 511, 512, 1024, 4096, 8192, 16384, 32768, 65536}
 	for i, o := range offers13 {
 		if !o.accept {
@@ -269,8 +270,8 @@ func TestCompressionEcho(t *testing.T) {
 // MAX_MESSAGE_BYTES is accepted.
 func TestCompressionViolations(t *testing.T) {
 	const maxMsg = 4096
-	ts := startServer(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true", "WSRELAY_MAX_MESSAGE_BYTES="+strconv.Itoa(maxMsg))
-	off := startServer(t, "WSRELAY_ECHO=true")
+	ts := relaytest.Start(t, "WSRELAY_COMPRESSION=true", "WSRELAY_ECHO=true", "WSRELAY_MAX_MESSAGE_BYTES="+strconv.Itoa(maxMsg))
+	off := relaytest.Start(t, "WSRELAY_ECHO=true")
 	rsv1 := func(b []byte) []byte { b[0] |= 0x40; return b }
 	masked := func(fin bool, op byte, p []byte) []byte {
 		return frame.AppendMaskedFrame(nil, fin, op, [4]byte{1, 2, 3, 4}, p)
@@ -279,7 +280,7 @@ func TestCompressionViolations(t *testing.T) {
 	bomb = bomb[:min(len(bomb), frame.DeflatedLimit(maxMsg))]
 	tests := []struct {
 		name string
-		srv  *testServer
+		srv  *relaytest.Server
 		ext  string
 		wire []byte
 		code int
@@ -317,7 +318,7 @@ func TestCompressionViolations(t *testing.T) {
 			}
 		}
 	})
-	_, _, body := ts.get("/metrics")
+	_, _, body := ts.Get("/metrics")
 	if m := regexp.MustCompile(`wsrelay_evictions_total\{reason="too_large"\} (\d+)`).FindStringSubmatch(body); m == nil || m[1] != "3" {
 		t.Errorf("too_large evictions %v, want 3 (one per message over the limit)", m)
 	}
@@ -338,7 +339,7 @@ func randomish(n int) []byte {
 // intact; the Go client with Options.Compression negotiates and reads it;
 // the bytes saved are counted once per compressed delivery.
 func TestCompressionFanout(t *testing.T) {
-	ts := startServer(t, "WSRELAY_COMPRESSION=true")
+	ts := relaytest.Start(t, "WSRELAY_COMPRESSION=true")
 	addr := ts.Addr().String()
 
 	joinRaw := func(zc *zConn) {
@@ -360,7 +361,7 @@ func TestCompressionFanout(t *testing.T) {
 	joinRaw(pr)
 	zr.readMsg(t) // peer_joined plain
 
-	gc, err := client.Dial(ctxT(t, 5*time.Second), ts.ws, &client.Options{Peer: "gopher", Compression: true})
+	gc, err := client.Dial(relaytest.Ctx(t, 5*time.Second), ts.WS, &client.Options{Peer: "gopher", Compression: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func TestCompressionFanout(t *testing.T) {
 	if !gc.Compressed() {
 		t.Fatal("the Go client did not negotiate permessage-deflate")
 	}
-	join(t, gc, "lobby")
+	relaytest.Join(t, gc, "lobby")
 	zr.readMsg(t) // peer_joined gopher
 	pr.readMsg(t)
 
@@ -377,7 +378,7 @@ func TestCompressionFanout(t *testing.T) {
 	if err := gc.Publish("lobby", json.RawMessage(data), 1); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, gc, "ack")
+	relaytest.Recv(t, gc, "ack")
 	want := `{"type":"publish","room":"lobby","from":"gopher","data":` + data + `}`
 	_, zc, zgot := zr.readMsg(t)
 	_, pc, pgot := pr.readMsg(t)
@@ -390,18 +391,18 @@ func TestCompressionFanout(t *testing.T) {
 
 	// The Go client's own compressed publish went in compressed: the
 	// server read far fewer bytes than the message's length.
-	st := ts.stats()
+	st := ts.StatsJSON()
 	if in := st["bytes_in"].(float64); in > float64(len(data)) {
 		t.Errorf("bytes_in %v after a %d-byte publish: the client's message was not compressed", in, len(data))
 	}
 
 	// One more publish, from the plain member, to the Go client.
 	pr.sendMsg(t, frame.OpText, []byte(`{"type":"publish","room":"lobby","data":`+data+`}`), false, 0)
-	m := recv(t, gc, "publish")
+	m := relaytest.Recv(t, gc, "publish")
 	if string(m.Data) != data {
 		t.Fatalf("the Go client got %d bytes of data, want %d", len(m.Data), len(data))
 	}
-	_, _, body := ts.get("/metrics")
+	_, _, body := ts.Get("/metrics")
 	mm := regexp.MustCompile(`wsrelay_compression_saved_bytes_total (\d+)`).FindStringSubmatch(body)
 	if mm == nil {
 		t.Fatal("no wsrelay_compression_saved_bytes_total in /metrics")
