@@ -78,11 +78,6 @@ type Conn struct {
 	IP   string
 	sock Socket
 	env  *Env
-	// Deflate: the peer negotiated permessage-deflate, so queued data
-	// frames of at least Env.CompressMin body bytes go to it compressed,
-	// in the form shared by every such recipient (frame.Buf.Deflated).
-	// Set right after New, before the Conn is shared; never changed.
-	Deflate bool
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -94,6 +89,14 @@ type Conn struct {
 	lastNotice  time.Duration
 	excessSeen  bool
 	noticeSent  bool
+
+	// Deflate: the peer negotiated permessage-deflate, so queued data
+	// frames of at least Env.CompressMin body bytes go to it compressed,
+	// in the form shared by every such recipient (frame.Buf.Deflated).
+	// Set right after New, before the Conn is shared; never changed. (It
+	// sits here to use the padding after the bools above: an idle peer
+	// costs no more with it.)
+	Deflate bool
 
 	// Write accounting: bytes handed to the socket and bytes it reported
 	// written. Their difference is in flight inside the transport.

@@ -40,22 +40,16 @@ type Reader struct {
 	// MaxMessage is the largest message payload accepted, after reassembly
 	// of fragments and, for a compressed message, after inflating; a
 	// message of exactly MaxMessage bytes is accepted. Set before the
-	// first Feed; zero or less accepts only empty messages.
+	// first Feed, at most 1<<31 - 1; zero or less accepts only empty
+	// messages.
 	MaxMessage int
-	// Deflate accepts messages compressed with permessage-deflate
-	// (RFC 7692) without context takeover: the connection negotiated
-	// DeflateResponse. A compressed message is marked by RSV1 on its first
-	// frame; the Reader inflates it, with a decompressor taken from a pool
-	// for that message only, and delivers the inflated payload. Without
-	// Deflate, RSV1 is ErrReservedBits. Set before the first Feed.
-	Deflate bool
 
 	// Decoder state, owned by the goroutine that calls Feed.
 	msg    []byte      // pooled: payload of the data message in progress; nil when none or empty
 	ctl    []byte      // pooled (cap maxControlPayload): partial control payload; nil when none
 	err    *CloseError // first protocol violation; Feed returns it forever after
 	remain int         // payload bytes of the current frame not yet received
-	vpos   int         // msg[:vpos] is valid UTF-8 ending on a rune boundary (text only)
+	vpos   int32       // msg[:vpos] is valid UTF-8 ending on a rune boundary (text only)
 	key    uint32      // masking key of the current frame, rotated to the next byte
 	hdr    [maxWSHeader]byte
 	hdrN   uint8 // bytes of a partial header held in hdr
@@ -67,6 +61,16 @@ type Reader struct {
 	// compressed: the data message in progress (or the frame delivered
 	// without a copy) had RSV1 on its first frame.
 	compressed bool
+
+	// Deflate accepts messages compressed with permessage-deflate
+	// (RFC 7692) without context takeover: the connection negotiated
+	// DeflateResponse. A compressed message is marked by RSV1 on its first
+	// frame; the Reader inflates it, with a decompressor taken from a pool
+	// for that message only, and delivers the inflated payload. Without
+	// Deflate, RSV1 is ErrReservedBits. Set before the first Feed. (It is
+	// last so that it shares the padding of the state above: a Reader is
+	// no larger with it.)
+	Deflate bool
 }
 
 // Feed decodes data, calling h for every complete message and control frame,
@@ -137,7 +141,7 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 				if !ok {
 					return r.fail(ErrInvalidUTF8)
 				}
-				r.vpos += v
+				r.vpos += int32(v)
 			}
 		}
 		if r.remain > 0 {
@@ -165,7 +169,7 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 				return r.fail(err)
 			}
 		case r.fin:
-			if r.msgOp == OpText && r.vpos != len(r.msg) {
+			if r.msgOp == OpText && int(r.vpos) != len(r.msg) {
 				return r.fail(ErrInvalidUTF8) // ends inside a rune
 			}
 			// Detach the buffer before the call so the Reader never
