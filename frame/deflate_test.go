@@ -362,3 +362,66 @@ func clearRSV1(f []byte) []byte {
 	c[0] &^= 0x40
 	return c
 }
+
+// BenchmarkBufDeflated measures compressing one outgoing frame (what the
+// first compressed recipient of a fan-out pays) and reusing it (what every
+// other recipient pays), for JSON of the sizes peers exchange.
+func BenchmarkBufDeflated(b *testing.B) {
+	for _, size := range []int{512, 2048, 6144, 65536} {
+		body := []byte(jsonish(size, uint64(size)))
+		b.Run(fmt.Sprintf("compress/%d", size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				buf := NewBuf(size)
+				buf.B = append(buf.B, body...)
+				buf.Finish(OpText)
+				if buf.Deflated(512) == nil {
+					b.Fatal("not compressed")
+				}
+				buf.Release()
+			}
+		})
+		b.Run(fmt.Sprintf("shared/%d", size), func(b *testing.B) {
+			buf := NewBuf(size)
+			buf.B = append(buf.B, body...)
+			buf.Finish(OpText)
+			buf.Deflated(512)
+			b.ReportAllocs()
+			for b.Loop() {
+				if buf.Deflated(512) == nil {
+					b.Fatal("not compressed")
+				}
+			}
+			buf.Release()
+		})
+	}
+}
+
+// BenchmarkReaderInflate measures reading one compressed client message,
+// inflated with a pooled decompressor.
+func BenchmarkReaderInflate(b *testing.B) {
+	for _, size := range []int{512, 2048, 6144, 65536} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			in := zmsg(OpText, jsonish(size, uint64(size)), 1)
+			buf := make([]byte, len(in))
+			r := &Reader{MaxMessage: 1 << 16, Deflate: true}
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				copy(buf, in)
+				if err := r.Feed(buf, nopHandler{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// nopHandler discards what a Reader delivers.
+type nopHandler struct{}
+
+func (nopHandler) OnMessage(byte, []byte) {}
+func (nopHandler) OnPing([]byte)          {}
+func (nopHandler) OnPong([]byte)          {}
+func (nopHandler) OnClose(int, string)    {}

@@ -30,6 +30,8 @@ func TestReaderFeedAllocs(t *testing.T) {
 	fragmented = AppendMaskedFrame(fragmented, false, OpContinuation, key, []byte("part two, "))
 	fragmented = AppendMaskedFrame(fragmented, true, OpContinuation, key, []byte("the end"))
 
+	// Compressed messages with short Huffman codes: for longer ones
+	// compress/flate allocates its overflow tables itself (see inflate).
 	var compressed []byte
 	for _, s := range []string{"", strings.Repeat(`{"type":"publish","room":"r","data":"hello"}`, 100)} {
 		compressed = append(compressed, zmsg(OpText, s, 1)...)
