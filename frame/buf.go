@@ -88,7 +88,7 @@ func (b *Buf) Body() []byte { return b.B[MaxHeaderLen:] }
 // frames (close, ping, pong) must have bodies of at most 125 bytes (RFC 6455
 // section 5.5); Finish does not check. After Finish the frame is immutable.
 func (b *Buf) Finish(op byte) {
-	b.finish(op)
+	b.finish(op & 0x0F)
 }
 
 // finish writes the header of a FIN frame whose first byte has the bits of

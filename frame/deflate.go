@@ -10,11 +10,11 @@ import (
 // compressed and inflated on its own, by compressors and decompressors taken
 // from pools for the duration of one message. No connection holds one.
 
-// DeflateLevel is the compress/flate level of outgoing messages. A message
+// deflateLevel is the compress/flate level of outgoing messages. A message
 // sent to a room is compressed once for all of its recipients, but a direct
 // message is compressed for one: the fastest level keeps the cost per
 // message small, and JSON still shrinks to a third or less.
-const DeflateLevel = flate.BestSpeed
+const deflateLevel = flate.BestSpeed
 
 // deflateTail is what a sender removes from the end of a compressed message
 // (the empty stored block of a sync flush, RFC 7692 section 7.2.1) and the
@@ -94,7 +94,7 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 
 var compressors = sync.Pool{New: func() any {
 	c := new(compressor)
-	c.fw, _ = flate.NewWriter(&c.dst, DeflateLevel) // the level is valid: no error
+	c.fw, _ = flate.NewWriter(&c.dst, deflateLevel) // the level is valid: no error
 	return c
 }}
 

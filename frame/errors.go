@@ -98,8 +98,10 @@ var (
 	// (section 5.2).
 	ErrLengthMSB = &CloseError{Code: CloseProtocolError, Reason: "payload length with the most significant bit set"}
 	// ErrMessageTooBig: a frame's declared length takes its message past
-	// Reader.MaxMessage, counting the fragments already received. It is
-	// reported from the header, before the payload arrives.
+	// Reader.MaxMessage, counting the fragments already received (past
+	// DeflatedLimit(MaxMessage) for a compressed message, which is checked
+	// again once inflated: ErrInflatedTooBig). It is reported from the
+	// header, before the payload arrives.
 	ErrMessageTooBig = &CloseError{Code: CloseTooBig, Reason: "message too big"}
 	// ErrInflatedTooBig: a compressed message inflates to more than
 	// Reader.MaxMessage bytes. Inflating stops at the first byte past the

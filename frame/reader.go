@@ -35,7 +35,9 @@ type Handler interface {
 // sync.Pool (size classes of 4 KiB, 64 KiB, and larger ones up to
 // MaxMessage), which goes back to its pool as soon as the message has been
 // delivered, the Reader fails, the peer closes, or Reset is called. A frame
-// that arrives whole within one chunk is delivered without any copy.
+// that arrives whole within one chunk is delivered without any copy. A
+// compressed message (Deflate) is inflated into such a pooled buffer, by a
+// pooled decompressor, when its last frame has arrived.
 type Reader struct {
 	// MaxMessage is the largest message payload accepted, after reassembly
 	// of fragments and, for a compressed message, after inflating; a
