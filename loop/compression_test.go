@@ -22,7 +22,7 @@ import (
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// Tests of permessage-deflate (PROTOCOL.md section 13) through a real
+// Tests of permessage-deflate (docs/protocol.md section 13) through a real
 // server, with a raw client that offers the extension, compresses what it
 // sends and reads RSV1 on what it gets. Modelled on the Autobahn
 // testsuite's sections 12 (compressed echo of many sizes) and 13 (each

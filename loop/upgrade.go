@@ -141,7 +141,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
-	// permessage-deflate (PROTOCOL.md section 13): an offer that cannot be
+	// permessage-deflate (docs/protocol.md section 13): an offer that cannot be
 	// accepted with no context takeover is declined, never refused.
 	deflate := s.cfg.Compression && frame.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
 	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
