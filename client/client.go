@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,18 @@ type Options struct {
 	// ResumeTimeout bounds how long the Client tries to reconnect. Default
 	// 30s, the relay's default resume window.
 	ResumeTimeout time.Duration
+	// Compression offers permessage-deflate (RFC 7692) without context
+	// takeover, as the Dialer's EnableCompression does. A relay with
+	// WSRELAY_COMPRESSION=true accepts it (Compressed then reports true):
+	// it sends its larger messages compressed, and the Client compresses
+	// the messages it sends of at least CompressMinBytes. Compressed
+	// messages are inflated transparently; ReadLimit applies to the
+	// inflated size.
+	Compression bool
+	// CompressMinBytes is the smallest message the Client sends compressed
+	// once compression is negotiated. Default 512, the relay's own default;
+	// smaller messages gain little and cost both sides CPU.
+	CompressMinBytes int
 }
 
 // Client is one connection to a relay, as one peer. It is safe for
@@ -102,6 +115,10 @@ type Client struct {
 	welcomed bool                // the session's welcome was read
 	token    string              // the session's resume token
 	rooms    map[string]struct{} // rooms joined, re-joined for a new session
+	// compressMin is the smallest message written compressed; 0 when
+	// compression was not negotiated. Set by Dial; a reconnect offers the
+	// same extension to the same relay.
+	compressMin int
 
 	// msgs carries decoded frames from the reader goroutine, which is its
 	// only sender and closes it when the connection ends. Elements are
@@ -178,6 +195,7 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	if opts.Dialer != nil {
 		d = *opts.Dialer
 	}
+	d.EnableCompression = d.EnableCompression || opts.Compression
 	if opts.HandshakeTimeout > 0 {
 		d.HandshakeTimeout = opts.HandshakeTimeout
 	} else if d.HandshakeTimeout <= 0 {
@@ -197,6 +215,12 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 
 	c := newClient(conn, opts)
 	c.url, c.header, c.dialer = u, header, d
+	if negotiatedDeflate(resp.Header) {
+		c.compressMin = opts.CompressMinBytes
+		if c.compressMin <= 0 {
+			c.compressMin = defaultCompressMin
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
 	m, err := c.Receive(wctx)
@@ -213,6 +237,27 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	c.setWelcome(m)
 	return c, nil
 }
+
+// defaultCompressMin is the default Options.CompressMinBytes.
+const defaultCompressMin = 512
+
+// negotiatedDeflate reports whether the relay's upgrade response accepted
+// permessage-deflate.
+func negotiatedDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for ext := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Compressed reports whether the relay accepted permessage-deflate
+// (Options.Compression).
+func (c *Client) Compressed() bool { return c.compressMin > 0 }
 
 // authContext is signed in front of the nonce of a key-auth challenge.
 const authContext = "wsrelay-auth-v1:"

@@ -172,7 +172,11 @@ func (c *Client) write(messageType int, b []byte) error {
 	default:
 	}
 	c.wmu.Lock()
-	err := c.conn.Load().WriteMessage(messageType, b)
+	conn := c.conn.Load()
+	if c.compressMin > 0 {
+		conn.EnableWriteCompression(len(b) >= c.compressMin)
+	}
+	err := conn.WriteMessage(messageType, b)
 	c.wmu.Unlock()
 	return writeError(err)
 }

@@ -87,6 +87,11 @@ type Config struct {
 	// ResumeWindow is how long a session outlives a connection that ended
 	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
 	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
+	// Compression (docs/protocol.md section 13): permessage-deflate accepted
+	// when a client offers it; messages of at least CompressionMinBytes
+	// go out compressed to the clients that negotiated it.
+	Compression         bool `env:"COMPRESSION" envDefault:"false"`
+	CompressionMinBytes int  `env:"COMPRESSION_MIN_BYTES" envDefault:"512"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -352,7 +357,7 @@ func (c Config) Validate() error {
 			return bad("NATS_SUBJECT_PREFIX", "must be dot-separated tokens of letters, digits, '_' or '-', got %q", c.NATSPrefix)
 		}
 	}
-	return nil
+	return atLeast("COMPRESSION_MIN_BYTES", c.CompressionMinBytes, 0)
 }
 
 // MaxNodeIDLen is the longest WSRELAY_NODE_ID.
@@ -523,6 +528,8 @@ func (c Config) settings() []setting {
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
 		{"RESUME_WINDOW", formatDuration(c.ResumeWindow)},
+		{"COMPRESSION", strconv.FormatBool(c.Compression)},
+		{"COMPRESSION_MIN_BYTES", strconv.Itoa(c.CompressionMinBytes)},
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// protocolVars is docs/protocol.md section 7's table, in its order.
+// protocolVars is docs/protocol.md section 7's table, in its order, then
+// the variables of later sections (13: compression).
 var protocolVars = []string{
 	"WSRELAY_ADDR", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
 	"WSRELAY_MAX_MESSAGE_BYTES", "WSRELAY_PING_INTERVAL", "WSRELAY_CLIENT_TIMEOUT",
@@ -31,6 +32,7 @@ var protocolVars = []string{
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
 	"WSRELAY_RESUME_WINDOW",
+	"WSRELAY_COMPRESSION", "WSRELAY_COMPRESSION_MIN_BYTES",
 }
 
 // defaults is docs/protocol.md section 7's default column.
@@ -55,6 +57,8 @@ func defaults() Config {
 		TelegramMaxAge:  24 * time.Hour,
 		NATSPrefix:      "wsrelay",
 		ResumeWindow:    30 * time.Second,
+
+		CompressionMinBytes: 512,
 	}
 }
 
@@ -198,6 +202,8 @@ func TestLoadEachVariable(t *testing.T) {
 		{"NATS_URL without scheme", []string{"WSRELAY_NATS_URL=localhost:4222"}, func(c *Config) { c.NATSURL = "localhost:4222" }},
 		{"NODE_ID", []string{"WSRELAY_NODE_ID=eu-1_a"}, func(c *Config) { c.NodeID = "eu-1_a" }},
 		{"NATS_SUBJECT_PREFIX", []string{"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay-2"}, func(c *Config) { c.NATSPrefix = "acme.relay-2" }},
+		{"COMPRESSION", []string{"WSRELAY_COMPRESSION=true"}, func(c *Config) { c.Compression = true }},
+		{"COMPRESSION_MIN_BYTES", []string{"WSRELAY_COMPRESSION_MIN_BYTES=0"}, func(c *Config) { c.CompressionMinBytes = 0 }},
 		{"last duplicate wins", []string{"WSRELAY_QUEUE_SIZE=1", "WSRELAY_QUEUE_SIZE=2"}, func(c *Config) { c.QueueSize = 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,6 +297,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"NODE_ID too long", []string{"WSRELAY_NODE_ID=" + strings.Repeat("n", 65)}, "WSRELAY_NODE_ID", ""},
 		{"NATS_SUBJECT_PREFIX empty token", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a..b"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
 		{"NATS_SUBJECT_PREFIX wildcard", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a.>"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
+		{"COMPRESSION not a boolean", []string{"WSRELAY_COMPRESSION=gzip"}, "WSRELAY_COMPRESSION", ""},
+		{"COMPRESSION_MIN_BYTES negative", []string{"WSRELAY_COMPRESSION_MIN_BYTES=-1"}, "WSRELAY_COMPRESSION_MIN_BYTES", ""},
 		{"newline in value", []string{"WSRELAY_PING_INTERVAL=1s\n2s"}, "WSRELAY_PING_INTERVAL", ""},
 		{"first of several errors", []string{"WSRELAY_QUEUE_SIZE=x", "WSRELAY_PING_INTERVAL=y"}, "WSRELAY_PING_INTERVAL", ""},
 	} {
@@ -464,6 +472,7 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "", "WSRELAY_JWT_REQUIRE_ROOMS": "false",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "", "WSRELAY_NATS_URL": "", "WSRELAY_BINARY_TYPES": "",
 			"WSRELAY_NODE_ID": "", "WSRELAY_NATS_SUBJECT_PREFIX": "wsrelay",
+			"WSRELAY_COMPRESSION": "false", "WSRELAY_COMPRESSION_MIN_BYTES": "512",
 		} {
 			if m[name] != want {
 				t.Errorf("%s=%q, want %q", name, m[name], want)
@@ -501,6 +510,7 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",
 			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay", "WSRELAY_AUTH=key",
 			"WSRELAY_JWT_PUBLIC_KEY_FILE=" + tempFile(t, "jwt.pem"), "WSRELAY_JWT_REQUIRE_ROOMS=true",
+			"WSRELAY_COMPRESSION=true", "WSRELAY_COMPRESSION_MIN_BYTES=1024",
 		}
 		c, err := Load(environ)
 		if err != nil {

@@ -5,6 +5,8 @@ package conn
 import (
 	"fmt"
 	"testing"
+
+	"github.com/wsrelay/wsrelay/frame"
 )
 
 // The zero-allocation promise of the send path: queueing a shared frame
@@ -77,5 +79,33 @@ func TestResumeAllocs(t *testing.T) {
 	}
 	if c.Replayable() != 0 || frame.Refs() != 1 {
 		t.Fatalf("Replayable %d, Refs %d", c.Replayable(), frame.Refs())
+	}
+}
+
+// TestEnqueueFlushDeflateAllocs: a peer that negotiated permessage-deflate
+// costs no allocation either, whether its flush compresses the frame (the
+// first recipient) or reuses the compressed form (every later one).
+func TestEnqueueFlushDeflateAllocs(t *testing.T) {
+	env := newEnv(t, 256, 0)
+	env.CompressMin = 512
+	first, s1 := newConn(t, env, "first")
+	later, s2 := newConn(t, env, "later")
+	first.Deflate, later.Deflate = true, true
+	s1.discard, s2.discard = true, true
+	var scratch []byte
+	body := paddedBuf(`{"type":"publish","data":"`, 2000).Body()
+	cycle := func() {
+		b := frame.NewBuf(len(body))
+		b.B = append(b.B, body...)
+		b.Finish(frame.OpText)
+		first.Enqueue(b)
+		later.Enqueue(b)
+		b.Release()
+		scratch = first.Flush(scratch)
+		scratch = later.Flush(scratch)
+	}
+	cycle() // warm the pools
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Errorf("compressed fan-out to two peers: %v allocs, want 0", n)
 	}
 }

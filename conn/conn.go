@@ -52,6 +52,9 @@ type Env struct {
 	// connection may be detached from its socket and attached to another.
 	// Set it with EnableResume.
 	Resume bool
+	// CompressMin is the smallest frame body sent compressed to the peers
+	// that negotiated permessage-deflate (Conn.Deflate).
+	CompressMin int
 
 	rings   sync.Pool
 	replays [2]sync.Pool // replay storage: small, then QueueSize frames
@@ -99,6 +102,14 @@ type Conn struct {
 	lastNotice  time.Duration
 	excessSeen  bool
 	noticeSent  bool
+
+	// Deflate: the peer negotiated permessage-deflate, so queued data
+	// frames of at least Env.CompressMin body bytes go to it compressed,
+	// in the form shared by every such recipient (frame.Buf.Deflated).
+	// Set right after New, before the Conn is shared; never changed. (It
+	// sits here to use the padding after the bools above: an idle peer
+	// costs no more with it.)
+	Deflate bool
 
 	// Write accounting: bytes handed to the socket and bytes it reported
 	// written. Their difference is in flight inside the transport.
@@ -381,11 +392,11 @@ func (c *Conn) Flush(scratch []byte) []byte {
 
 		var out []byte
 		if n == 1 && notice == 0 && pre == nil {
-			out = batch[0].Bytes()
+			out = c.wire(batch[0])
 		} else {
 			scratch = append(scratch[:0], pre...)
 			for i := 0; i < n; i++ {
-				scratch = append(scratch, batch[i].Bytes()...)
+				scratch = append(scratch, c.wire(batch[i])...)
 			}
 			if notice > 0 {
 				scratch = appendOverflow(scratch, notice)
@@ -414,6 +425,23 @@ func (c *Conn) queueOverflow() {
 	b.Finish(frame.OpText)
 	c.dropped = 0
 	c.ring.push(b) // the ring takes b's reference
+}
+
+// wire returns the bytes of b to write to this peer: the compressed form
+// when the peer negotiated permessage-deflate and b is worth compressing
+// (compressed now if no earlier recipient needed it), else the plain frame.
+// It runs outside mu: compressing takes microseconds.
+func (c *Conn) wire(b *frame.Buf) []byte {
+	p := b.Bytes()
+	if !c.Deflate {
+		return p
+	}
+	z := b.Deflated(c.env.CompressMin)
+	if z == nil {
+		return p
+	}
+	c.env.Stats.CompressionSaved(len(p) - len(z))
+	return z
 }
 
 // appendOverflow appends a complete overflow text frame.

@@ -17,6 +17,13 @@
 // pool only while frames wait and is returned as soon as it is empty, so an
 // idle peer costs no queue memory.
 //
+// A peer that negotiated permessage-deflate (Conn.Deflate) gets the
+// compressed form of each queued data frame of at least Env.CompressMin body
+// bytes. That form belongs to the frame.Buf: the first such recipient's
+// flush compresses it, every other one writes the same bytes, and it is
+// released with the frame. Other peers get the plain frame. The peer holds
+// no compression state of its own.
+//
 // The send path is one state machine, the phase type in phase.go: whether a
 // flush is owed and by whom, whether one is writing or parked at HighWater,
 // whether a close frame is on its way or the socket lingers until it is

@@ -148,6 +148,7 @@ func (s *Server) Start() error {
 	s.env = conn.NewEnv(s.cfg.QueueSize, s.stats, s.drainer)
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
+	s.env.CompressMin = s.cfg.CompressionMinBytes
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
 	if s.cfg.ResumeWindow > 0 {
 		s.env.EnableResume()

@@ -175,10 +175,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
+	// permessage-deflate (docs/protocol.md section 13): an offer that cannot be
+	// accepted with no context takeover is declined, never refused.
+	deflate := s.cfg.Compression && frame.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
 	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
+	wc.reader.Deflate = deflate
 	if tc != nil {
 		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
+	}
+	if resumed != nil {
+		// Set before Attach, whose replay may flush at once: whether frames
+		// go compressed is a property of the new socket.
+		resumed.Conn().Deflate = deflate
 	}
 	switch {
 	case resumed != nil && resumed.Attach(wc, received):
@@ -193,6 +202,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		wc.Conn = conn.New(s.env, id, ip, wc)
 		wc.sess = s.session.Open(wc.Conn, ident)
 	}
+	wc.Conn.Deflate = deflate
 	if ident.Key != nil {
 		// Auth mode key: the peer is admitted once it answered the
 		// challenge (keyauth.go); the sweeper enforces the time limit.
@@ -218,6 +228,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	var resp [256]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
+	if deflate {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "+frame.DeflateResponse...)
+	}
 	b = append(b, "\r\n\r\n"...)
 	switch {
 	case wc.challenge != nil:

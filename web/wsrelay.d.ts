@@ -233,6 +233,12 @@ export class RelayClient {
   readonly peer: string | null;
   /** The last welcome message. */
   readonly welcome: Welcome | null;
+  /**
+   * Whether the current connection negotiated permessage-deflate (RFC 7692).
+   * Browsers offer it by themselves; a relay with WSRELAY_COMPRESSION=true
+   * accepts it. Messages are compressed and inflated by the WebSocket itself.
+   */
+  readonly compressed: boolean;
   /** Reconnect attempts since the last welcome. */
   readonly attempt: number;
   /** Data messages received in this session (every message after the welcome). */

@@ -208,6 +208,8 @@ export class RelayClient {
     this.state = 'idle';
     this.peer = null;
     this.welcome = null;
+    /** Whether the connection negotiated permessage-deflate (the browser offers it by itself). */
+    this.compressed = false;
     this.attempt = 0;
     this._listeners = new Map();
     this._ws = null;
@@ -533,6 +535,10 @@ export class RelayClient {
   _onWelcome(msg) {
     const again = this.welcome !== null;
     this.welcome = msg;
+    // Browsers offer permessage-deflate on their own and a relay with
+    // WSRELAY_COMPRESSION=true accepts it; compression is then invisible
+    // here, and the negotiated extension is only reported.
+    this.compressed = /permessage-deflate/i.test((this._ws && this._ws.extensions) || '');
     this.peer = msg.peer;
     this.attempt = 0;
     this._greeted = true;
