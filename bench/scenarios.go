@@ -111,7 +111,9 @@ type sender struct {
 	room   string
 	size   int
 	binary bool
-	buf    []byte
+	// jsonFill: the payload is filled with SDP-like text (-payload json).
+	jsonFill bool
+	buf      []byte
 }
 
 func (s *sender) publish(now time.Time) error {
@@ -128,7 +130,7 @@ func (s *sender) publish(now time.Time) error {
 	s.buf = append(s.buf[:0], `{"type":"publish","room":"`...)
 	s.buf = append(s.buf, s.room...)
 	s.buf = append(s.buf, `","data":`...)
-	s.buf = appendTimed(s.buf, now.UnixNano(), s.size)
+	s.buf = appendTimed(s.buf, now.UnixNano(), s.size, s.jsonFill)
 	s.buf = append(s.buf, '}')
 	return s.sendRaw(frame.OpText)
 }
@@ -167,7 +169,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
 		return err
 	}
-	s := &sender{w: pub, room: room, size: size, binary: o.binary}
+	s := &sender{w: pub, room: room, size: size, binary: o.binary, jsonFill: o.payload == "json"}
 	want := int64(members) * int64(o.messages)
 	c0, _ := r.t.read()
 	st0, _ := r.t.stats()
@@ -207,6 +209,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	res.set("server_cpu_s", round(cpu, 2))
 	res.set("cpu_s_per_million", round(cpu/float64(max(deliveries, 1))*1e6, 2))
 	res.set("bytes_out_per_delivery", round(float64(st1.BytesOut-st0.BytesOut)/float64(max(deliveries, 1)), 1))
+	res.set("deflated_deliveries", got.Deflated)
 	if c1.Writes > 0 {
 		// write(2) calls of the server per delivery: below 1 when frames
 		// for a recipient are coalesced.
@@ -217,10 +220,10 @@ func runFanout(ctx context.Context, r *runner) error {
 	res.set("p999_ms", ms(h.quantile(0.999)))
 	res.set("max_ms", ms(time.Duration(h.max)))
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d members × %d msgs (%s, %d B): all delivered in %.3fs, %.0f deliveries/s, %.2f CPU-s/M deliveries, p50 %.2fms p99 %.2fms p999 %.2fms, peak RSS %.0f MiB, lost %d",
+	res.Summary = fmt.Sprintf("%d members × %d msgs (%s, %d B): all delivered in %.3fs, %.0f deliveries/s, %.2f CPU-s/M deliveries, %.0f B sent/delivery (%d compressed), p50 %.2fms p99 %.2fms p999 %.2fms, peak RSS %.0f MiB, lost %d",
 		members, o.messages, res.Fields["frames"], size, elapsed.Seconds(), float64(deliveries)/elapsed.Seconds(),
-		cpu/float64(max(deliveries, 1))*1e6, ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-		mib(r.t.peakRSS()), want-deliveries)
+		cpu/float64(max(deliveries, 1))*1e6, float64(st1.BytesOut-st0.BytesOut)/float64(max(deliveries, 1)), got.Deflated,
+		ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)), mib(r.t.peakRSS()), want-deliveries)
 	return nil
 }
 
@@ -294,9 +297,10 @@ func runDirect(ctx context.Context, r *runner) error {
 	res.set("p999_ms", ms(h.quantile(0.999)))
 	res.set("max_ms", ms(time.Duration(h.max)))
 	res.set("server_cpu_pct", round((c1.CPU-c0.CPU)/c1.At.Sub(c0.At).Seconds()*100, 1))
-	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core",
+	res.set("cpu_s_per_million", round((c1.CPU-c0.CPU)/float64(max(got.Recv, 1))*1e6, 2))
+	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core, %.2f CPU-s per million",
 		pairs, rate, float64(sent)/elapsed.Seconds(), ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-		sent-got.Recv, sent, res.Fields["server_cpu_pct"])
+		sent-got.Recv, sent, res.Fields["server_cpu_pct"], res.Fields["cpu_s_per_million"])
 	return nil
 }
 
@@ -306,7 +310,7 @@ func (r *runner) flood(ctx context.Context, label string, pub *wsConn, room stri
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
 		return nil, reply{}, 0, err
 	}
-	s := &sender{w: pub, room: room, size: size}
+	s := &sender{w: pub, room: room, size: size, jsonFill: r.o.payload == "json"}
 	var sent int64
 	start := time.Now()
 	stop := r.progress(label, func() float64 { return float64(time.Since(start)) / float64(d) })

@@ -122,6 +122,7 @@ type Stats struct {
 	httpTimeouts *vm.Counter
 	bytesIn      *vm.Counter
 	bytesOut     *vm.Counter
+	saved        *vm.Counter
 	evicted      [numEvictReasons]*vm.Counter
 	fanout       *vm.PrometheusHistogram
 
@@ -149,6 +150,7 @@ func New(set *vm.Set, maxClients int) *Stats {
 	s.httpTimeouts = s.Set.NewCounter("wsrelay_http_timeouts_total")
 	s.bytesIn = s.Set.NewCounter("wsrelay_bytes_received_total")
 	s.bytesOut = s.Set.NewCounter("wsrelay_bytes_sent_total")
+	s.saved = s.Set.NewCounter("wsrelay_compression_saved_bytes_total")
 	for i := range s.evicted {
 		s.evicted[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_evictions_total{reason=%q}`, evictNames[i]))
 	}
@@ -175,6 +177,11 @@ func (s *Stats) BytesIn(n int) { s.bytesIn.Add(n) }
 
 // BytesOut counts bytes handed to sockets.
 func (s *Stats) BytesOut(n int) { s.bytesOut.Add(n) }
+
+// CompressionSaved counts n bytes that one delivery did not put on the
+// wire because it went compressed (permessage-deflate): the plain frame's
+// length minus the compressed frame's.
+func (s *Stats) CompressionSaved(n int) { s.saved.Add(n) }
 
 // Delivered counts n messages handed to recipients' queues.
 func (s *Stats) Delivered(n int) { s.delivered.Add(n) }
