@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // ServeHTTP routes every HTTP request: CORS first, then the endpoints of
@@ -40,8 +40,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
 	case "/metrics":
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.stats.Set.WritePrometheus(w)
-		vm.WriteProcessMetrics(w)
+		stats.WritePrometheus(w, s.stats.Set)
 	case "/", "/wsrelay.js":
 		s.serveDemo(w, r) // 404 unless WSRELAY_DEMO
 	default:
