@@ -257,6 +257,7 @@ func TestFrameFloodIsRateLimited(t *testing.T) {
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	floodDone := make(chan struct{})
+	floodStart := time.Now()
 	go func() {
 		defer close(floodDone)
 		msg := []byte(`{"type":"direct","to":"victim","data":"spam"}`)
@@ -307,8 +308,10 @@ func TestFrameFloodIsRateLimited(t *testing.T) {
 		}
 		got++
 	}
-	if got > 200+100*4 {
-		t.Fatalf("victim received %d flooded messages, want at most burst + rate", got)
+	// The limiter admits the burst plus the rate over the time the server
+	// kept reading the flood, which ends before the victim's queue is empty.
+	if limit := 200 + int(100*time.Since(floodStart).Seconds()); got > limit {
+		t.Fatalf("victim received %d flooded messages, want at most burst + rate = %d", got, limit)
 	}
 	if d := ts.Stats().DroppedBy(1); d == 0 || int64(got)+int64(d) > sent.Load() { // stats.DropRateLimited
 		t.Fatalf("rate_limited drops %d, delivered %d, sent %d", d, got, sent.Load())
