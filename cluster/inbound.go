@@ -67,6 +67,13 @@ func (c *Cluster) handle(data []byte, bt *router.Batch) {
 			c.rt.DeliverAll(buf, bt)
 		}
 		buf.Release()
+	case kindClose:
+		peer := r.field()
+		code := int(r.uint16())
+		reason := r.field()
+		if !r.bad && frame.ValidCloseCode(code) {
+			c.rt.DisconnectLocal(string(peer), code, string(reason))
+		}
 	case kindSyncReq:
 		c.wantSnapshot()
 	case kindPresence:

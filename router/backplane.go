@@ -42,6 +42,16 @@ type Backplane interface {
 	Publish(room string, buf *frame.Buf) bool
 	// Broadcast sends buf to every peer on other nodes.
 	Broadcast(buf *frame.Buf) bool
+
+	// RemoteMembers returns how many members room has on other nodes, and
+	// RemotePeers how many peers are connected to other nodes, as far as
+	// this node knows.
+	RemoteMembers(room string) int
+	RemotePeers() int
+	// Disconnect asks the node that holds peer id to close its connection
+	// with code and reason (Router.DisconnectLocal there); false when no
+	// other node holds it.
+	Disconnect(id string, code int, reason string) bool
 }
 
 // SetBackplane connects the router to the other nodes of a cluster. It must
