@@ -20,7 +20,7 @@ const testKey = "0123456789abcdef0123456789abcdef"
 // are checked through a real server in package loop.
 func newHandler(t *testing.T) *Handler {
 	t.Helper()
-	st := stats.New(100)
+	st := stats.New(vm.NewSet(), 100)
 	rt := router.New(router.Options{MaxRoomsPerPeer: 8}, st)
 	return New(Config{Key: testKey, MaxBodyBytes: 256}, Deps{Router: rt, Metrics: vm.NewSet()})
 }

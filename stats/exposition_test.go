@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // families parses an exposition into its # HELP texts and # TYPE types, by
@@ -51,7 +53,7 @@ func families(t *testing.T, text string) (helps, types map[string]string, sample
 }
 
 func TestWritePrometheusDescribesEverySeries(t *testing.T) {
-	s := New(10)
+	s := New(vm.NewSet(), 10)
 	s.Fanout(3)
 	var out bytes.Buffer
 	WritePrometheus(&out, s.Set)
@@ -69,7 +71,6 @@ func TestWritePrometheusDescribesEverySeries(t *testing.T) {
 		"wsrelay_bytes_received_total":              "counter",
 		"wsrelay_bytes_sent_total":                  "counter",
 		"wsrelay_evictions_total":                   "counter",
-		"wsrelay_errors_total":                      "counter",
 		"wsrelay_fanout_size":                       "histogram",
 		"process_resident_memory_bytes":             "gauge",
 		"process_cpu_seconds_total":                 "counter",
@@ -107,7 +108,7 @@ func TestWritePrometheusPassesPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed")
 	}
-	s := New(10)
+	s := New(vm.NewSet(), 10)
 	var out bytes.Buffer
 	WritePrometheus(&out, s.Set)
 	cmd := exec.Command(promtool, "check", "metrics")
