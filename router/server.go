@@ -92,7 +92,9 @@ func (r *Router) DisconnectLocal(id string, code int, reason string) bool {
 	closeFrame.Finish(frame.OpClose)
 	c.Shutdown(closeFrame)
 	closeFrame.Release()
-	time.AfterFunc(DisconnectGrace, c.Close)
+	// A queue that did not drain in time is discarded, and the close frame
+	// written at once; this does nothing when the connection closed already.
+	time.AfterFunc(DisconnectGrace, func() { c.CloseWith(code, reason) })
 	return true
 }
 
