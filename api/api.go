@@ -102,9 +102,9 @@ func New(cfg Config, deps Deps) *Handler {
 	return h
 }
 
-// Requests returns how many calls of the named kind were answered with
-// status (for tests and diagnostics).
-func (h *Handler) Requests(name string, status int) uint64 {
+// requestCount returns how many calls of the named kind were answered with
+// status (for tests).
+func (h *Handler) requestCount(name string, status int) uint64 {
 	for c, n := range callNames {
 		if n == name {
 			for i, st := range statuses {

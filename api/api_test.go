@@ -78,7 +78,7 @@ func TestKey(t *testing.T) {
 	if status, _, _ := serve(t, h, "POST", "/api/nope", "", `{}`); status != 401 {
 		t.Errorf("unknown call without key: %d, want 401", status)
 	}
-	if got := h.Requests("other", 401); got != 7 {
+	if got := h.requestCount("other", 401); got != 7 {
 		t.Errorf(`wsrelay_api_requests_total{call="other",status="401"} = %d, want 7`, got)
 	}
 }
@@ -152,7 +152,7 @@ func TestAnswersWithoutPeers(t *testing.T) {
 			}
 		})
 	}
-	if got := h.Requests("publish", 200); got != 1 {
+	if got := h.requestCount("publish", 200); got != 1 {
 		t.Errorf(`wsrelay_api_requests_total{call="publish",status="200"} = %d, want 1`, got)
 	}
 }
