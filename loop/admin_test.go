@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/internal/relaytest"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // startAdmin runs a relay with an admin address and the server API on.
@@ -94,18 +97,41 @@ func TestWithoutAdminAddress(t *testing.T) {
 	}
 }
 
-// TestReadyOnBothAddresses: a draining node says so on both addresses.
+// TestReadyOnBothAddresses: a draining node says so on both addresses. A
+// member that stopped reading holds a full queue, so the drain lasts until
+// Shutdown's deadline and /ready can be asked meanwhile.
 func TestReadyOnBothAddresses(t *testing.T) {
-	ts := startAdmin(t)
-	ts.Dial("a") // keeps the drain going while /ready is asked
-	go ts.Shutdown(relaytest.Ctx(t, 10*time.Second))
-	relaytest.Eventually(t, 5*time.Second, "draining on the public address", func() bool {
-		code, _, body := ts.Get("/ready")
-		return code == 503 && strings.Contains(body, "draining")
-	})
-	if code, _, body := ts.GetAdmin("/ready"); code != 503 || !strings.Contains(body, "draining") {
-		t.Fatalf("admin /ready while draining: %d %s", code, body)
+	ts := startAdmin(t, "WSRELAY_RATE_MSGS=0")
+	a := ts.Dial("a")
+	relaytest.Join(t, a, "r")
+	stuck := relaytest.RawDial(t, ts.Addr().String(), "/ws?peer=stuck")
+	if err := stuck.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+		t.Fatal(err)
 	}
+	relaytest.Recv(t, a, "peer_joined")
+	big := strings.Repeat("x", 32<<10)
+	for range 600 { // 19 MB: more than the socket buffers and the queue hold
+		if err := a.Publish("r", big, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relaytest.Eventually(t, 10*time.Second, "stuck's queue full", func() bool {
+		return ts.Stats.DroppedBy(stats.DropQueueFull) > 0
+	})
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		done <- ts.Shutdown(ctx)
+	}()
+	relaytest.Eventually(t, 2*time.Second, "draining", ts.Draining)
+	for name, get := range map[string]func(string) (int, http.Header, string){"public": ts.Get, "admin": ts.GetAdmin} {
+		if code, _, body := get("/ready"); code != 503 || !strings.Contains(body, "draining") {
+			t.Errorf("%s /ready while draining: %d %s", name, code, body)
+		}
+	}
+	<-done // the deadline: stuck never read
+	stuck.Close() // and keeps stuck reachable until here: a collected net.Conn closes its socket
 }
 
 // TestMetricsHelpAndType: every wsrelay family of a fully wired relay (the
