@@ -130,7 +130,7 @@ func TestReadyOnBothAddresses(t *testing.T) {
 			t.Errorf("%s /ready while draining: %d %s", name, code, body)
 		}
 	}
-	<-done // the deadline: stuck never read
+	<-done        // the deadline: stuck never read
 	stuck.Close() // and keeps stuck reachable until here: a collected net.Conn closes its socket
 }
 
