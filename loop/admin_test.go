@@ -130,8 +130,10 @@ func TestReadyOnBothAddresses(t *testing.T) {
 			t.Errorf("%s /ready while draining: %d %s", name, code, body)
 		}
 	}
-	<-done        // the deadline: stuck never read
-	stuck.Close() // and keeps stuck reachable until here: a collected net.Conn closes its socket
+	<-done // Shutdown's deadline: stuck never read
+	// Closing stuck here also keeps it reachable until now: a net.Conn the
+	// garbage collector takes closes its socket.
+	stuck.Close()
 }
 
 // TestMetricsHelpAndType: every wsrelay family of a fully wired relay (the
