@@ -3,9 +3,11 @@ package router_test
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/stats"
@@ -96,4 +98,71 @@ func TestRoomMembers(t *testing.T) {
 	if got := h.r.RoomMembers("none"); got != nil {
 		t.Fatalf("RoomMembers of an empty room = %q, want nil", got)
 	}
+}
+
+// TestDisconnectStalledPeer: a peer that reads nothing cannot hold a
+// disconnect open: after DisconnectGrace its queue is discarded and the
+// close frame written, and the socket closes.
+func TestDisconnectStalledPeer(t *testing.T) {
+	h := newRelay(t, defaultOpts)
+	h.e.HighWater = 1 // the first frame in flight blocks the queue
+	s := &stallSocket{}
+	c := conn.New(h.e, "slow", "192.0.2.1", s)
+	h.r.Register(c)
+	for range 5 {
+		_ = h.do(func(bt *router.Batch) error { return h.r.Direct("slow", textBuf(`{"n":1}`), bt) })
+	}
+	start := time.Now()
+	if err := h.r.Disconnect("slow", 4001, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := start.Add(router.DisconnectGrace + 3*time.Second)
+	for !s.isClosed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled peer's socket is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if waited := time.Since(start); waited < router.DisconnectGrace {
+		t.Fatalf("closed after %v, before the grace of %v", waited, router.DisconnectGrace)
+	}
+	frames := parseFrames(t, s.bytes())
+	last := frames[len(frames)-1]
+	if last.op != frame.OpClose || string(last.payload) != "\x0f\xa1bye" {
+		t.Fatalf("last frame %d %q, want close 4001 bye", last.op, last.payload)
+	}
+}
+
+// stallSocket takes every write and never reports it written, like a peer
+// whose receive window is closed.
+type stallSocket struct {
+	mu     sync.Mutex
+	data   []byte
+	closed bool
+}
+
+func (s *stallSocket) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = append(s.data, b...)
+	return len(b), nil
+}
+
+func (s *stallSocket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *stallSocket) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *stallSocket) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.data...)
 }
