@@ -156,3 +156,23 @@ func TestAnswersWithoutPeers(t *testing.T) {
 		t.Errorf(`wsrelay_api_requests_total{call="publish",status="200"} = %d, want 1`, got)
 	}
 }
+
+// BenchmarkPublishCall is one API publish into an empty room: the cost of
+// the call itself (key check, body, frame, answer) without the fan-out.
+func BenchmarkPublishCall(b *testing.B) {
+	st := stats.New(vm.NewSet(), 100)
+	h := New(Config{Key: testKey, MaxBodyBytes: 65536},
+		Deps{Router: router.New(router.Options{MaxRoomsPerPeer: 8}, st), Metrics: vm.NewSet()})
+	body := `{"room":"lobby","data":{"t":1733212800000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}`
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/api/publish", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
