@@ -93,11 +93,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 // wire builds a server from cfg: the one metrics set, the counters, the
 // authenticator, the router, the cluster link when WSRELAY_NATS_URL is set,
-// the protocol, the server API when WSRELAY_API_KEY is set and the
-// transport. It does not listen yet.
+// the protocol (with the room-token checker), the server API when
+// WSRELAY_API_KEY is set and the transport. It does not listen yet.
 // internal/relaytest wires test servers the same way.
 func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	authn, err := auth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	roomTokens, err := auth.NewRoomTokens(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +127,7 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 		})
 	}
 	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
-		Router: rt, Stats: st, Metrics: set, Logger: log,
+		Router: rt, Stats: st, Metrics: set, Logger: log, RoomTokens: roomTokens,
 	})
 	var serverAPI http.Handler // a nil *api.Handler would not be a nil interface
 	if cfg.APIKey != "" {
