@@ -295,9 +295,10 @@ func runDirect(ctx context.Context, r *runner) error {
 	res.set("p999_ms", ms(h.quantile(0.999)))
 	res.set("max_ms", ms(time.Duration(h.max)))
 	res.set("server_cpu_pct", round((c1.CPU-c0.CPU)/c1.At.Sub(c0.At).Seconds()*100, 1))
-	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core",
+	res.set("cpu_s_per_million", round((c1.CPU-c0.CPU)/float64(max(got.Recv, 1))*1e6, 2))
+	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core, %.2f CPU-s per million",
 		pairs, rate, float64(sent)/elapsed.Seconds(), ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-		sent-got.Recv, sent, res.Fields["server_cpu_pct"])
+		sent-got.Recv, sent, res.Fields["server_cpu_pct"], res.Fields["cpu_s_per_million"])
 	return nil
 }
 

@@ -46,7 +46,7 @@ type Config struct {
 	// APIKey turns the server API on; calls must carry it as a bearer
 	// token. A secret: at least MinAPIKeyLen bytes.
 	APIKey  string `env:"API_KEY"`
-	Workers int    `env:"WORKERS"` // event-loop pollers; default runtime.NumCPU()
+	Workers int    `env:"WORKERS"` // event-loop pollers; default GOMAXPROCS - 1, at least 1
 
 	// Connection limits.
 	MaxClients      int           `env:"MAX_CLIENTS" envDefault:"100000"`      // open connections at most
@@ -90,6 +90,10 @@ type Config struct {
 	NATSURL     string `env:"NATS_URL"` // secret in part: may carry user:password or a token
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
+
+	// ResumeWindow is how long a session outlives a connection that ended
+	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
+	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -100,7 +104,7 @@ type Config struct {
 // On failure it returns the zero Config and an *Error naming the first bad
 // variable.
 func Load(environ []string) (Config, error) {
-	c := Config{Workers: runtime.NumCPU()} // env only overwrites it when WSRELAY_WORKERS is set
+	c := Config{Workers: defaultWorkers(runtime.GOMAXPROCS(0))} // env only overwrites it when WSRELAY_WORKERS is set
 	err := env.ParseWithOptions(&c, env.Options{
 		Environment: env.ToMap(environ),
 		Prefix:      Prefix,
@@ -293,6 +297,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative, got %s", c.ShutdownTimeout)
+	}
+	if c.ResumeWindow < 0 {
+		return bad("RESUME_WINDOW", "must not be negative, got %s", c.ResumeWindow)
 	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
 		return bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
@@ -544,6 +551,7 @@ func (c Config) settings() []setting {
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
+		{"RESUME_WINDOW", formatDuration(c.ResumeWindow)},
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +30,14 @@ var protocolVars = []string{
 	"WSRELAY_JWT_REQUIRE_ROOMS",
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
+	"WSRELAY_RESUME_WINDOW",
 }
 
 // defaults is docs/protocol.md section 7's default column.
 func defaults() Config {
 	return Config{
 		Addr:            ":8080",
-		Workers:         runtime.NumCPU(),
+		Workers:         max(1, runtime.GOMAXPROCS(0)-1),
 		MaxClients:      100000,
 		MaxConnsPerIP:   0,
 		MaxMessageBytes: 65536,
@@ -51,6 +54,7 @@ func defaults() Config {
 		Auth:            "none",
 		TelegramMaxAge:  24 * time.Hour,
 		NATSPrefix:      "wsrelay",
+		ResumeWindow:    30 * time.Second,
 	}
 }
 
@@ -96,6 +100,42 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// TestDefaultWorkersLeaveAP checks that the default number of pollers
+// leaves one of the runtime's Ps free (or is one, on a single P), so that
+// sysmon can back off (config/workers.go), and that it follows GOMAXPROCS,
+// which follows a container's CPU limit.
+func TestDefaultWorkersLeaveAP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	for _, tc := range []struct {
+		procs, want int
+	}{
+		{1, 1},
+		{2, 1},
+		{3, 2},
+		{8, 7},
+		{64, 63},
+	} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", tc.procs), func(t *testing.T) {
+			runtime.GOMAXPROCS(tc.procs)
+			c, err := Load(nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.want {
+				t.Errorf("Workers = %d, want %d", c.Workers, tc.want)
+			}
+			c, err = Load([]string{"WSRELAY_WORKERS=" + strconv.Itoa(tc.procs+3)})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.procs+3 {
+				t.Errorf("explicit WSRELAY_WORKERS=%d: Workers = %d", tc.procs+3, c.Workers)
+			}
+		})
+	}
+}
+
 func TestLoadEachVariable(t *testing.T) {
 	keyFile := tempFile(t, "jwt.pem")
 	certFile := tempFile(t, "cert.pem")
@@ -134,6 +174,8 @@ func TestLoadEachVariable(t *testing.T) {
 			func(c *Config) { c.BinaryTypes = BinaryTypes{1: 65536, 2: 262144} }},
 		{"SHUTDOWN_TIMEOUT zero", []string{"WSRELAY_SHUTDOWN_TIMEOUT=0s"}, func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"SHUTDOWN_TIMEOUT", []string{"WSRELAY_SHUTDOWN_TIMEOUT=1m30s"}, func(c *Config) { c.ShutdownTimeout = 90 * time.Second }},
+		{"RESUME_WINDOW off", []string{"WSRELAY_RESUME_WINDOW=0"}, func(c *Config) { c.ResumeWindow = 0 }},
+		{"RESUME_WINDOW", []string{"WSRELAY_RESUME_WINDOW=2m"}, func(c *Config) { c.ResumeWindow = 2 * time.Minute }},
 		{"ECHO", []string{"WSRELAY_ECHO=true"}, func(c *Config) { c.Echo = true }},
 		{"DEMO", []string{"WSRELAY_DEMO=TRUE"}, func(c *Config) { c.Demo = true }},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=debug"}, func(c *Config) { c.LogLevel = "debug" }},
@@ -230,6 +272,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"BINARY_TYPES negative limit", []string{"WSRELAY_BINARY_TYPES=1:-100"}, "WSRELAY_BINARY_TYPES", "positive"},
 		{"BINARY_TYPES duplicate", []string{"WSRELAY_BINARY_TYPES=1:100,1:200"}, "WSRELAY_BINARY_TYPES", "twice"},
 		{"SHUTDOWN_TIMEOUT negative", []string{"WSRELAY_SHUTDOWN_TIMEOUT=-1s"}, "WSRELAY_SHUTDOWN_TIMEOUT", "negative"},
+		{"RESUME_WINDOW negative", []string{"WSRELAY_RESUME_WINDOW=-1s"}, "WSRELAY_RESUME_WINDOW", "negative"},
 		{"ECHO", []string{"WSRELAY_ECHO=on"}, "WSRELAY_ECHO", ""},
 		{"DEMO", []string{"WSRELAY_DEMO=2"}, "WSRELAY_DEMO", ""},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=trace"}, "WSRELAY_LOG_LEVEL", `"trace"`},

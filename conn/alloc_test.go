@@ -51,3 +51,31 @@ func TestSlowPeerAllocs(t *testing.T) {
 	}
 	c.Teardown()
 }
+
+// TestResumeAllocs: with resume on, numbering a frame, keeping it for
+// replay and acknowledging it by a ping round allocate nothing once the
+// pools are warm.
+func TestResumeAllocs(t *testing.T) {
+	env := newEnv(t, 256, 0)
+	env.EnableResume()
+	c, s := newConn(t, env, "a")
+	s.discard = true
+	frame := paddedBuf("m", 200)
+	var scratch []byte
+	var ping []byte
+	cycle := func() {
+		for range 20 { // more than the small replay storage
+			c.Enqueue(frame)
+		}
+		scratch = c.Flush(scratch)
+		ping = c.AppendPing(ping[:0])
+		c.OnPong(ping[2:])
+	}
+	cycle()
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Errorf("Enqueue x20 + Flush + ping round: %v allocs, want 0", n)
+	}
+	if c.Replayable() != 0 || frame.Refs() != 1 {
+		t.Fatalf("Replayable %d, Refs %d", c.Replayable(), frame.Refs())
+	}
+}

@@ -24,4 +24,15 @@
 // which lock. Frames still queued when a
 // connection closes are released and counted in one place (teardown), for
 // CloseWith and Teardown alike.
+//
+// # Session resume
+//
+// With Env.Resume (PROTOCOL.md section 10) a Conn is a session that may
+// outlive its socket, in resume.go: it numbers the data messages entering
+// its queue, keeps the ones it wrote in a replay buffer (replay.go) of
+// references to the shared frames until the client acknowledges them (a
+// pong to a ping sent after them, or a received count), and Detach and
+// Attach move it from a lost socket to the one that resumed it. A detach
+// starts a new epoch of the send path, so that nothing done for the old
+// socket can act on the new one.
 package conn

@@ -321,3 +321,45 @@ func TestAPILargeBody(t *testing.T) {
 		t.Fatalf("a got %d bytes of data, want %d", len(got.Data), len(data))
 	}
 }
+
+// TestAPIDisconnectEndsSession: a disconnect ends the session (PROTOCOL.md
+// section 10), connected or detached: the members get peer_left at once and
+// the resume token no longer works.
+func TestAPIDisconnectEndsSession(t *testing.T) {
+	env := []string{"WSRELAY_ADMIN_ADDR=127.0.0.1:0", "WSRELAY_API_KEY=" + relaytest.APIKey}
+	t.Run("connected", func(t *testing.T) {
+		ts, alice, bob := roomPair(t, env...)
+		if code, m := ts.Call("POST", "/api/disconnect", `{"peer":"alice","code":4100}`); code != 200 {
+			t.Fatalf("disconnect: %d %v", code, m)
+		}
+		if code := alice.rc.ReadClose(t, 5*time.Second); code != 4100 {
+			t.Fatalf("alice closed with %d, want 4100", code)
+		}
+		if m := relaytest.Recv(t, bob, "peer_left"); m.Peer != "alice" {
+			t.Fatalf("bob got %s", m.Raw)
+		}
+		again := &resumer{t: t, ts: ts}
+		again.resumeAs(alice.token, alice.received, "")
+		if again.welcome["resumed"] != false {
+			t.Fatalf("a disconnected session was resumed: %v", again.welcome)
+		}
+	})
+	t.Run("detached", func(t *testing.T) {
+		ts, alice, bob := roomPair(t, env...)
+		alice.cut()
+		waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+		if code, m := ts.Call("POST", "/api/disconnect", `{"peer":"alice"}`); code != 200 {
+			t.Fatalf("disconnect of a detached session: %d %v", code, m)
+		}
+		start := time.Now()
+		if m := relaytest.Recv(t, bob, "peer_left"); m.Peer != "alice" || time.Since(start) > 3*time.Second {
+			t.Fatalf("bob got %s after %v", m.Raw, time.Since(start))
+		}
+		waitMetric(t, ts, "wsrelay_sessions_detached", 0)
+		again := &resumer{t: t, ts: ts}
+		again.resumeAs(alice.token, alice.received, "")
+		if again.welcome["resumed"] != false {
+			t.Fatalf("a disconnected session was resumed: %v", again.welcome)
+		}
+	})
+}

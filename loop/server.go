@@ -178,6 +178,9 @@ func (s *Server) Start() error {
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
+	if s.cfg.ResumeWindow > 0 {
+		s.env.EnableResume()
+	}
 
 	// The listeners are bound above so a busy port fails fast: nbio's own
 	// Start can hang on it. Both serve on the same pollers.
@@ -234,8 +237,10 @@ func (s *Server) Start() error {
 			s.stats.HTTPTimeout()
 		}
 	})
+	yield := newPollerYield(workers)
 	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
 		s.accepted.Load()
+		yield.Tick(c.Hash()) // runs on the poller goroutine, before each read
 		return s.engine.Engine.PollerBufferPtr(c)
 	})
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
@@ -311,6 +316,7 @@ func (s *Server) stopNow() {
 	if s.engine != nil {
 		s.engine.Stop()
 	}
+	s.session.Close() // detached sessions end with the server
 	if s.cluster != nil {
 		s.cluster.Close()
 	}

@@ -477,3 +477,15 @@ func (r *Router) Members(name string) []string {
 	}
 	return ids
 }
+
+// RoomsOf returns the rooms c is a member of, in no particular order (a
+// resumed session's welcome lists them), or nil when c is not registered.
+func (r *Router) RoomsOf(c *conn.Conn) []string {
+	p := r.record(c)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.rooms...)
+}

@@ -68,7 +68,8 @@ func (r *Router) accountAll(local, remote, queued int) {
 // for the peer go first (for at most DisconnectGrace), so a message sent
 // just before arrives before the close; later ones are refused. The peer
 // leaves its rooms (peer_left to the members) once its socket is closed, as
-// for any close. It returns ErrPeerNotFound when no node holds the peer.
+// for any close; a detached session ends at once. It returns
+// ErrPeerNotFound when no node holds the peer.
 func (r *Router) Disconnect(id string, code int, reason string) error {
 	if r.DisconnectLocal(id, code, reason) {
 		return nil
@@ -85,6 +86,14 @@ func (r *Router) DisconnectLocal(id string, code int, reason string) bool {
 	c := r.Lookup(id)
 	if c == nil {
 		return false
+	}
+	if c.Expire() {
+		// A detached session (PROTOCOL.md section 10) has no socket to
+		// close: it ends here, as when its resume window passes.
+		var bt Batch
+		r.Remove(c, &bt)
+		bt.Flush()
+		return true
 	}
 	closeFrame := frame.NewBuf(2 + len(reason))
 	closeFrame.B = append(closeFrame.B, byte(code>>8), byte(code))

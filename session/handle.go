@@ -146,7 +146,18 @@ func (s *Session) leave(sc *Scratch, e *frame.Envelope, id []byte) {
 	}
 }
 
-func (s *Session) ping(sc *Scratch, _ *frame.Envelope, _ []byte) {
+// ping answers pong. With resume on, "received":N acknowledges the data
+// messages up to N: they leave the replay buffer (PROTOCOL.md section 10);
+// with resume off the field is ignored like any unknown field.
+func (s *Session) ping(sc *Scratch, e *frame.Envelope, id []byte) {
+	if e.Received != nil && s.h.resume != nil {
+		n, ok := frame.ParseCount(e.Received)
+		if !ok {
+			s.fail(sc, CodeBadRequest, id)
+			return
+		}
+		s.c.Ack(n)
+	}
 	buf := frame.NewBuf(48)
 	buf.B = frame.AppendPong(buf.B, time.Now().UnixMilli())
 	buf.Finish(frame.OpText)
