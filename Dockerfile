@@ -11,8 +11,10 @@ RUN make build VERSION=$VERSION
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/bin/wsrelay /usr/local/bin/wsrelay
 USER nonroot:nonroot
-EXPOSE 8080
-ENV WSRELAY_ADDR=:8080
+# 8080: WebSockets, /health, /ready (publish it). 8081: /metrics, /stats,
+# the server API, /health, /ready (keep it on the private network).
+EXPOSE 8080 8081
+ENV WSRELAY_ADDR=:8080 WSRELAY_ADMIN_ADDR=:8081
 # The image has no shell or curl: the binary probes its own /health.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/wsrelay", "healthcheck"]

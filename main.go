@@ -12,12 +12,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/cluster"
 	"github.com/wsrelay/wsrelay/config"
@@ -91,8 +93,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 // wire builds a server from cfg: the one metrics set, the counters, the
 // authenticator, the router, the cluster link when WSRELAY_NATS_URL is set,
-// the protocol (with the room-token checker) and the transport. It does not
-// listen yet.
+// the protocol (with the room-token checker), the server API when
+// WSRELAY_API_KEY is set and the transport. It does not listen yet.
 // internal/relaytest wires test servers the same way.
 func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	authn, err := auth.New(cfg)
@@ -127,9 +129,14 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
 		Router: rt, Stats: st, Metrics: set, Logger: log, RoomTokens: roomTokens,
 	})
+	var serverAPI http.Handler // a nil *api.Handler would not be a nil interface
+	if cfg.APIKey != "" {
+		serverAPI = api.New(api.Config{Key: cfg.APIKey, MaxBodyBytes: cfg.MaxMessageBytes},
+			api.Deps{Router: rt, Metrics: set, Logger: log})
+	}
 	return loop.New(cfg, loop.Deps{
 		Logger: log, Metrics: set, Stats: st, Auth: authn,
-		Session: sess, Cluster: cl,
+		Session: sess, API: serverAPI, Cluster: cl,
 	})
 }
 

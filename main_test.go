@@ -65,6 +65,8 @@ func TestInvalidConfigExits2BeforeListening(t *testing.T) {
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=main_test.go", "WSRELAY_JWT_PUBLIC_KEY_FILE"}, // readable, not a key
 		{"WSRELAY_JWT_SECRET=short", "WSRELAY_JWT_SECRET"},
 		{"WSRELAY_TLS_CERT_FILE=main_test.go", "WSRELAY_TLS_CERT_FILE"},
+		{"WSRELAY_API_KEY=" + strings.Repeat("k", 31), "WSRELAY_API_KEY"},
+		{"WSRELAY_ADMIN_ADDR=" + addr, "WSRELAY_ADMIN_ADDR"}, // the same as WSRELAY_ADDR
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {
@@ -78,6 +80,9 @@ func TestInvalidConfigExits2BeforeListening(t *testing.T) {
 			}
 			code := run(nil, env, &out, &errb)
 			msg := errb.String()
+			if strings.Contains(msg, "kkkk") {
+				t.Errorf("stderr reveals the API key: %q", msg)
+			}
 			if code != 2 || !strings.Contains(msg, tc.name) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
 				t.Fatalf("exit %d, stderr %q", code, msg)
 			}

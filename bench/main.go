@@ -118,6 +118,9 @@ Scenarios:
            all delivered, deliveries/s, server CPU-s per million deliveries,
            latency p50/p99/p999, peak RSS
   binary   fanout with binary frames
+  api      fanout with a backend publishing through the server API
+           (POST /api/publish): API calls answered per second besides
+           fanout's figures
   direct   P pairs exchanging direct messages at a fixed total rate:
            latency and loss
   slow     normal members plus members that never read, a flood of 1 KiB
@@ -157,8 +160,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rooms, "rooms", 0, "idle, cluster: rooms to spread the (other) connections over (0: one per 10 connections; -1: none, the connections send nothing)")
 	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU")
 	fs.DurationVar(&o.ping, "ping", time.Second, "idle: PING_INTERVAL of the started server")
-	fs.IntVar(&o.members, "members", 0, "fanout/binary: room members (default 10000); slow: normal members (default 200)")
-	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/cluster: messages to publish")
+	fs.IntVar(&o.members, "members", 0, "fanout/binary/api: room members (default 10000); slow: normal members (default 200)")
+	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/api/cluster: messages to publish")
 	fs.IntVar(&o.size, "size", 0, "payload bytes (default 64; slow: 1024; direct: 64)")
 	o.rate = -1 // unset: each scenario's own default
 	fs.Var(&rateFlag{&o.rate}, "rate", "messages per second, 0 = as fast as possible (default: fanout, binary, cluster 0;\ndirect 20000; slow 500; churn 2000)")

@@ -28,6 +28,7 @@ var scenarios = map[string]scenario{
 	"slow":    {env: floodEnv, run: runSlow},
 	"churn":   {env: floodEnv, run: runChurn},
 	"cluster": {env: floodEnv, run: runCluster},
+	"api":     {env: apiEnv, run: runAPI},
 }
 
 func idleEnv(o *options) []string {

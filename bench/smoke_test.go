@@ -145,3 +145,44 @@ func TestFanoutCompressSmoke(t *testing.T) {
 		t.Errorf("%.0f bytes sent per delivery of a 2048-byte SDP-like payload, want under two thirds", res.Bytes)
 	}
 }
+
+// TestAPISmoke runs the api scenario small against an in-process relay with
+// the server API on: 100 members, 20 API publishes, every one delivered.
+func TestAPISmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a worker process")
+	}
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_API_KEY=" + benchAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var out, errs bytes.Buffer
+	args := []string{"-url", "ws://" + srv.Addr().String() + "/ws", "-members", "100", "-messages", "20",
+		"-procs", "1", "-q", "-json", "api"}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("bench exited with %d:\n%s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "api: 100 members × 20 API publishes") {
+		t.Fatalf("want a summary line and a JSON line, got:\n%s", out.String())
+	}
+	var res struct {
+		Calls      int64 `json:"api_calls"`
+		Deliveries int64 `json:"deliveries"`
+		Lost       int64 `json:"lost"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &res); err != nil {
+		t.Fatalf("JSON line: %v\n%s", err, lines[1])
+	}
+	if res.Calls != 20 || res.Deliveries != 100*20 || res.Lost != 0 {
+		t.Errorf("%d calls, %d deliveries, %d lost; want 20, 2000, 0", res.Calls, res.Deliveries, res.Lost)
+	}
+}

@@ -79,6 +79,13 @@ func (c *Cluster) decode(data []byte, bt *router.Batch) bool {
 			c.rt.DeliverAll(buf, bt)
 		}
 		buf.Release()
+	case kindClose:
+		peer := r.field()
+		code := int(r.uint16())
+		reason := r.field()
+		if !r.bad && frame.ValidCloseCode(code) {
+			c.rt.DisconnectLocal(string(peer), code, string(reason))
+		}
 	case kindSyncReq:
 		if r.field(); r.bad || len(r.b) > 0 {
 			return false

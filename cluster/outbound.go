@@ -134,6 +134,24 @@ func (c *Cluster) Broadcast(buf *frame.Buf) router.Reach {
 	return c.send(c.subj.all, kindBroadcast, "", buf)
 }
 
+// RemoteMembers implements router.Backplane from the replicated view.
+func (c *Cluster) RemoteMembers(room string) int { return c.view.memberCount(room) }
+
+// RemotePeers implements router.Backplane from the replicated view.
+func (c *Cluster) RemotePeers() int { return c.view.peerCount() }
+
+// Disconnect implements router.Backplane: the peer directory names the
+// node, whose inbox gets the request. reason is at most 123 bytes (a close
+// frame's limit), so it fits a one-byte length.
+func (c *Cluster) Disconnect(id string, code int, reason string) bool {
+	inbox, ok := c.view.peerInbox(id)
+	if !ok {
+		return false
+	}
+	var b [1 + 1 + 64 + 2 + 1 + 123]byte
+	return c.nc.Publish(inbox, appendClose(b[:0], id, code, reason)) == nil
+}
+
 // send publishes buf's body behind a routing header: Sent, or Lost when
 // nats.go refused it (disconnected, over the payload limit, closed).
 // nats.go copies it into its write buffer, flushed by its own goroutine, so

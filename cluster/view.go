@@ -144,6 +144,24 @@ func (v *view) appendMembers(dst []string, room string, max int) []string {
 	return dst
 }
 
+// memberCount returns the number of room's members on other nodes, and
+// peerCount the number of peers connected to other nodes. Safe for
+// concurrent use; they take mu's read lock.
+func (v *view) memberCount(room string) int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if rr := v.rooms[room]; rr != nil {
+		return len(rr.members)
+	}
+	return 0
+}
+
+func (v *view) peerCount() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.dir)
+}
+
 // forgetPeer forgets the registration of peer id on another node, if any,
 // recording in ch the leaves to tell. It takes mu.
 func (v *view) forgetPeer(id string, ch *changes) {

@@ -22,6 +22,8 @@ import (
 // Control (subject <prefix>.node.<id>):
 //
 //	'q' node_len node         node asks for a presence snapshot (it saw a gap)
+//	'k' peer_len peer code(2) reason_len reason
+//	                          close local peer with code and reason (server API)
 //
 // Presence (subject <prefix>.presence), one message carrying records:
 //
@@ -46,6 +48,7 @@ const (
 	kindRoom      = 'r'
 	kindBroadcast = 'b'
 	kindSyncReq   = 'q'
+	kindClose     = 'k'
 	kindPresence  = 'p'
 
 	recHeartbeat = 'H'
@@ -61,6 +64,13 @@ const (
 // appendField appends a one-byte length and s.
 func appendField(dst []byte, s string) []byte {
 	return append(append(dst, byte(len(s))), s...)
+}
+
+// appendClose appends a message asking a node to close peer's connection.
+func appendClose(dst []byte, peer string, code int, reason string) []byte {
+	dst = appendField(append(dst, kindClose), peer)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
+	return appendField(dst, reason)
 }
 
 // appendPresenceHeader appends the header of a presence message.
@@ -97,6 +107,16 @@ func (r *reader) field() []byte {
 	f := r.b[:n:n]
 	r.b = r.b[n:]
 	return f
+}
+
+func (r *reader) uint16() uint16 {
+	if len(r.b) < 2 {
+		r.bad = true
+		return 0
+	}
+	v := binary.BigEndian.Uint16(r.b)
+	r.b = r.b[2:]
+	return v
 }
 
 func (r *reader) uint64() uint64 {

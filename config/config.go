@@ -25,6 +25,7 @@ const (
 	MinMessageBytes = 125      // smallest WSRELAY_MAX_MESSAGE_BYTES
 	MaxMessageBytes = 64 << 20 // largest WSRELAY_MAX_MESSAGE_BYTES (64 MiB)
 	MaxQueueSize    = 65536    // largest WSRELAY_QUEUE_SIZE
+	MinAPIKeyLen    = 32       // shortest WSRELAY_API_KEY, in bytes
 )
 
 // masked stands for a secret that is set.
@@ -38,8 +39,14 @@ const masked = "******"
 // shared by copies).
 type Config struct {
 	// Listener and event loop.
-	Addr    string `env:"ADDR" envDefault:":8080"` // host:port to listen on
-	Workers int    `env:"WORKERS"`                 // event-loop pollers; default GOMAXPROCS - 1, at least 1
+	Addr string `env:"ADDR" envDefault:":8080"` // host:port to listen on
+	// AdminAddr, when set, is a second listener for /metrics, /stats and
+	// the server API, which then leave Addr (PROTOCOL.md section 12).
+	AdminAddr string `env:"ADMIN_ADDR"`
+	// APIKey turns the server API on; calls must carry it as a bearer
+	// token. A secret: at least MinAPIKeyLen bytes.
+	APIKey  string `env:"API_KEY"`
+	Workers int    `env:"WORKERS"` // event-loop pollers; default GOMAXPROCS - 1, at least 1
 
 	// Connection limits.
 	MaxClients      int           `env:"MAX_CLIENTS" envDefault:"100000"`      // open connections at most
@@ -239,13 +246,20 @@ func (c Config) Validate() error {
 		return nil
 	}
 
-	// Any host is fine: empty (every interface), a name or an IP.
-	_, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		return bad("ADDR", "must be host:port, got %q", c.Addr)
+	if err := checkAddr(c.Addr); err != nil {
+		return &Error{Var: Prefix + "ADDR", Err: err}
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return bad("ADDR", "port must be a number 0-65535, got %q", port)
+	if c.AdminAddr != "" {
+		if err := checkAddr(c.AdminAddr); err != nil {
+			return &Error{Var: Prefix + "ADMIN_ADDR", Err: err}
+		}
+		if c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+			return bad("ADMIN_ADDR", "must differ from WSRELAY_ADDR, both are %q", c.Addr)
+		}
+	}
+	// The key's length only: its value is a secret and never quoted.
+	if c.APIKey != "" && len(c.APIKey) < MinAPIKeyLen {
+		return bad("API_KEY", "must be at least %d bytes, got %d", MinAPIKeyLen, len(c.APIKey))
 	}
 
 	errs := []error{
@@ -358,6 +372,19 @@ func (c Config) Validate() error {
 		}
 	}
 	return atLeast("COMPRESSION_MIN_BYTES", c.CompressionMinBytes, 0)
+}
+
+// checkAddr accepts host:port with any host: empty (every interface), a
+// name or an IP.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port must be a number 0-65535, got %q", port)
+	}
+	return nil
 }
 
 // MaxNodeIDLen is the longest WSRELAY_NODE_ID.
@@ -495,6 +522,8 @@ func (c Config) settings() []setting {
 	}
 	return []setting{
 		{"ADDR", c.Addr},
+		{"ADMIN_ADDR", c.AdminAddr},
+		{"API_KEY", secret(c.APIKey)},
 		{"WORKERS", strconv.Itoa(c.Workers)},
 		{"MAX_CLIENTS", strconv.Itoa(c.MaxClients)},
 		{"MAX_CONNS_PER_IP", strconv.Itoa(c.MaxConnsPerIP)},
@@ -546,10 +575,10 @@ func formatDuration(d time.Duration) string {
 }
 
 // Print writes the effective configuration to w, one WSRELAY_NAME=value line
-// per variable in the order of docs/protocol.md section 7, in a form Load accepts
-// back. A set secret (WSRELAY_JWT_SECRET, WSRELAY_TELEGRAM_BOT_TOKEN, the
-// password or token in WSRELAY_NATS_URL) is shown as ******, an unset one as
-// empty. Write errors are ignored.
+// per variable in the order of docs/protocol.md section 7, in a form Load
+// accepts back. A set secret (WSRELAY_API_KEY, WSRELAY_JWT_SECRET,
+// WSRELAY_TELEGRAM_BOT_TOKEN, the password or token in WSRELAY_NATS_URL) is
+// shown as ******, an unset one as empty. Write errors are ignored.
 func (c Config) Print(w io.Writer) {
 	var sb strings.Builder
 	for _, s := range c.settings() {

@@ -21,7 +21,7 @@ import (
 // protocolVars is docs/protocol.md section 7's table, in its order, then
 // the variables of later sections (13: compression).
 var protocolVars = []string{
-	"WSRELAY_ADDR", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
+	"WSRELAY_ADDR", "WSRELAY_ADMIN_ADDR", "WSRELAY_API_KEY", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
 	"WSRELAY_MAX_MESSAGE_BYTES", "WSRELAY_PING_INTERVAL", "WSRELAY_CLIENT_TIMEOUT",
 	"WSRELAY_QUEUE_SIZE", "WSRELAY_RATE_MSGS", "WSRELAY_RATE_BURST", "WSRELAY_ALLOW_BROADCAST",
 	"WSRELAY_ALLOWED_ORIGINS", "WSRELAY_MAX_ROOMS_PER_PEER", "WSRELAY_MAX_ROOM_PEERS",
@@ -151,6 +151,10 @@ func TestLoadEachVariable(t *testing.T) {
 	}{
 		{"ADDR", []string{"WSRELAY_ADDR=127.0.0.1:0"}, func(c *Config) { c.Addr = "127.0.0.1:0" }},
 		{"ADDR ipv6", []string{"WSRELAY_ADDR=[::1]:9000"}, func(c *Config) { c.Addr = "[::1]:9000" }},
+		{"ADMIN_ADDR", []string{"WSRELAY_ADMIN_ADDR=127.0.0.1:9090"}, func(c *Config) { c.AdminAddr = "127.0.0.1:9090" }},
+		{"ADMIN_ADDR random ports", []string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_ADMIN_ADDR=127.0.0.1:0"},
+			func(c *Config) { c.Addr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" }},
+		{"API_KEY 32 bytes", []string{"WSRELAY_API_KEY=" + strings.Repeat("k", 32)}, func(c *Config) { c.APIKey = strings.Repeat("k", 32) }},
 		{"WORKERS", []string{"WSRELAY_WORKERS=3"}, func(c *Config) { c.Workers = 3 }},
 		{"WORKERS with spaces", []string{"WSRELAY_WORKERS= 3 "}, func(c *Config) { c.Workers = 3 }},
 		{"MAX_CLIENTS", []string{"WSRELAY_MAX_CLIENTS=10"}, func(c *Config) { c.MaxClients = 10 }},
@@ -234,6 +238,10 @@ func TestLoadInvalid(t *testing.T) {
 		{"ADDR no port", []string{"WSRELAY_ADDR=8080"}, "WSRELAY_ADDR", `"8080"`},
 		{"ADDR bad port", []string{"WSRELAY_ADDR=:http"}, "WSRELAY_ADDR", ""},
 		{"ADDR port too big", []string{"WSRELAY_ADDR=:65536"}, "WSRELAY_ADDR", ""},
+		{"ADMIN_ADDR no port", []string{"WSRELAY_ADMIN_ADDR=localhost"}, "WSRELAY_ADMIN_ADDR", `"localhost"`},
+		{"ADMIN_ADDR bad port", []string{"WSRELAY_ADMIN_ADDR=:metrics"}, "WSRELAY_ADMIN_ADDR", "0-65535"},
+		{"ADMIN_ADDR same as ADDR", []string{"WSRELAY_ADDR=:9000", "WSRELAY_ADMIN_ADDR=:9000"}, "WSRELAY_ADMIN_ADDR", "differ"},
+		{"API_KEY short", []string{"WSRELAY_API_KEY=hunter2-" + strings.Repeat("k", 23)}, "WSRELAY_API_KEY", "at least 32 bytes, got 31"},
 		{"WORKERS zero", []string{"WSRELAY_WORKERS=0"}, "WSRELAY_WORKERS", "got 0"},
 		{"WORKERS negative", []string{"WSRELAY_WORKERS=-1"}, "WSRELAY_WORKERS", "negative"},
 		{"WORKERS not a number", []string{"WSRELAY_WORKERS=four"}, "WSRELAY_WORKERS", `invalid integer "four"`},
@@ -467,7 +475,7 @@ func TestPrint(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		_, m := printed(t, defaults())
 		for name, want := range map[string]string{
-			"WSRELAY_ADDR": ":8080", "WSRELAY_MAX_CLIENTS": "100000", "WSRELAY_PING_INTERVAL": "25s",
+			"WSRELAY_ADDR": ":8080", "WSRELAY_ADMIN_ADDR": "", "WSRELAY_API_KEY": "", "WSRELAY_MAX_CLIENTS": "100000", "WSRELAY_PING_INTERVAL": "25s",
 			"WSRELAY_CLIENT_TIMEOUT": "1m", "WSRELAY_TELEGRAM_MAX_AGE": "24h", "WSRELAY_SHUTDOWN_TIMEOUT": "10s",
 			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "", "WSRELAY_JWT_REQUIRE_ROOMS": "false",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "", "WSRELAY_NATS_URL": "", "WSRELAY_BINARY_TYPES": "",
@@ -483,15 +491,17 @@ func TestPrint(t *testing.T) {
 	t.Run("secrets masked", func(t *testing.T) {
 		c := defaults()
 		c.JWTSecret = "jwt-secret-value"
+		c.APIKey = "api-key-value-api-key-value-api-key-value"
 		c.TelegramBotToken = "123456:telegram-token-value"
 		c.NATSURL = "nats://alice:nats-password-value@n1:4222, nats://nats-token-value@n2:4222,n3:4222,bob:other-password-value@n4:4222,nats://c:odd/password@value@n5"
 		out, m := printed(t, c)
-		for _, secret := range []string{"jwt-secret-value", "telegram-token-value", "nats-password-value", "nats-token-value", "other-password-value", "odd/password"} {
+		for _, secret := range []string{"api-key-value", "jwt-secret-value", "telegram-token-value", "nats-password-value", "nats-token-value", "other-password-value", "odd/password"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("Print output reveals %q:\n%s", secret, out)
 			}
 		}
 		for name, want := range map[string]string{
+			"WSRELAY_API_KEY":            "******",
 			"WSRELAY_JWT_SECRET":         "******",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "******",
 			"WSRELAY_NATS_URL":           "nats://alice:******@n1:4222,nats://******@n2:4222,n3:4222,bob:******@n4:4222,nats://c:******@n5",
@@ -504,7 +514,7 @@ func TestPrint(t *testing.T) {
 
 	t.Run("round trip", func(t *testing.T) {
 		environ := []string{
-			"WSRELAY_ADDR=127.0.0.1:9999", "WSRELAY_WORKERS=7", "WSRELAY_PING_INTERVAL=1500ms",
+			"WSRELAY_ADDR=127.0.0.1:9999", "WSRELAY_ADMIN_ADDR=127.0.0.1:9998", "WSRELAY_WORKERS=7", "WSRELAY_PING_INTERVAL=1500ms",
 			"WSRELAY_CLIENT_TIMEOUT=1h30m", "WSRELAY_ALLOWED_ORIGINS=https://a.example,http://b.example:8080",
 			"WSRELAY_BINARY_TYPES=2:5,1:9", "WSRELAY_ECHO=true", "WSRELAY_LOG_FORMAT=json",
 			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",

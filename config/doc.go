@@ -14,7 +14,7 @@
 //
 // so main can print it as is and exit with status 2 before it listens.
 //
-// Secrets (WSRELAY_JWT_SECRET, WSRELAY_TELEGRAM_BOT_TOKEN and the credentials in
-// WSRELAY_NATS_URL) never appear in error messages, in [Config.Print] output,
+// Secrets (WSRELAY_API_KEY, WSRELAY_JWT_SECRET, WSRELAY_TELEGRAM_BOT_TOKEN and
+// the credentials in WSRELAY_NATS_URL) never appear in error messages, in [Config.Print] output,
 // or in a Config logged through log/slog.
 package config

@@ -117,6 +117,11 @@ if (!deploy) {
     console.log(`  ok grace period ${grace} s > preStop ${pause} s + drain ${drain} s`);
   }
   if (!matches(deploy.spec.selector.matchLabels, pod.metadata.labels)) fail('the Deployment selector does not match its pods');
+  // Prometheus scrapes the admin address, where /metrics lives once it is set.
+  const admin = env.WSRELAY_ADMIN_ADDR ? Number(env.WSRELAY_ADMIN_ADDR.split(':').pop()) : listen;
+  const scrape = Number(pod.metadata.annotations?.['prometheus.io/port']);
+  if (scrape !== admin) fail(`prometheus.io/port ${scrape} is not the port /metrics is served on (${admin})`);
+  else console.log(`  ok Prometheus scrapes /metrics on ${admin}`);
 
   const svc = find('Service', 'wsrelay');
   if (!svc) fail('no Service wsrelay');

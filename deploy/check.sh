@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment files with the real tools: systemd-analyze (unit),
-# promtool (alert rules, their unit tests, the dashboard's queries) and the
-# running kernel (sysctl keys), and the Kubernetes manifests against the
-# Kubernetes API schemas. Usage: deploy/check.sh [path/to/wsrelay]
+# promtool (scrape config, alert rules, their unit tests, the dashboard's
+# queries, and the /metrics of a running wsrelay) and the running kernel
+# (sysctl keys), and the Kubernetes manifests against the Kubernetes API
+# schemas. Usage: deploy/check.sh [path/to/wsrelay]
 # Needs systemd-analyze and promtool (Debian: systemd, prometheus), Node.js
 # and deploy/node_modules (npm ci in deploy/; make check-deploy runs it).
 set -euo pipefail
@@ -10,7 +11,8 @@ here=$(dirname "$0")
 bin=$(realpath "${1:-$here/../bin/wsrelay}")
 cd "$here"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+relay=
+trap 'if [ -n "$relay" ]; then kill "$relay" 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
 fail=0
 
 echo "== systemd-analyze verify wsrelay.service"
@@ -21,6 +23,9 @@ out=$(systemd-analyze verify "$tmp/wsrelay.service" 2>&1 || true)
 if [ -n "$out" ]; then echo "$out"; fail=1; else echo "  ok"; fi
 echo "== systemd-analyze security (exposure; lower is better)"
 systemd-analyze security --offline=yes "$tmp/wsrelay.service" 2>&1 | tail -1
+
+echo "== promtool check config prometheus.yml"
+promtool check config prometheus.yml || fail=1
 
 echo "== promtool check rules prometheus-rules.yml"
 promtool check rules prometheus-rules.yml || fail=1
@@ -37,6 +42,40 @@ node -e '
   process.stdout.write("groups:\n  - name: dashboard\n    rules:\n" + rules.join("\n") + "\n");
 ' >"$tmp/dashboard-rules.yml"
 promtool check rules "$tmp/dashboard-rules.yml" || fail=1
+
+echo "== promtool check metrics: /metrics of a running wsrelay, on its admin address"
+# Two loopback ports picked at random; a clash only makes this step fail.
+pub=$((20000 + RANDOM % 20000))
+adm=$((pub + 1))
+env -i WSRELAY_ADDR=127.0.0.1:$pub WSRELAY_ADMIN_ADDR=127.0.0.1:$adm \
+	WSRELAY_API_KEY=check-deploy-key-check-deploy-key "$bin" --quiet &
+relay=$!
+if node -e '
+  const [pub, adm] = process.argv.slice(1);
+  const get = (port, path) => fetch(`http://127.0.0.1:${port}${path}`);
+  (async () => {
+    for (let i = 0; ; i++) {
+      try { if ((await get(adm, "/health")).ok) break; } catch (e) { if (i > 100) throw e; }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const pubMetrics = await get(pub, "/metrics");
+    if (pubMetrics.status !== 404) throw new Error(`public /metrics answered ${pubMetrics.status}, want 404`);
+    const m = await get(adm, "/metrics");
+    if (!m.ok) throw new Error(`admin /metrics answered ${m.status}`);
+    process.stdout.write(await m.text());
+  })().catch((e) => { console.error(e.message); process.exit(1); });
+' "$pub" "$adm" >"$tmp/metrics.txt"; then
+	if promtool check metrics <"$tmp/metrics.txt"; then
+		echo "  ok ($(grep -c '^# TYPE' "$tmp/metrics.txt") families)"
+	else
+		fail=1
+	fi
+else
+	fail=1
+fi
+kill "$relay" 2>/dev/null || true
+wait "$relay" 2>/dev/null || true
+relay=
 
 echo "== sysctl.conf keys exist in this kernel"
 while IFS= read -r line; do
@@ -59,7 +98,8 @@ echo "== sysctl.conf reserves the ports wsrelay and NATS listen on"
 # outgoing connection can take it at boot.
 reserved=$(sed -n 's/^net\.ipv4\.ip_local_reserved_ports *= *//p' sysctl.conf)
 listen_port=$(sed -n 's/^WSRELAY_ADDR=.*:\([0-9][0-9]*\)$/\1/p' wsrelay.env)
-for port in "$listen_port" 4222; do
+admin_port=$(sed -n 's/^WSRELAY_ADMIN_ADDR=.*:\([0-9][0-9]*\)$/\1/p' wsrelay.env)
+for port in "$listen_port" $admin_port 4222; do
 	if [[ ",$reserved," == *",$port,"* ]]; then
 		echo "  $port reserved"
 	else

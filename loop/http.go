@@ -2,16 +2,28 @@ package loop
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
-	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/wsrelay/wsrelay/stats"
 )
 
-// ServeHTTP routes every HTTP request: CORS first, then the endpoints of
-// PROTOCOL.md section 1.
+// apiPrefix starts the paths of the server API (package api).
+const apiPrefix = "/api/"
+
+// ServeHTTP routes every HTTP request. On the admin address: the endpoints
+// of PROTOCOL.md section 12. On the public one: CORS first, then those of
+// section 1, without /metrics, /stats and the API when an admin address
+// serves them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.onAdmin(w) {
+		s.serveAdmin(w, r)
+		return
+	}
 	allowed := s.cors(w, r)
 	if r.Method == http.MethodOptions {
 		if allowed {
@@ -36,17 +48,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case "/ready":
 		s.serveReady(w)
-	case "/stats":
-		writeJSON(w, http.StatusOK, s.stats.Snapshot())
-	case "/metrics":
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.metrics.WritePrometheus(w)
-		vm.WriteProcessMetrics(w)
+	case "/stats", "/metrics":
+		if s.adminLn != nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveAdmin(w, r)
 	case "/", "/wsrelay.js":
 		s.serveDemo(w, r) // 404 unless WSRELAY_DEMO
 	default:
+		if s.adminLn == nil && strings.HasPrefix(r.URL.Path, apiPrefix) {
+			s.serveAdmin(w, r)
+			return
+		}
 		http.NotFound(w, r)
 	}
+}
+
+// serveAdmin answers the endpoints of the admin address: health and
+// readiness, the counters and the server API.
+func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	switch path := r.URL.Path; {
+	case path == "/health":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case path == "/ready":
+		s.serveReady(w)
+	case path == "/stats":
+		writeJSON(w, http.StatusOK, s.stats.Snapshot())
+	case path == "/metrics":
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		stats.WritePrometheus(w, s.metrics)
+	case strings.HasPrefix(path, apiPrefix) && s.api != nil:
+		s.api.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// onAdmin reports whether the request came in through the admin listener:
+// its connection's local address is that listener's (any local IP when the
+// listener is bound to every interface).
+func (s *Server) onAdmin(w http.ResponseWriter) bool {
+	if s.adminLn == nil {
+		return false
+	}
+	res, ok := w.(*nbhttp.Response)
+	if !ok || res.Parser == nil || res.Parser.Conn == nil {
+		return false
+	}
+	local, ok := res.Parser.Conn.LocalAddr().(*net.TCPAddr)
+	admin, _ := s.adminLn.Addr().(*net.TCPAddr)
+	if !ok || admin == nil || local.Port != admin.Port {
+		return false
+	}
+	return admin.IP.IsUnspecified() || admin.IP.Equal(local.IP)
 }
 
 // serveReady answers /ready. With clustering on, "cluster" tells whether the

@@ -73,6 +73,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		"wsrelay_messages_delivered_total", "wsrelay_bytes_received_total", "wsrelay_bytes_sent_total",
 		`wsrelay_fanout_size_bucket{le="+Inf"}`, "wsrelay_fanout_size_count", "wsrelay_fanout_size_sum",
 		"process_resident_memory_bytes", "go_goroutines",
+		"# HELP wsrelay_connections Open WebSocket connections", "# TYPE wsrelay_connections gauge",
+		"# TYPE wsrelay_messages_delivered_total counter", "# TYPE wsrelay_fanout_size histogram",
 	)
 	for _, r := range []string{"full", "origin", "auth", "per_ip", "draining", "bad_request"} {
 		mustContain(t, body, `wsrelay_connections_rejected_total{reason="`+r+`"}`)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type Server struct {
 	metrics        *vm.Set
 	stats          *stats.Stats
 	session        *session.Handler
+	api            http.Handler     // nil unless WSRELAY_API_KEY is set
 	cluster        *cluster.Cluster // nil unless WSRELAY_NATS_URL is set
 	auth           auth.Authenticator
 	closeGoingAway *frame.Buf // shared close frame for shutdown
@@ -56,7 +58,8 @@ type Server struct {
 	sweeper *sweeper
 	engine  *nbhttp.Engine
 	ln      net.Listener
-	gate    *gate // wraps ln for nbio
+	adminLn net.Listener // nil unless WSRELAY_ADMIN_ADDR is set
+	gates   map[string]*gate // wrap ln and adminLn for nbio, by address
 
 	// Atomics, used by any goroutine.
 	draining atomic.Bool
@@ -80,6 +83,9 @@ type Deps struct {
 	Stats   *stats.Stats
 	Auth    auth.Authenticator
 	Session *session.Handler
+	// API serves the paths under /api/ (package api); nil turns the server
+	// API off (404).
+	API     http.Handler
 	Cluster *cluster.Cluster // nil: a single node
 	// HandshakeTimeout bounds the TLS handshake and the HTTP request of a
 	// new socket; 0 means 10 s.
@@ -107,6 +113,7 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		metrics:          deps.Metrics,
 		stats:            deps.Stats,
 		session:          deps.Session,
+		api:              deps.API,
 		cluster:          deps.Cluster,
 		auth:             deps.Auth,
 		badInput:         rate.Sometimes{First: 10, Interval: time.Second},
@@ -126,8 +133,17 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 // Addr returns the address the server listens on, once started.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Start binds the listener and starts the event loop, the sweeper and the
-// drain workers. It fails at once, without hanging, when the address is
+// AdminAddr returns the admin address the server listens on, once started;
+// nil without WSRELAY_ADMIN_ADDR.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Start binds the listeners and starts the event loop, the sweeper and the
+// drain workers. It fails at once, without hanging, when an address is
 // taken.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -135,11 +151,24 @@ func (s *Server) Start() error {
 		return fmt.Errorf("loop: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.ln = ln
+	if s.cfg.AdminAddr != "" {
+		s.adminLn, err = net.Listen("tcp", s.cfg.AdminAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("loop: listen on %s (WSRELAY_ADMIN_ADDR): %w", s.cfg.AdminAddr, err)
+		}
+	}
+	closeListeners := func() {
+		_ = ln.Close()
+		if s.adminLn != nil {
+			_ = s.adminLn.Close()
+		}
+	}
 	if s.cluster != nil {
 		// Never fails for an unreachable NATS: the node serves its local
 		// peers and keeps trying in the background.
 		if err := s.cluster.Start(); err != nil {
-			_ = ln.Close()
+			closeListeners()
 			return fmt.Errorf("loop: %w", err)
 		}
 	}
@@ -155,18 +184,35 @@ func (s *Server) Start() error {
 		s.env.EnableResume()
 	}
 
+	// The listeners are bound above so a busy port fails fast: nbio's own
+	// Start can hang on it. Both serve on the same pollers.
+	addrs := []string{ln.Addr().String()}
+	listeners := map[string]net.Listener{addrs[0]: ln}
+	if s.adminLn != nil {
+		a := s.adminLn.Addr().String()
+		addrs = append(addrs, a)
+		listeners[a] = s.adminLn
+	}
+	maxBody := 64 << 10
+	if s.api != nil {
+		// The API answers 413 up to this; beyond it nbio closes the socket.
+		maxBody = max(maxBody, s.cfg.MaxMessageBytes+(64<<10))
+	}
 	ncfg := nbhttp.Config{
 		Name:    "wsrelay",
 		Network: "tcp",
-		// The listener is bound above so a busy port fails fast: nbio's own
-		// Start can hang on it.
-		// The gate hands nbio each socket once no stale event can reach its
+		// A gate hands nbio each socket once no stale event can reach its
 		// descriptor number.
-		Listen:          func(string, string) (net.Listener, error) { return s.gate, nil },
+		Listen: func(_, addr string) (net.Listener, error) {
+			if g := s.gates[addr]; g != nil {
+				return g, nil
+			}
+			return nil, fmt.Errorf("loop: no listener bound for %s", addr)
+		},
 		NPoller:         workers,
 		MaxLoad:         s.cfg.MaxClients + 4096,
 		ReadLimit:       64 << 10, // HTTP requests; WebSocket frames are limited by frame.Reader
-		MaxHTTPBodySize: 64 << 10,
+		MaxHTTPBodySize: maxBody,
 		// nbio buffers what the kernel refuses without bound; our queue sits
 		// in front, this is the last-resort kill.
 		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
@@ -176,12 +222,15 @@ func (s *Server) Start() error {
 		Handler:            s,
 	}
 	if s.tlsConfig != nil {
-		ncfg.AddrsTLS = []string{ln.Addr().String()}
+		ncfg.AddrsTLS = addrs
 		ncfg.TLSConfig = s.tlsConfig
 	} else {
-		ncfg.Addrs = []string{ln.Addr().String()}
+		ncfg.Addrs = addrs
 	}
-	s.gate = newGate(ln)
+	s.gates = make(map[string]*gate, len(listeners))
+	for a, l := range listeners {
+		s.gates[a] = newGate(l)
+	}
 	s.engine = nbhttp.NewEngine(ncfg)
 	// The accepting goroutine and the executor build a connection's state
 	// and the poller reads it; epoll and the client's round trip order them,
@@ -210,12 +259,17 @@ func (s *Server) Start() error {
 	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
 	err = s.engine.Start()
 	if err == nil {
-		if err = s.gate.arm(s.engine.Engine); err != nil {
-			s.engine.Stop()
+		for _, g := range s.gates {
+			if err = g.arm(s.engine.Engine); err != nil {
+				s.engine.Stop()
+				break
+			}
 		}
 	}
 	if err != nil {
-		_ = s.gate.Close()
+		for _, g := range s.gates {
+			_ = g.Close()
+		}
 		s.sweeper.stop()
 		s.exec.stop()
 		s.drainer.Stop()
@@ -224,8 +278,12 @@ func (s *Server) Start() error {
 		}
 		return fmt.Errorf("loop: start event loop: %w", err)
 	}
-	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "auth", s.cfg.Auth,
-		"workers", workers, "max_clients", s.cfg.MaxClients)
+	admin := ""
+	if s.adminLn != nil {
+		admin = s.adminLn.Addr().String()
+	}
+	s.log.Info("listening", "addr", ln.Addr().String(), "admin_addr", admin, "tls", s.tlsConfig != nil,
+		"auth", s.cfg.Auth, "api", s.api != nil, "workers", workers, "max_clients", s.cfg.MaxClients)
 	return nil
 }
 

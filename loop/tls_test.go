@@ -438,3 +438,27 @@ func TestTLSSessionResumption(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestTLSAdminAddress: with TLS on, the admin address speaks https with the
+// same certificate, and nothing in clear text.
+func TestTLSAdminAddress(t *testing.T) {
+	ts := startTLSServer(t, "WSRELAY_ADMIN_ADDR=127.0.0.1:0")
+	if !strings.HasPrefix(ts.Admin, "https://") {
+		t.Fatalf("admin address %q", ts.Admin)
+	}
+	resp, err := ts.https.Get(ts.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("https admin /metrics: %d", resp.StatusCode)
+	}
+	plain := &http.Client{Timeout: 2 * time.Second}
+	if resp, err := plain.Get("http://" + strings.TrimPrefix(ts.Admin, "https://") + "/metrics"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("admin /metrics answered in clear text")
+		}
+	}
+}

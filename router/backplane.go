@@ -44,6 +44,16 @@ type Backplane interface {
 	// Broadcast sends buf to every peer on other nodes; Unreached when no
 	// other node is known.
 	Broadcast(buf *frame.Buf) Reach
+
+	// RemoteMembers returns how many members room has on other nodes, and
+	// RemotePeers how many peers are connected to other nodes, as far as
+	// this node knows.
+	RemoteMembers(room string) int
+	RemotePeers() int
+	// Disconnect asks the node that holds peer id to close its connection
+	// with code and reason (Router.DisconnectLocal there); false when no
+	// other node holds it.
+	Disconnect(id string, code int, reason string) bool
 }
 
 // Reach is what a Backplane did with a frame.

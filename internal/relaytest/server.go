@@ -12,6 +12,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/cluster"
@@ -32,7 +33,11 @@ type Server struct {
 	Stats   *stats.Stats
 	Router  *router.Router
 	Session *session.Handler
+	API     *api.Handler     // nil unless WSRELAY_API_KEY is set
 	Cluster *cluster.Cluster // nil unless WSRELAY_NATS_URL is set
+	// Admin is http://127.0.0.1:port of the admin address (https:// with
+	// TLS), empty unless WSRELAY_ADMIN_ADDR is set.
+	Admin string
 }
 
 // Options changes how Start wires a server.
@@ -83,15 +88,22 @@ func Wire(cfg config.Config, opts Options) (*Server, error) {
 	sess := session.New(session.ConfigFrom(cfg, opts.Version), session.Deps{
 		Router: rt, Stats: st, Metrics: set, Logger: opts.Logger, RoomTokens: roomTokens,
 	})
+	var apiHandler *api.Handler
+	var serverAPI http.Handler
+	if cfg.APIKey != "" {
+		apiHandler = api.New(api.Config{Key: cfg.APIKey, MaxBodyBytes: cfg.MaxMessageBytes},
+			api.Deps{Router: rt, Metrics: set, Logger: opts.Logger})
+		serverAPI = apiHandler
+	}
 	srv, err := loop.New(cfg, loop.Deps{
 		Logger: opts.Logger, Metrics: set, Stats: st, Auth: authn,
-		Session: sess, Cluster: cl, HandshakeTimeout: opts.HandshakeTimeout,
+		Session: sess, API: serverAPI, Cluster: cl, HandshakeTimeout: opts.HandshakeTimeout,
 		ChallengeTimeout: opts.ChallengeTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Server: srv, Metrics: set, Stats: st, Router: rt, Session: sess, Cluster: cl}, nil
+	return &Server{Server: srv, Metrics: set, Stats: st, Router: rt, Session: sess, API: apiHandler, Cluster: cl}, nil
 }
 
 // Start runs a relay on 127.0.0.1:0 with the defaults plus env (WSRELAY_*
@@ -127,6 +139,9 @@ func StartOpts(t testing.TB, opts Options, env ...string) *Server {
 	}
 	s.Base = scheme + "://" + addr
 	s.WS = "ws" + scheme[4:] + "://" + addr + "/ws"
+	if a := s.AdminAddr(); a != nil {
+		s.Admin = scheme + "://" + a.String()
+	}
 	return s
 }
 
