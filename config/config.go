@@ -25,6 +25,8 @@ const (
 	MinMessageBytes = 125      // smallest WSRELAY_MAX_MESSAGE_BYTES
 	MaxMessageBytes = 64 << 20 // largest WSRELAY_MAX_MESSAGE_BYTES (64 MiB)
 	MaxQueueSize    = 65536    // largest WSRELAY_QUEUE_SIZE
+	// MinStallTimeout is the smallest WSRELAY_STALL_TIMEOUT.
+	MinStallTimeout = 100 * time.Millisecond
 )
 
 // masked stands for a secret that is set.
@@ -83,6 +85,11 @@ type Config struct {
 	NATSURL     string `env:"NATS_URL"` // secret in part: may carry user:password or a token
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
+
+	// Flow control (PROTOCOL.md section 9): a recipient that keeps up may
+	// pause a bursting sender for at most StallTimeout per backlog.
+	FlowControl  bool          `env:"FLOW_CONTROL" envDefault:"true"` // false: drop as in version 1
+	StallTimeout time.Duration `env:"STALL_TIMEOUT" envDefault:"1s"`  // at least MinStallTimeout
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -271,6 +278,9 @@ func (c Config) Validate() error {
 		if limit <= 0 {
 			return bad("BINARY_TYPES", "limit for type %d must be positive, got %d", t, limit)
 		}
+	}
+	if c.StallTimeout < MinStallTimeout {
+		return bad("STALL_TIMEOUT", "must be at least %s, got %s", MinStallTimeout, c.StallTimeout)
 	}
 	if c.ShutdownTimeout < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative, got %s", c.ShutdownTimeout)
@@ -510,6 +520,8 @@ func (c Config) settings() []setting {
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
+		{"FLOW_CONTROL", strconv.FormatBool(c.FlowControl)},
+		{"STALL_TIMEOUT", formatDuration(c.StallTimeout)},
 	}
 }
 

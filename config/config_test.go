@@ -28,6 +28,7 @@ var protocolVars = []string{
 	"WSRELAY_JWT_REQUIRE_ROOMS",
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
+	"WSRELAY_FLOW_CONTROL", "WSRELAY_STALL_TIMEOUT",
 }
 
 // defaults is PROTOCOL.md section 7's default column.
@@ -51,6 +52,8 @@ func defaults() Config {
 		Auth:            "none",
 		TelegramMaxAge:  24 * time.Hour,
 		NATSPrefix:      "wsrelay",
+		FlowControl:     true,
+		StallTimeout:    time.Second,
 	}
 }
 
@@ -118,6 +121,9 @@ func TestLoadEachVariable(t *testing.T) {
 		{"QUEUE_SIZE", []string{"WSRELAY_QUEUE_SIZE=65536"}, func(c *Config) { c.QueueSize = 65536 }},
 		{"RATE_MSGS off", []string{"WSRELAY_RATE_MSGS=0", "WSRELAY_RATE_BURST=0"}, func(c *Config) { c.RateMsgs, c.RateBurst = 0, 0 }},
 		{"RATE_BURST", []string{"WSRELAY_RATE_BURST=1"}, func(c *Config) { c.RateBurst = 1 }},
+		{"FLOW_CONTROL off", []string{"WSRELAY_FLOW_CONTROL=false"}, func(c *Config) { c.FlowControl = false }},
+		{"STALL_TIMEOUT", []string{"WSRELAY_STALL_TIMEOUT=250ms"}, func(c *Config) { c.StallTimeout = 250 * time.Millisecond }},
+		{"STALL_TIMEOUT at its minimum", []string{"WSRELAY_STALL_TIMEOUT=100ms"}, func(c *Config) { c.StallTimeout = MinStallTimeout }},
 		{"ALLOW_BROADCAST", []string{"WSRELAY_ALLOW_BROADCAST=true"}, func(c *Config) { c.AllowBroadcast = true }},
 		{"ALLOW_BROADCAST 1", []string{"WSRELAY_ALLOW_BROADCAST=1"}, func(c *Config) { c.AllowBroadcast = true }},
 		{"ALLOWED_ORIGINS", []string{"WSRELAY_ALLOWED_ORIGINS= https://App.example.com ,,http://localhost:3000, "},
@@ -219,6 +225,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"BINARY_TYPES type too big", []string{"WSRELAY_BINARY_TYPES=256:100"}, "WSRELAY_BINARY_TYPES", "0-255"},
 		{"BINARY_TYPES negative limit", []string{"WSRELAY_BINARY_TYPES=1:-100"}, "WSRELAY_BINARY_TYPES", "positive"},
 		{"BINARY_TYPES duplicate", []string{"WSRELAY_BINARY_TYPES=1:100,1:200"}, "WSRELAY_BINARY_TYPES", "twice"},
+		{"FLOW_CONTROL syntax", []string{"WSRELAY_FLOW_CONTROL=off"}, "WSRELAY_FLOW_CONTROL", `invalid boolean "off"`},
+		{"STALL_TIMEOUT too short", []string{"WSRELAY_STALL_TIMEOUT=99ms"}, "WSRELAY_STALL_TIMEOUT", "at least 100ms, got 99ms"},
+		{"STALL_TIMEOUT zero", []string{"WSRELAY_STALL_TIMEOUT=0"}, "WSRELAY_STALL_TIMEOUT", "at least 100ms"},
 		{"SHUTDOWN_TIMEOUT negative", []string{"WSRELAY_SHUTDOWN_TIMEOUT=-1s"}, "WSRELAY_SHUTDOWN_TIMEOUT", "negative"},
 		{"ECHO", []string{"WSRELAY_ECHO=on"}, "WSRELAY_ECHO", ""},
 		{"DEMO", []string{"WSRELAY_DEMO=2"}, "WSRELAY_DEMO", ""},
