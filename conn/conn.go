@@ -47,6 +47,11 @@ type Env struct {
 	Stats *stats.Stats
 	// Drainer resumes connections whose sockets drained.
 	Drainer *Drainer
+	// Flow turns flow control on (PROTOCOL.md section 9, flow.go): a
+	// recipient that keeps up holds back the local sender that fills its
+	// queue, for at most StallTimeout per backlog.
+	Flow         bool
+	StallTimeout time.Duration
 
 	rings sync.Pool
 	epoch time.Time
@@ -54,7 +59,7 @@ type Env struct {
 
 // NewEnv returns an Env for queues of queueSize frames.
 func NewEnv(queueSize int, st *stats.Stats, d *Drainer) *Env {
-	e := &Env{QueueSize: queueSize, HighWater: 256 << 10, Stats: st, Drainer: d, epoch: time.Now()}
+	e := &Env{QueueSize: queueSize, HighWater: 256 << 10, Stats: st, Drainer: d, StallTimeout: time.Second, epoch: time.Now()}
 	// One spare slot so a shutdown close frame always fits.
 	e.rings.New = func() any { return newRing(queueSize + 1) }
 	return e
@@ -71,10 +76,11 @@ func (e *Env) putRing(r *ring) { e.rings.Put(r) }
 // stated otherwise.
 type Conn struct {
 	// Set at construction.
-	ID   string
-	IP   string
-	sock Socket
-	env  *Env
+	ID      string
+	IP      string
+	sock    Socket
+	resumer Resumer // sock, when flow control may pause its reading; else nil
+	env     *Env
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -96,16 +102,27 @@ type Conn struct {
 	// the compare-and-swaps out of phaseBlocked.
 	phase atomic.Uint32
 
+	// Flow control as a sender (flow.go): the recipients holding it back,
+	// plus the parked bit; and when it parked (Env.Mono nanoseconds).
+	holds    atomic.Int32
+	pausedAt atomic.Int64
+
 	// Guarded by mu.
 	mu         sync.Mutex
 	ring       *ring  // nil while nothing waits
 	dropped    uint64 // frames dropped since the last overflow notice
 	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
+	// Flow control as a recipient (flow.go).
+	waiters    []*Conn       // the senders it holds back
+	holdSince  time.Duration // when the current backlog began to hold senders
+	stalled    bool          // held a sender for StallTimeout; until the ring is empty
+	stallTimer *time.Timer   // made by the first backlog
 }
 
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
 	c := &Conn{ID: id, IP: ip, sock: sock, env: env}
+	c.resumer, _ = sock.(Resumer)
 	c.Touch()
 	return c
 }
@@ -154,6 +171,12 @@ func (c *Conn) acceptsLocked() bool { return c.load() < phaseClosing && !c.ring.
 // gets true). A full queue drops b and counts it as queue_full; a closing
 // connection ignores b.
 func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
+	return c.enqueue(b, nil)
+}
+
+// enqueue is Enqueue and EnqueueFrom: s, when not nil, is the local sender
+// that c may hold back (flow.go).
+func (c *Conn) enqueue(b *frame.Buf, s *Conn) (queued, mustFlush bool) {
 	c.mu.Lock()
 	if !c.acceptsLocked() {
 		c.mu.Unlock()
@@ -161,6 +184,9 @@ func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	}
 	if c.ring == nil {
 		c.ring = c.env.getRing()
+	}
+	if s != nil && c.env.Flow && !c.stalled && s.resumer != nil && c.ring.len()+1 >= c.env.holdAt() {
+		c.holdLocked(s)
 	}
 	if c.ring.len() >= c.env.QueueSize {
 		c.dropped++
@@ -248,6 +274,10 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			n++
 			size += l
 		}
+		var held []*Conn
+		if c.waiters != nil && c.ring.len() < c.env.releaseBelow() {
+			held = c.takeWaitersLocked()
+		}
 		sealed := c.ring.isSealed()
 		var notice uint64
 		if c.dropped > 0 && !sealed {
@@ -259,11 +289,13 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				// Shutdown's close frame was the last frame written.
 				c.set(phaseLingering)
 				c.mu.Unlock()
+				release(held)
 				c.linger()
 				return scratch
 			}
 			c.set(phaseIdle)
 			c.mu.Unlock()
+			release(held)
 			return scratch
 		}
 		if mine != phaseWriting {
@@ -271,6 +303,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			mine = phaseWriting
 		}
 		c.mu.Unlock()
+		release(held)
 
 		var out []byte
 		if n == 1 && notice == 0 {
@@ -343,14 +376,17 @@ func (c *Conn) CloseWith(code int, reason string) {
 		c.mu.Unlock()
 		return
 	}
+	held := c.takeWaitersLocked()
 	if from == phaseWriting {
 		// A Flush is writing frames it took from the queue: it writes the
 		// close frame after them, so that nothing follows a close frame.
 		c.closeFrame = frame.AppendCloseFrame(nil, code, reason)
 		c.mu.Unlock()
+		release(held)
 		return
 	}
 	c.mu.Unlock()
+	release(held)
 	var tmp [128]byte
 	c.write(frame.AppendCloseFrame(tmp[:0], code, reason))
 	c.linger()
@@ -410,7 +446,10 @@ func (c *Conn) Close() { _ = c.sock.Close() }
 func (c *Conn) Teardown() {
 	c.mu.Lock()
 	c.teardown(phaseClosed)
+	held := c.takeWaitersLocked()
 	c.mu.Unlock()
+	release(held)
+	c.unpark()
 }
 
 // teardown is the one way out of the open phases, shared by CloseWith
@@ -446,5 +485,6 @@ func (c *Conn) releaseRing() int {
 	n := c.ring.close()
 	c.env.putRing(c.ring)
 	c.ring = nil
+	c.stalled = false // its queue is empty: it keeps up again
 	return n
 }
