@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryTypes$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzRooms$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuth$$' -fuzztime $(FUZZTIME) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzOnMessage$$' -fuzztime $(FUZZTIME) ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzLiveConnection$$' -fuzztime $(FUZZTIME) -parallel 1 ./loop
 
 ## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/wsrelay/wsrelay/config"
-	"github.com/wsrelay/wsrelay/loop"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -17,7 +17,7 @@ func TestHealthcheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := loop.New(cfg, loop.Options{})
+	srv, err := wire(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

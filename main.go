@@ -10,12 +10,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/wsrelay/wsrelay/auth"
+	"github.com/wsrelay/wsrelay/cluster"
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/loop"
+	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/session"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,7 +61,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	log := cfg.Logger(stderr)
 	loop.RouteEngineLogs(log)
-	srv, err := loop.New(cfg, loop.Options{Logger: log, Version: version})
+	srv, err := wire(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsrelay: %v\n", err)
 		return 2
@@ -75,4 +83,43 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// wire builds a server from cfg: the one metrics set, the counters, the
+// authenticator, the router, the cluster link when WSRELAY_NATS_URL is set,
+// the protocol and the transport. It does not listen yet.
+// internal/relaytest wires test servers the same way.
+func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
+	authn, err := auth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	set := vm.NewSet()
+	st := stats.New(set, cfg.MaxClients)
+	rt := router.New(router.Options{
+		MaxRoomsPerPeer: cfg.MaxRoomsPerPeer,
+		MaxRoomPeers:    cfg.MaxRoomPeers,
+		AllowBroadcast:  cfg.AllowBroadcast,
+	}, st)
+	var cl *cluster.Cluster
+	if cfg.NATSURL != "" {
+		cl, err = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, rt, log)
+		if err != nil {
+			return nil, err
+		}
+		rt.SetBackplane(cl)
+		set.NewGauge("wsrelay_cluster_connected", func() float64 {
+			if cl.Connected() {
+				return 1
+			}
+			return 0
+		})
+	}
+	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
+		Router: rt, Stats: st, Metrics: set, Logger: log,
+	})
+	return loop.New(cfg, loop.Deps{
+		Logger: log, Metrics: set, Stats: st, Auth: authn,
+		Session: sess, Cluster: cl,
+	})
 }

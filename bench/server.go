@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 	"github.com/wsrelay/wsrelay/loop"
 )
 
@@ -126,14 +127,14 @@ func inprocServer(env []string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := loop.New(cfg, loop.Options{Version: "bench"})
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "bench"})
 	if err != nil {
 		return nil, err
 	}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	return &target{host: srv.Addr().String(), path: "/ws", pid: os.Getpid(), srv: srv,
+	return &target{host: srv.Addr().String(), path: "/ws", pid: os.Getpid(), srv: srv.Server,
 		http: &http.Client{Timeout: 5 * time.Second}, stop: make(chan struct{})}, nil
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/wsrelay/wsrelay/config"
-	"github.com/wsrelay/wsrelay/loop"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // TestMain lets the test binary serve as the harness's worker process, the
@@ -31,7 +31,7 @@ func TestIdleSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := loop.New(cfg, loop.Options{Version: "test"})
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

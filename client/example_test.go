@@ -11,13 +11,13 @@ import (
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/frame"
-	"github.com/wsrelay/wsrelay/loop"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// Example runs a relay in the process on a free port; against a deployed relay
-// the URL is all that changes. The other examples need a relay on
-// localhost:8080, so they have no "Output:" comment: they are compiled by go
-// test but not run.
+// Example runs a relay in the process on a free port, wired as the wsrelay
+// command wires it; against a deployed relay the URL is all that changes.
+// The other examples need a relay on localhost:8080, so they have no
+// "Output:" comment: they are compiled by go test but not run.
 
 // Two peers meet in a room and exchange a message.
 func Example() {
@@ -25,7 +25,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, err := loop.New(cfg, loop.Options{})
+	srv, err := relaytest.Wire(cfg, relaytest.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

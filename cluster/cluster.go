@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
-	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 )
 
@@ -57,8 +56,14 @@ type Config struct {
 
 // Cluster is one node's link to the others through NATS: it implements
 // router.Backplane for the local router and delivers what the other nodes
-// route to it. Make it with New, connect it with Start, stop it with Close.
-// Safe for concurrent use.
+// route to it. Make it with New, connect it with Start before the router
+// routes anything, stop it with Close. Safe for concurrent use.
+//
+// Locks, in the order they are taken: the router's (it calls Joined, Left
+// and AppendMembers under a room's lock), the view's (taken only inside the view's methods), then
+// localMu. The Cluster calls into the router with none of its locks held.
+// The view's lock is never held across a NATS call; localMu is, by design
+// (see below).
 type Cluster struct {
 	// Set at construction.
 	cfg   Config
@@ -68,22 +73,33 @@ type Cluster struct {
 	id    string
 	inc   uint64
 	inbox string
-	view  *view
+	view  *view // the other nodes' peers and rooms; has its own lock
+	warn  rate.Sometimes
 
-	nc        *nats.Conn
-	msgs      chan *nats.Msg // every subscription delivers here, in arrival order
-	connected atomic.Bool
+	// Set by Start before it starts the goroutines; read-only afterwards.
+	nc *nats.Conn
+
+	// msgs is filled by nats.go (every subscription delivers here, in
+	// arrival order) and drained only by the inbound goroutine. hello and
+	// kick wake the control goroutine: capacity 1, senders never block and
+	// a pending signal absorbs the next. Close closes done and waits for
+	// both goroutines through wg.
+	msgs      chan *nats.Msg
 	hello     chan struct{} // (re)connected: send a snapshot asking for theirs
 	kick      chan struct{} // someone asked for a snapshot
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	warn      rate.Sometimes
+	connected atomic.Bool // set by up, cleared on disconnect and by Close
 
 	// Guarded by localMu: this node's peers and subscribed rooms, and the
 	// numbering of its presence messages. Every presence message is built
 	// and published under it, so others see them in the order of the
-	// changes.
+	// changes; Joined and Left also subscribe and unsubscribe room subjects
+	// under it. nats.go copies a message into its write buffer, but writes
+	// synchronously once that buffer passes 32 KiB: those calls can then
+	// wait for the socket with localMu held. Nothing that takes the view's
+	// lock or calls into the router runs under localMu.
 	localMu sync.Mutex
 	local   map[string]*localPeer
 	rooms   map[string]*nats.Subscription
@@ -97,8 +113,6 @@ type localPeer struct {
 	ts    int64 // registration time, unix ns
 	rooms []string
 }
-
-var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // New returns a node of the cluster cfg describes, delivering into rt. It
 // does not connect yet. The caller also passes the Cluster to
@@ -133,7 +147,7 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 		id:    cfg.NodeID,
 		inc:   binary.BigEndian.Uint64(rnd[4:]),
 		inbox: subj.nodeSubject(cfg.NodeID),
-		view:  newView(subj),
+		view:  newView(subj, cfg.Heartbeat),
 		msgs:  make(chan *nats.Msg, inboundQueue),
 		hello: make(chan struct{}, 1),
 		kick:  make(chan struct{}, 1),
@@ -145,23 +159,31 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 	return c, nil
 }
 
-// NodeID returns this node's id.
+// NodeID returns this node's id. Safe for concurrent use.
 func (c *Cluster) NodeID() string { return c.id }
 
 // Connected reports whether the node currently has a NATS connection.
 func (c *Cluster) Connected() bool { return c.connected.Load() }
 
 // Nodes returns the number of other nodes this node currently hears from.
+// It reads the view and never waits for the network.
 func (c *Cluster) Nodes() int {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	return len(c.view.nodes)
+	return c.view.nodeCount()
+}
+
+// PeerNode returns the id of the other node peer id is connected to, or ""
+// when no other node announced it (for tests and diagnostics).
+func (c *Cluster) PeerNode(id string) string {
+	return c.view.peerNode(id)
 }
 
 // Start connects to NATS and starts the node's two goroutines (inbound
 // delivery, and heartbeats with liveness checks). A NATS server that cannot
 // be reached is not an error: the node serves its local peers and keeps
 // trying, forever, in the background. Start fails only on an unusable URL.
+// When NATS is reachable, Start returns once the server has registered the
+// node's subscriptions (one round trip, at most 2 s): what the other nodes
+// publish after that reaches the node.
 func (c *Cluster) Start() error {
 	nc, err := nats.Connect(c.cfg.URL,
 		nats.Name("wsrelay "+c.id),
@@ -197,6 +219,11 @@ func (c *Cluster) Start() error {
 			return fmt.Errorf("cluster: subscribe %s: %w", subject, err)
 		}
 	}
+	if nc.IsConnected() {
+		// A failure here is a lost connection: the subscriptions are
+		// sent again on reconnect.
+		_ = nc.FlushTimeout(2 * time.Second)
+	}
 	c.wg.Add(2)
 	go c.inbound()
 	go c.control()
@@ -208,7 +235,8 @@ func (c *Cluster) Start() error {
 	return nil
 }
 
-// up records a (re)connection and schedules the hello snapshot.
+// up records a (re)connection and schedules the hello snapshot. nats.go
+// calls it from its callback goroutine (and Start once); it does not block.
 func (c *Cluster) up(nc *nats.Conn, how string) {
 	if !c.connected.Swap(true) {
 		c.log.Info("cluster "+how, "url", nc.ConnectedUrlRedacted())
@@ -221,7 +249,8 @@ func (c *Cluster) up(nc *nats.Conn, how string) {
 
 // Close leaves the cluster: it tells the other nodes (so they drop this
 // node's peers at once), closes the NATS connection and waits for the
-// node's goroutines. Later calls do nothing.
+// node's goroutines. It blocks for up to a second while the goodbye is
+// flushed. Later calls do nothing.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		if c.nc == nil {
@@ -236,488 +265,4 @@ func (c *Cluster) Close() {
 		c.wg.Wait()
 		c.connected.Store(false)
 	})
-}
-
-// --- router.Backplane: what the local router tells the others ---
-
-// PeerUp implements router.Backplane. The router calls it without holding
-// any of its locks.
-func (c *Cluster) PeerUp(id string) {
-	c.localMu.Lock()
-	lp := c.local[id]
-	if lp == nil {
-		lp = &localPeer{}
-		c.local[id] = lp
-	}
-	lp.ts = time.Now().UnixNano()
-	c.pbuf = appendRecUp(c.startPresence(), id, lp.ts)
-	c.flushPresence()
-	c.localMu.Unlock()
-
-	// An older connection of id on another node is replaced: forget it now
-	// (peer_left to the local members of its rooms, as on a single node),
-	// so that its node's late leave and down records find nothing.
-	var ch changes
-	c.view.mu.Lock()
-	if p := c.view.dir[id]; p != nil {
-		c.view.removePeer(p, &ch)
-	}
-	c.view.mu.Unlock()
-	c.apply(&ch)
-}
-
-// PeerDown implements router.Backplane.
-func (c *Cluster) PeerDown(id string) {
-	c.localMu.Lock()
-	defer c.localMu.Unlock()
-	delete(c.local, id)
-	c.pbuf = appendField(append(c.startPresence(), recDown), id)
-	c.flushPresence()
-}
-
-// Joined implements router.Backplane: the first local member subscribes
-// the node to the room's subject.
-func (c *Cluster) Joined(room, peer string, first bool) {
-	c.localMu.Lock()
-	defer c.localMu.Unlock()
-	b := c.startPresence()
-	lp := c.local[peer]
-	if lp == nil {
-		// Joined before PeerUp (the router registers a connection after its
-		// welcome): announce it first, so that the others do not take the
-		// join for one of an older connection of the same id.
-		lp = &localPeer{ts: time.Now().UnixNano()}
-		c.local[peer] = lp
-		b = appendRecUp(b, peer, lp.ts)
-	}
-	lp.rooms = append(lp.rooms, room)
-	if first && c.rooms[room] == nil {
-		sub, err := c.nc.ChanSubscribe(c.subj.roomSubject(room), c.msgs)
-		if err != nil {
-			c.warn.Do(func() { c.log.Warn("cluster subscribe failed", "err", err) })
-		} else {
-			c.rooms[room] = sub
-		}
-	}
-	c.pbuf = appendRecRoom(b, recJoin, peer, room)
-	c.flushPresence()
-}
-
-// Left implements router.Backplane: the last local member unsubscribes the
-// node from the room's subject.
-func (c *Cluster) Left(room, peer string, last bool) {
-	c.localMu.Lock()
-	defer c.localMu.Unlock()
-	if lp := c.local[peer]; lp != nil {
-		for i, r := range lp.rooms {
-			if r == room {
-				n := len(lp.rooms) - 1
-				lp.rooms[i] = lp.rooms[n]
-				lp.rooms[n] = ""
-				lp.rooms = lp.rooms[:n]
-				break
-			}
-		}
-	}
-	if last {
-		if sub := c.rooms[room]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(c.rooms, room)
-		}
-	}
-	c.pbuf = appendRecRoom(c.startPresence(), recLeave, peer, room)
-	c.flushPresence()
-}
-
-// AppendMembers implements router.Backplane from the replicated view.
-func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	if rr := c.view.rooms[room]; rr != nil {
-		for p := range rr.members {
-			if len(dst) >= max {
-				break
-			}
-			dst = append(dst, p.id)
-		}
-	}
-	return dst
-}
-
-// Direct implements router.Backplane: the peer directory names the node,
-// whose inbox gets the frame.
-func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	p := c.view.dir[to]
-	var inbox string
-	if p != nil {
-		inbox = p.node.inbox
-	}
-	c.view.mu.RUnlock()
-	if p == nil {
-		return false
-	}
-	c.send(inbox, kindDirect, to, buf)
-	return true
-}
-
-// Publish implements router.Backplane: one message on the room's subject,
-// which only nodes with members of the room subscribe to.
-func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	rr := c.view.rooms[room]
-	var subject string
-	if rr != nil {
-		subject = rr.subject
-	}
-	c.view.mu.RUnlock()
-	if rr == nil {
-		return false
-	}
-	return c.send(subject, kindRoom, room, buf)
-}
-
-// Broadcast implements router.Backplane.
-func (c *Cluster) Broadcast(buf *frame.Buf) bool {
-	c.view.mu.RLock()
-	n := len(c.view.nodes)
-	c.view.mu.RUnlock()
-	if n == 0 {
-		return false
-	}
-	return c.send(c.subj.all, kindBroadcast, "", buf)
-}
-
-// send publishes buf's body behind a routing header. nats.go copies it into
-// its write buffer, flushed by its own goroutine, so back-to-back messages
-// leave in one write; nothing here waits for the network.
-func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) bool {
-	bp := scratch.Get().(*[]byte)
-	b := append((*bp)[:0], kind, buf.Bytes()[0]&0x0F)
-	if kind != kindBroadcast {
-		b = appendField(b, key)
-	}
-	b = append(b, buf.Body()...)
-	err := c.nc.Publish(subject, b)
-	if cap(b) <= maxScratch {
-		*bp = b
-		scratch.Put(bp)
-	}
-	return err == nil
-}
-
-// --- presence messages, built and published under localMu ---
-
-// startPresence starts the next presence message in c.pbuf.
-func (c *Cluster) startPresence() []byte {
-	c.seq++
-	return appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
-}
-
-// flushPresence publishes c.pbuf. A failure (NATS unreachable) leaves a gap
-// in the sequence; the others then ask for a snapshot.
-func (c *Cluster) flushPresence() {
-	_ = c.nc.Publish(c.subj.presence, c.pbuf)
-	if cap(c.pbuf) > maxScratch {
-		c.pbuf = nil
-	}
-}
-
-// publishPresence publishes a message holding one record without fields.
-func (c *Cluster) publishPresence(rec byte) {
-	if rec == recHeartbeat {
-		c.pbuf = appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
-	} else {
-		c.pbuf = c.startPresence()
-	}
-	c.pbuf = append(c.pbuf, rec)
-	c.flushPresence()
-}
-
-func appendRecUp(dst []byte, peer string, ts int64) []byte {
-	dst = appendField(append(dst, recUp), peer)
-	return binary.BigEndian.AppendUint64(dst, uint64(ts))
-}
-
-func appendRecRoom(dst []byte, rec byte, peer, room string) []byte {
-	return appendField(appendField(append(dst, rec), peer), room)
-}
-
-// publishSnapshot publishes this node's whole presence: every local peer and
-// its rooms, between a start and an end record, cut into messages of about
-// snapshotChunk bytes. hello asks every other node to answer with its own.
-func (c *Cluster) publishSnapshot(hello bool) {
-	c.localMu.Lock()
-	defer c.localMu.Unlock()
-	c.gen++
-	b := binary.BigEndian.AppendUint64(append(c.startPresence(), recSnapStart), c.gen)
-	h := byte(0)
-	if hello {
-		h = 1
-	}
-	b = append(b, h)
-	for id, lp := range c.local {
-		if len(b) > snapshotChunk {
-			c.pbuf = b
-			c.flushPresence()
-			b = c.startPresence()
-		}
-		b = appendRecUp(b, id, lp.ts)
-		for _, room := range lp.rooms {
-			b = appendRecRoom(b, recJoin, id, room)
-		}
-	}
-	c.pbuf = binary.BigEndian.AppendUint64(append(b, recSnapEnd), c.gen)
-	c.flushPresence()
-}
-
-// requestSnapshot asks n (through its inbox) for a snapshot, at most once a
-// heartbeat. Guarded by the view's lock.
-func (c *Cluster) requestSnapshot(n *remoteNode, now time.Time) {
-	if now.Sub(n.asked) < c.cfg.Heartbeat {
-		return
-	}
-	n.asked = now
-	var b [2 + 128]byte
-	_ = c.nc.Publish(n.inbox, appendField(append(b[:0], kindSyncReq), c.id))
-}
-
-// --- goroutines ---
-
-// control sends heartbeats, expires silent nodes and publishes the
-// snapshots that were asked for.
-func (c *Cluster) control() {
-	defer c.wg.Done()
-	tick := time.NewTicker(c.cfg.Heartbeat / 4)
-	defer tick.Stop()
-	var last time.Time
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.hello:
-			c.publishSnapshot(true)
-		case <-c.kick:
-			c.publishSnapshot(false)
-		case now := <-tick.C:
-			if now.Sub(last) >= c.cfg.Heartbeat-c.cfg.Heartbeat/8 {
-				last = now
-				c.localMu.Lock()
-				c.publishPresence(recHeartbeat)
-				c.localMu.Unlock()
-			}
-			var ch changes
-			for _, id := range c.view.expire(now.Add(-c.cfg.DeadAfter), &ch) {
-				c.log.Warn("cluster node lost", "peer_node", id)
-			}
-			c.apply(&ch)
-		}
-	}
-}
-
-// inbound handles every message from NATS in arrival order: frames for
-// local peers and the other nodes' presence. It routes everything that is
-// already waiting before flushing the touched connections once.
-func (c *Cluster) inbound() {
-	defer c.wg.Done()
-	var bt router.Batch
-	for {
-		select {
-		case <-c.done:
-			return
-		case m := <-c.msgs:
-			c.handle(m.Data, &bt)
-			for i := 0; i < 256; i++ {
-				select {
-				case m = <-c.msgs:
-					c.handle(m.Data, &bt)
-					continue
-				default:
-				}
-				break
-			}
-			bt.Flush()
-		}
-	}
-}
-
-func (c *Cluster) handle(data []byte, bt *router.Batch) {
-	if len(data) < 2 {
-		return
-	}
-	r := reader{b: data[1:]}
-	switch data[0] {
-	case kindDirect, kindRoom, kindBroadcast:
-		op := r.byte()
-		var key []byte
-		if data[0] != kindBroadcast {
-			key = r.field()
-		}
-		if r.bad || op != frame.OpText && op != frame.OpBinary {
-			return
-		}
-		buf := frame.NewBuf(len(r.b))
-		buf.B = append(buf.B, r.b...)
-		buf.Finish(op)
-		switch data[0] {
-		case kindDirect:
-			c.rt.DeliverDirect(string(key), buf, bt)
-		case kindRoom:
-			c.rt.DeliverRoom(string(key), buf, bt)
-		default:
-			c.rt.DeliverAll(buf, bt)
-		}
-		buf.Release()
-	case kindSyncReq:
-		c.wantSnapshot()
-	case kindPresence:
-		c.presence(&r)
-	}
-}
-
-// wantSnapshot schedules a snapshot on the control goroutine.
-func (c *Cluster) wantSnapshot() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// presence applies one presence message of another node to the view, then
-// tells the local members what changed.
-func (c *Cluster) presence(r *reader) {
-	nodeID := r.field()
-	inc := r.uint64()
-	seq := r.uint64()
-	if r.bad || len(r.b) == 0 {
-		return
-	}
-	if string(nodeID) == c.id {
-		c.warn.Do(func() { c.log.Error("another node uses this node's WSRELAY_NODE_ID") })
-		return
-	}
-	now := time.Now()
-	first := r.b[0]
-	var ch changes
-	hello := false
-	v := c.view
-	v.mu.Lock()
-	n := v.nodes[string(nodeID)]
-	switch {
-	case n != nil && n.inc == inc:
-		want := n.seq + 1
-		if first == recHeartbeat {
-			want = n.seq
-		}
-		if seq != want && first != recSnapStart {
-			c.requestSnapshot(n, now)
-		}
-	default:
-		if n != nil { // the node restarted: its old peers are gone
-			v.dropNode(n, &ch)
-		}
-		n = v.addNode(string(nodeID), inc, now)
-		if first != recSnapStart && first != recBye {
-			c.requestSnapshot(n, now)
-		}
-	}
-	n.seq = seq
-	n.seen = now
-	for len(r.b) > 0 && !r.bad {
-		switch rec := r.byte(); rec {
-		case recHeartbeat:
-		case recSnapStart:
-			n.gen = r.uint64()
-			n.syncing = true
-			hello = r.byte() == 1 || hello
-		case recSnapEnd:
-			if gen := r.uint64(); !r.bad && n.syncing && gen == n.gen {
-				v.sweep(n, gen, &ch)
-				n.syncing = false
-			}
-		case recUp:
-			peer := r.field()
-			ts := int64(r.uint64())
-			if !r.bad && !c.localNewer(string(peer), ts, n.id) {
-				v.register(n, string(peer), ts, &ch)
-			}
-		case recDown:
-			if p := n.peers[string(r.field())]; p != nil {
-				v.removePeer(p, &ch)
-			}
-		case recJoin, recLeave:
-			peer, room := r.field(), r.field()
-			if r.bad {
-				break
-			}
-			p := n.peers[string(peer)]
-			if rec == recJoin {
-				if p == nil && !c.localNewer(string(peer), 0, n.id) { // its registration was lost or is late
-					p = v.register(n, string(peer), 0, &ch)
-				}
-				if p != nil {
-					v.join(p, string(room), &ch)
-				}
-			} else if p != nil {
-				v.leave(p, string(room), &ch)
-			}
-		case recBye:
-			v.dropNode(n, &ch)
-		default:
-			r.bad = true
-		}
-	}
-	v.mu.Unlock()
-	c.apply(&ch)
-	if hello {
-		c.wantSnapshot()
-	}
-}
-
-// localNewer reports whether a local connection of peer is newer than its
-// registration at ts on node, which is then stale. Called under the view's
-// lock (lock order: view, then localMu).
-func (c *Cluster) localNewer(peer string, ts int64, node string) bool {
-	c.localMu.Lock()
-	defer c.localMu.Unlock()
-	lp := c.local[peer]
-	return lp != nil && !newer(ts, node, lp.ts, c.id)
-}
-
-// apply closes the local connections that a newer one of the same id on
-// another node replaced, then tells the local members about remote joins and
-// leaves (in that order: the replaced connection leaves before its
-// successor joins). It runs without the view's lock.
-func (c *Cluster) apply(ch *changes) {
-	for _, u := range ch.ups {
-		c.localMu.Lock()
-		lp := c.local[u.peer]
-		evict := lp != nil && newer(u.ts, u.node, lp.ts, c.id)
-		c.localMu.Unlock()
-		if evict {
-			c.rt.Evict(u.peer)
-		}
-	}
-	if len(ch.notes) > 0 {
-		var bt router.Batch
-		for _, nt := range ch.notes {
-			if nt.joined {
-				c.rt.RemoteJoined(nt.room, nt.peer, &bt)
-			} else {
-				c.rt.RemoteLeft(nt.room, nt.peer, &bt)
-			}
-		}
-		bt.Flush()
-	}
-}
-
-// PeerNode returns the id of the other node peer id is connected to, or ""
-// when no other node announced it (for tests and diagnostics).
-func (c *Cluster) PeerNode(id string) string {
-	c.view.mu.RLock()
-	defer c.view.mu.RUnlock()
-	if p := c.view.dir[id]; p != nil {
-		return p.node.id
-	}
-	return ""
 }

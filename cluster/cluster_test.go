@@ -12,23 +12,24 @@ import (
 
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestDirectAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 2)
 	n1, n2 := nodes[0], nodes[1]
-	alice := n1.dial("alice")
-	bob := n2.dial("bob")
+	alice := n1.Dial("alice")
+	bob := n2.Dial("bob")
 	waitPeer(t, "bob", n2, n1)
 	waitPeer(t, "alice", n1, n2)
 
 	if err := alice.Direct("bob", map[string]int{"n": 1}, 7); err != nil {
 		t.Fatal(err)
 	}
-	if ack := recv(t, alice, "ack"); string(ack.ID) != "7" {
+	if ack := relaytest.Recv(t, alice, "ack"); string(ack.ID) != "7" {
 		t.Fatalf("ack id %s, want 7", ack.ID)
 	}
-	m := recv(t, bob, "direct")
+	m := relaytest.Recv(t, bob, "direct")
 	if m.From != "alice" || string(m.Data) != `{"n":1}` {
 		t.Fatalf("bob got %s", m.Raw)
 	}
@@ -36,113 +37,113 @@ func TestDirectAcrossNodes(t *testing.T) {
 	if err := bob.Direct("alice", "hi", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, alice, "direct"); m.From != "bob" || string(m.Data) != `"hi"` {
+	if m := relaytest.Recv(t, alice, "direct"); m.From != "bob" || string(m.Data) != `"hi"` {
 		t.Fatalf("alice got %s", m.Raw)
 	}
 	if err := alice.Direct("nobody", 1, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if e := recv(t, alice, "error"); e.Code != "peer_not_found" || string(e.ID) != `"x"` {
+	if e := relaytest.Recv(t, alice, "error"); e.Code != "peer_not_found" || string(e.ID) != `"x"` {
 		t.Fatalf("direct to nobody: %s", e.Raw)
 	}
 }
 
 func TestPublishAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	a := nodes[0].dial("a")
-	a2 := nodes[0].dial("a2")
-	b := nodes[1].dial("b")
-	c := nodes[2].dial("c")
-	outsider := nodes[2].dial("outsider")
+	a := nodes[0].Dial("a")
+	a2 := nodes[0].Dial("a2")
+	b := nodes[1].Dial("b")
+	c := nodes[2].Dial("c")
+	outsider := nodes[2].Dial("outsider")
 	for _, p := range []*client.Client{a, a2, b, c} {
-		join(t, p, "room")
+		relaytest.Join(t, p, "room")
 	}
-	eventually(t, 5*time.Second, "memberships replicated", func() bool {
-		return len(nodes[0].Cluster().AppendMembers(nil, "room", 10)) == 2 &&
-			len(nodes[1].Cluster().AppendMembers(nil, "room", 10)) == 3 &&
-			len(nodes[2].Cluster().AppendMembers(nil, "room", 10)) == 3
+	relaytest.Eventually(t, 5*time.Second, "memberships replicated", func() bool {
+		return len(nodes[0].Cluster.AppendMembers(nil, "room", 10)) == 2 &&
+			len(nodes[1].Cluster.AppendMembers(nil, "room", 10)) == 3 &&
+			len(nodes[2].Cluster.AppendMembers(nil, "room", 10)) == 3
 	})
 
 	if err := a.Publish("room", []int{1, 2}, 1); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "ack")
+	relaytest.Recv(t, a, "ack")
 	for _, p := range []*client.Client{a2, b, c} {
-		m := recv(t, p, "publish")
+		m := relaytest.Recv(t, p, "publish")
 		if m.From != "a" || m.Room != "room" || string(m.Data) != "[1,2]" {
 			t.Fatalf("%s got %s", p.PeerID(), m.Raw)
 		}
 	}
-	quiet(t, a, "publish", 100*time.Millisecond)
-	quiet(t, outsider, "publish", 10*time.Millisecond)
+	relaytest.QuietType(t, a, "publish", 100*time.Millisecond)
+	relaytest.QuietType(t, outsider, "publish", 10*time.Millisecond)
 
 	// A room whose other members are all on other nodes: acked, delivered.
-	join(t, b, "far")
-	join(t, c, "far")
-	eventually(t, 5*time.Second, "far replicated", func() bool {
-		return len(nodes[1].Cluster().AppendMembers(nil, "far", 10)) == 1
+	relaytest.Join(t, b, "far")
+	relaytest.Join(t, c, "far")
+	relaytest.Eventually(t, 5*time.Second, "far replicated", func() bool {
+		return len(nodes[1].Cluster.AppendMembers(nil, "far", 10)) == 1
 	})
 	if err := b.Publish("far", "x", "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if ack := recv(t, b, "ack"); string(ack.ID) != `"p1"` {
+	if ack := relaytest.Recv(t, b, "ack"); string(ack.ID) != `"p1"` {
 		t.Fatalf("ack %s", ack.Raw)
 	}
-	if m := recv(t, c, "publish"); m.Room != "far" || m.From != "b" {
+	if m := relaytest.Recv(t, c, "publish"); m.Room != "far" || m.From != "b" {
 		t.Fatalf("c got %s", m.Raw)
 	}
 	// Not a member anywhere: refused.
 	if err := outsider.Publish("room", 1, 2); err != nil {
 		t.Fatal(err)
 	}
-	if e := recv(t, outsider, "error"); e.Code != "not_member" {
+	if e := relaytest.Recv(t, outsider, "error"); e.Code != "not_member" {
 		t.Fatalf("outsider: %s", e.Raw)
 	}
 }
 
 func TestBroadcastAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	a := nodes[0].dial("a")
-	a2 := nodes[0].dial("a2")
-	b := nodes[1].dial("b")
-	c := nodes[2].dial("c")
+	a := nodes[0].Dial("a")
+	a2 := nodes[0].Dial("a2")
+	b := nodes[1].Dial("b")
+	c := nodes[2].Dial("c")
 	if err := a.Broadcast("all", 3); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "ack")
+	relaytest.Recv(t, a, "ack")
 	for _, p := range []*client.Client{a2, b, c} {
-		if m := recv(t, p, "broadcast"); m.From != "a" || string(m.Data) != `"all"` {
+		if m := relaytest.Recv(t, p, "broadcast"); m.From != "a" || string(m.Data) != `"all"` {
 			t.Fatalf("%s got %s", p.PeerID(), m.Raw)
 		}
 	}
-	quiet(t, a, "broadcast", 100*time.Millisecond)
+	relaytest.QuietType(t, a, "broadcast", 100*time.Millisecond)
 }
 
 func TestPresenceAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	a := nodes[0].dial("a")
-	if j := join(t, a, "r"); len(j.Peers) != 0 {
+	a := nodes[0].Dial("a")
+	if j := relaytest.Join(t, a, "r"); len(j.Peers) != 0 {
 		t.Fatalf("a joined with %v", j.Peers)
 	}
 	waitMembers(t, "r", 1, nodes[1], nodes[2])
 
-	b := nodes[1].dial("b")
-	if j := join(t, b, "r"); !slices.Equal(j.Peers, []string{"a"}) {
+	b := nodes[1].Dial("b")
+	if j := relaytest.Join(t, b, "r"); !slices.Equal(j.Peers, []string{"a"}) {
 		t.Fatalf("b joined with %v, want [a]", j.Peers)
 	}
-	if m := recv(t, a, "peer_joined"); m.Peer != "b" || m.Room != "r" {
+	if m := relaytest.Recv(t, a, "peer_joined"); m.Peer != "b" || m.Room != "r" {
 		t.Fatalf("a got %s", m.Raw)
 	}
 	waitMembers(t, "r", 2, nodes[2])
 
-	c := nodes[2].dial("c")
-	j := join(t, c, "r")
+	c := nodes[2].Dial("c")
+	j := relaytest.Join(t, c, "r")
 	sort.Strings(j.Peers)
 	if !slices.Equal(j.Peers, []string{"a", "b"}) {
 		t.Fatalf("c joined with %v, want [a b]", j.Peers)
 	}
 	for _, p := range []*client.Client{a, b} {
-		if m := recv(t, p, "peer_joined"); m.Peer != "c" {
+		if m := relaytest.Recv(t, p, "peer_joined"); m.Peer != "c" {
 			t.Fatalf("%s got %s", p.PeerID(), m.Raw)
 		}
 	}
@@ -151,18 +152,18 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	if err := b.Leave("r", nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, b, "left")
+	relaytest.Recv(t, b, "left")
 	for _, p := range []*client.Client{a, c} {
-		if m := recv(t, p, "peer_left"); m.Peer != "b" || m.Room != "r" {
+		if m := relaytest.Recv(t, p, "peer_left"); m.Peer != "b" || m.Room != "r" {
 			t.Fatalf("%s got %s", p.PeerID(), m.Raw)
 		}
 	}
 	// Disconnect: peer_left too, and the id is free everywhere.
 	_ = c.Close()
-	if m := recv(t, a, "peer_left"); m.Peer != "c" {
+	if m := relaytest.Recv(t, a, "peer_left"); m.Peer != "c" {
 		t.Fatalf("a got %s", m.Raw)
 	}
-	eventually(t, 5*time.Second, "c forgotten", func() bool { return nodes[0].Cluster().PeerNode("c") == "" })
+	relaytest.Eventually(t, 5*time.Second, "c forgotten", func() bool { return nodes[0].Cluster.PeerNode("c") == "" })
 }
 
 // presenceOf returns the presence notices about peer that c receives until
@@ -189,9 +190,9 @@ func presenceOf(t *testing.T, c *client.Client, peer string) []string {
 // waitMembers waits until each node sees n remote members in room.
 func waitMembers(t *testing.T, room string, n int, nodes ...*node) {
 	t.Helper()
-	eventually(t, 5*time.Second, "members of "+room, func() bool {
+	relaytest.Eventually(t, 5*time.Second, "members of "+room, func() bool {
 		for _, nd := range nodes {
-			if len(nd.Cluster().AppendMembers(nil, room, 1000)) != n {
+			if len(nd.Cluster.AppendMembers(nil, room, 1000)) != n {
 				return false
 			}
 		}
@@ -205,19 +206,19 @@ func waitMembers(t *testing.T, room string, n int, nodes ...*node) {
 // scheduling moment on a busy machine does not fail it.
 func TestPresenceConvergence(t *testing.T) {
 	_, nodes := startCluster(t, 2)
-	a := nodes[0].dial("a")
-	join(t, a, "conv")
+	a := nodes[0].Dial("a")
+	relaytest.Join(t, a, "conv")
 	var samples []time.Duration
 	for i := range 7 {
-		p := nodes[1].dial("p" + string(rune('0'+i)))
+		p := nodes[1].Dial("p" + string(rune('0'+i)))
 		start := time.Now()
 		if err := p.Join("conv", nil); err != nil {
 			t.Fatal(err)
 		}
-		recv(t, a, "peer_joined")
+		relaytest.Recv(t, a, "peer_joined")
 		samples = append(samples, time.Since(start))
 		_ = p.Close()
-		recv(t, a, "peer_left")
+		relaytest.Recv(t, a, "peer_left")
 	}
 	slices.Sort(samples)
 	t.Logf("join to remote peer_joined: min %v, median %v, max %v", samples[0], samples[len(samples)/2], samples[len(samples)-1])
@@ -229,18 +230,18 @@ func TestPresenceConvergence(t *testing.T) {
 func TestDuplicatePeerAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 2)
 	n1, n2 := nodes[0], nodes[1]
-	watcher := n1.dial("watcher")
-	join(t, watcher, "r")
-	remote := n2.dial("remote")
-	join(t, remote, "r")
-	recv(t, watcher, "peer_joined")
-	old := n1.dial("x")
-	join(t, old, "r")
-	recv(t, watcher, "peer_joined")
+	watcher := n1.Dial("watcher")
+	relaytest.Join(t, watcher, "r")
+	remote := n2.Dial("remote")
+	relaytest.Join(t, remote, "r")
+	relaytest.Recv(t, watcher, "peer_joined")
+	old := n1.Dial("x")
+	relaytest.Join(t, old, "r")
+	relaytest.Recv(t, watcher, "peer_joined")
 	// remote may first learn of watcher (if it joined before watcher's join
 	// reached its node); then x.
 	for {
-		m := recv(t, remote, "peer_joined")
+		m := relaytest.Recv(t, remote, "peer_joined")
 		if m.Peer == "x" {
 			break
 		}
@@ -251,9 +252,9 @@ func TestDuplicatePeerAcrossNodes(t *testing.T) {
 	waitPeer(t, "x", n1, n2)
 	waitPeer(t, "watcher", n1, n2)
 
-	fresh := n2.dial("x")
-	join(t, fresh, "r")
-	_, err := old.ReceiveType(ctxT(t, 5*time.Second), "never")
+	fresh := n2.Dial("x")
+	relaytest.Join(t, fresh, "r")
+	_, err := old.ReceiveType(relaytest.Ctx(t, 5*time.Second), "never")
 	var ce *client.CloseError
 	if !errors.As(err, &ce) || ce.Code != frame.CloseReplaced {
 		t.Fatalf("older connection: want close 4001, got %v", err)
@@ -273,21 +274,21 @@ func TestDuplicatePeerAcrossNodes(t *testing.T) {
 	if err := watcher.Direct("x", "to the new one", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, fresh, "direct"); m.From != "watcher" {
+	if m := relaytest.Recv(t, fresh, "direct"); m.From != "watcher" {
 		t.Fatalf("fresh got %s", m.Raw)
 	}
-	if st := n1.Stats().EvictedBy(1); st != 1 { // stats.EvictReplaced
+	if st := n1.Stats.EvictedBy(1); st != 1 { // stats.EvictReplaced
 		t.Fatalf("n1 replaced evictions %d, want 1", st)
 	}
 }
 
 func TestBinaryAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 2)
-	a := nodes[0].dial("a")
-	local := nodes[0].dial("local")
-	b := nodes[1].dial("b")
+	a := nodes[0].Dial("a")
+	local := nodes[0].Dial("local")
+	b := nodes[1].Dial("b")
 	for _, p := range []*client.Client{a, local, b} {
-		join(t, p, "bin")
+		relaytest.Join(t, p, "bin")
 	}
 	waitMembers(t, "bin", 2, nodes[1])
 	waitMembers(t, "bin", 1, nodes[0])
@@ -300,8 +301,8 @@ func TestBinaryAcrossNodes(t *testing.T) {
 	if err := a.SendBinary(frame.BinPublish, 2, 0xA5, "bin", payload); err != nil {
 		t.Fatal(err)
 	}
-	lm := recv(t, local, "binary")
-	rm := recv(t, b, "binary")
+	lm := relaytest.Recv(t, local, "binary")
+	rm := relaytest.Recv(t, b, "binary")
 	if !bytes.Equal(lm.Raw, rm.Raw) {
 		t.Fatalf("remote frame differs from the local one (%d vs %d bytes)", len(rm.Raw), len(lm.Raw))
 	}
@@ -314,14 +315,14 @@ func TestBinaryAcrossNodes(t *testing.T) {
 	if err := a.SendBinary(frame.BinDirect, 0, 3, "b", small); err != nil {
 		t.Fatal(err)
 	}
-	m := recv(t, b, "binary")
+	m := relaytest.Recv(t, b, "binary")
 	if m.Binary.Op != frame.BinDirect || m.Binary.From != "a" || m.Binary.To != "" || m.Binary.Flags != 3 || !bytes.Equal(m.Binary.Payload, small) {
 		t.Fatalf("direct binary: %x", m.Raw)
 	}
 	if err := a.SendBinary(frame.BinBroadcast, 1, 0, "", small); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, b, "binary"); m.Binary.Op != frame.BinBroadcast || !bytes.Equal(m.Binary.Payload, small) {
+	if m := relaytest.Recv(t, b, "binary"); m.Binary.Op != frame.BinBroadcast || !bytes.Equal(m.Binary.Payload, small) {
 		t.Fatalf("broadcast binary: %x", m.Raw)
 	}
 }
@@ -342,17 +343,17 @@ func TestNATSDownAtStart(t *testing.T) {
 	if g := n1.clusterGauge(); g != "0" {
 		t.Fatalf("wsrelay_cluster_connected %s, want 0", g)
 	}
-	a := n1.dial("a")
-	a2 := n1.dial("a2")
+	a := n1.Dial("a")
+	a2 := n1.Dial("a2")
 	if err := a.Direct("a2", 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "ack")
-	recv(t, a2, "direct")
-	join(t, a, "r")
+	relaytest.Recv(t, a, "ack")
+	relaytest.Recv(t, a2, "direct")
+	relaytest.Join(t, a, "r")
 
 	startNATS(t, port)
-	eventually(t, 10*time.Second, "n1 connected", func() bool {
+	relaytest.Eventually(t, 10*time.Second, "n1 connected", func() bool {
 		_, body := n1.get("/ready")
 		return strings.Contains(body, `"cluster":"connected"`)
 	})
@@ -361,15 +362,15 @@ func TestNATSDownAtStart(t *testing.T) {
 	}
 	n2 := startNode(t, url, "n2")
 	waitMesh(t, n1, n2)
-	b := n2.dial("b")
-	if j := join(t, b, "r"); !slices.Equal(j.Peers, []string{"a"}) {
+	b := n2.Dial("b")
+	if j := relaytest.Join(t, b, "r"); !slices.Equal(j.Peers, []string{"a"}) {
 		t.Fatalf("b joined with %v, want [a]", j.Peers)
 	}
 	waitPeer(t, "b", n2, n1)
 	if err := a.Direct("b", "late", nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, b, "direct")
+	relaytest.Recv(t, b, "direct")
 }
 
 // TestNATSLost takes NATS away from two running nodes and brings it back on
@@ -379,16 +380,16 @@ func TestNATSLost(t *testing.T) {
 	ns, nodes := startCluster(t, 2)
 	n1, n2 := nodes[0], nodes[1]
 	port := natsPort(ns)
-	a := n1.dial("a")
-	a2 := n1.dial("a2")
-	b := n2.dial("b")
-	join(t, a, "r")
+	a := n1.Dial("a")
+	a2 := n1.Dial("a2")
+	b := n2.Dial("b")
+	relaytest.Join(t, a, "r")
 	waitMembers(t, "r", 1, n2)
-	join(t, b, "r")
-	recv(t, a, "peer_joined")
+	relaytest.Join(t, b, "r")
+	relaytest.Recv(t, a, "peer_joined")
 
 	stopNATS(ns)
-	eventually(t, 5*time.Second, "disconnected on /ready", func() bool {
+	relaytest.Eventually(t, 5*time.Second, "disconnected on /ready", func() bool {
 		_, body := n1.get("/ready")
 		return strings.Contains(body, `"cluster":"disconnected"`)
 	})
@@ -398,21 +399,21 @@ func TestNATSLost(t *testing.T) {
 	if err := a.Direct("a2", "local", 1); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "ack")
-	recv(t, a2, "direct")
+	relaytest.Recv(t, a, "ack")
+	relaytest.Recv(t, a2, "direct")
 	// The other node is unreachable: after the dead-node timeout its peers
 	// are reported as left.
-	if m := recv(t, a, "peer_left"); m.Peer != "b" {
+	if m := relaytest.Recv(t, a, "peer_left"); m.Peer != "b" {
 		t.Fatalf("a got %s", m.Raw)
 	}
 
 	back := time.Now()
 	startNATS(t, port)
-	eventually(t, 10*time.Second, "both reconnected", func() bool {
-		return n1.Cluster().Connected() && n2.Cluster().Connected()
+	relaytest.Eventually(t, 10*time.Second, "both reconnected", func() bool {
+		return n1.Cluster.Connected() && n2.Cluster.Connected()
 	})
 	reconnected := time.Since(back)
-	if m := recv(t, a, "peer_joined"); m.Peer != "b" {
+	if m := relaytest.Recv(t, a, "peer_joined"); m.Peer != "b" {
 		t.Fatalf("a got %s", m.Raw)
 	}
 	t.Logf("NATS back: both nodes reconnected after %v, presence rebuilt after %v", reconnected, time.Since(back))
@@ -420,8 +421,8 @@ func TestNATSLost(t *testing.T) {
 	if err := a.Publish("r", "again", 9); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "ack")
-	if m := recv(t, b, "publish"); string(m.Data) != `"again"` {
+	relaytest.Recv(t, a, "ack")
+	if m := relaytest.Recv(t, b, "publish"); string(m.Data) != `"again"` {
 		t.Fatalf("b got %s", m.Raw)
 	}
 	if g := n1.clusterGauge(); g != "1" {
@@ -438,16 +439,16 @@ func TestNodeDies(t *testing.T) {
 	px := startProxy(t, ns.Addr().String())
 	n2 := startNode(t, px.url(), "n2")
 	waitMesh(t, n1, n2)
-	a := n1.dial("a")
-	join(t, a, "r")
-	b := n2.dial("b")
-	join(t, b, "r")
-	recv(t, a, "peer_joined")
+	a := n1.Dial("a")
+	relaytest.Join(t, a, "r")
+	b := n2.Dial("b")
+	relaytest.Join(t, b, "r")
+	relaytest.Recv(t, a, "peer_joined")
 	waitPeer(t, "b", n2, n1)
 
 	start := time.Now()
 	px.cut()
-	m := recv(t, a, "peer_left")
+	m := relaytest.Recv(t, a, "peer_left")
 	took := time.Since(start)
 	t.Logf("dead node detected after %v", took)
 	if m.Peer != "b" {
@@ -456,18 +457,18 @@ func TestNodeDies(t *testing.T) {
 	if took < 2*time.Second || took > 4500*time.Millisecond {
 		t.Fatalf("peers of the dead node left after %v, want about 3s", took)
 	}
-	if n1.Cluster().PeerNode("b") != "" {
+	if n1.Cluster.PeerNode("b") != "" {
 		t.Fatal("b still in the directory")
 	}
 	if err := a.Direct("b", 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if e := recv(t, a, "error"); e.Code != "peer_not_found" {
+	if e := relaytest.Recv(t, a, "error"); e.Code != "peer_not_found" {
 		t.Fatalf("direct to b: %s", e.Raw)
 	}
 	// The id is free: b can come back on n1.
-	b2 := n1.dial("b")
-	if j := join(t, b2, "r"); !slices.Equal(j.Peers, []string{"a"}) {
+	b2 := n1.Dial("b")
+	if j := relaytest.Join(t, b2, "r"); !slices.Equal(j.Peers, []string{"a"}) {
 		t.Fatalf("b joined with %v", j.Peers)
 	}
 }
@@ -476,20 +477,20 @@ func TestNodeDies(t *testing.T) {
 // see its peers leave at once.
 func TestGracefulLeave(t *testing.T) {
 	_, nodes := startCluster(t, 2)
-	a := nodes[0].dial("a")
-	join(t, a, "r")
-	b := nodes[1].dial("b")
-	join(t, b, "r")
-	recv(t, a, "peer_joined")
+	a := nodes[0].Dial("a")
+	relaytest.Join(t, a, "r")
+	b := nodes[1].Dial("b")
+	relaytest.Join(t, b, "r")
+	relaytest.Recv(t, a, "peer_joined")
 	start := time.Now()
 	nodes[1].Close()
-	if m := recv(t, a, "peer_left"); m.Peer != "b" {
+	if m := relaytest.Recv(t, a, "peer_left"); m.Peer != "b" {
 		t.Fatalf("a got %s", m.Raw)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("peer_left after %v, want well under the dead-node timeout", took)
 	}
-	eventually(t, time.Second, "n2 gone", func() bool { return nodes[0].Cluster().Nodes() == 0 })
+	relaytest.Eventually(t, time.Second, "n2 gone", func() bool { return nodes[0].Cluster.Nodes() == 0 })
 }
 
 // TestRoomSubscriptions: a node holds a NATS subscription for a room only
@@ -497,25 +498,25 @@ func TestGracefulLeave(t *testing.T) {
 func TestRoomSubscriptions(t *testing.T) {
 	ns, nodes := startCluster(t, 2)
 	base := ns.NumSubscriptions()
-	a := nodes[0].dial("a")
-	a2 := nodes[0].dial("a2")
-	b := nodes[1].dial("b")
+	a := nodes[0].Dial("a")
+	a2 := nodes[0].Dial("a2")
+	b := nodes[1].Dial("b")
 	subs := func(want uint32) {
 		t.Helper()
-		eventually(t, 5*time.Second, sprint("subscriptions ", want), func() bool { return ns.NumSubscriptions() == want })
+		relaytest.Eventually(t, 5*time.Second, sprint("subscriptions ", want), func() bool { return ns.NumSubscriptions() == want })
 	}
-	join(t, a, "r")
+	relaytest.Join(t, a, "r")
 	subs(base + 1)
-	join(t, a2, "r")
-	join(t, a, "other")
+	relaytest.Join(t, a2, "r")
+	relaytest.Join(t, a, "other")
 	subs(base + 2)
-	join(t, b, "r")
+	relaytest.Join(t, b, "r")
 	subs(base + 3)
 	_ = a2.Close()
 	if err := a.Leave("r", nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "left")
+	relaytest.Recv(t, a, "left")
 	subs(base + 2) // "r" on n2, "other" on n1
 	_ = a.Close()
 	subs(base + 1)
@@ -527,7 +528,7 @@ func TestRoomSubscriptions(t *testing.T) {
 // "cluster" field on /ready and no wsrelay_cluster_connected series.
 func TestSingleNode(t *testing.T) {
 	n := startNode(t, "", "")
-	if n.Cluster() != nil {
+	if n.Cluster != nil {
 		t.Fatal("cluster configured without WSRELAY_NATS_URL")
 	}
 	if code, body := n.get("/ready"); code != 200 || strings.TrimSpace(body) != `{"status":"ready"}` {

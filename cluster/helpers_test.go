@@ -1,13 +1,10 @@
 package cluster_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +14,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
-	"github.com/wsrelay/wsrelay/client"
-	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 	"github.com/wsrelay/wsrelay/loop"
 )
 
@@ -63,35 +59,20 @@ func natsPort(ns *natsserver.Server) int {
 
 // node is one wsrelay node of a test cluster.
 type node struct {
-	*loop.Server
-	t    *testing.T
-	id   string
-	base string // http://127.0.0.1:port
-	ws   string // ws://127.0.0.1:port/ws
+	*relaytest.Server
+	id string
 }
 
 // startNode runs a relay on 127.0.0.1:0 in the cluster at url, with
 // broadcast on and rate limiting off, plus env.
 func startNode(t *testing.T, url, id string, env ...string) *node {
 	t.Helper()
-	cfg, err := config.Load(append([]string{
-		"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_WORKERS=1", "WSRELAY_ALLOW_BROADCAST=true",
+	s := relaytest.Start(t, append([]string{
+		"WSRELAY_WORKERS=1", "WSRELAY_ALLOW_BROADCAST=true",
 		"WSRELAY_RATE_MSGS=0", "WSRELAY_NATS_URL=" + url, "WSRELAY_NODE_ID=" + id,
 		"WSRELAY_NATS_SUBJECT_PREFIX=" + strings.ReplaceAll(t.Name(), "/", "_"),
-	}, env...))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	s, err := loop.New(cfg, loop.Options{Version: "test"})
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(s.Close)
-	addr := s.Addr().String()
-	return &node{Server: s, t: t, id: id, base: "http://" + addr, ws: "ws://" + addr + "/ws"}
+	}, env...)...)
+	return &node{Server: s, id: id}
 }
 
 // startCluster starts a NATS server and n nodes n1..nN that see each other.
@@ -109,9 +90,9 @@ func startCluster(t *testing.T, n int) (*natsserver.Server, []*node) {
 // waitMesh waits until every node hears from every other.
 func waitMesh(t *testing.T, nodes ...*node) {
 	t.Helper()
-	eventually(t, 5*time.Second, "nodes see each other", func() bool {
+	relaytest.Eventually(t, 5*time.Second, "nodes see each other", func() bool {
 		for _, n := range nodes {
-			if n.Cluster().Nodes() != len(nodes)-1 {
+			if n.Cluster.Nodes() != len(nodes)-1 {
 				return false
 			}
 		}
@@ -122,9 +103,9 @@ func waitMesh(t *testing.T, nodes ...*node) {
 // waitPeer waits until every node in others knows where peer is connected.
 func waitPeer(t *testing.T, peer string, on *node, others ...*node) {
 	t.Helper()
-	eventually(t, 5*time.Second, peer+" known on every node", func() bool {
+	relaytest.Eventually(t, 5*time.Second, peer+" known on every node", func() bool {
 		for _, n := range others {
-			if n.Cluster().PeerNode(peer) != on.id {
+			if n.Cluster.PeerNode(peer) != on.id {
 				return false
 			}
 		}
@@ -132,89 +113,23 @@ func waitPeer(t *testing.T, peer string, on *node, others ...*node) {
 	})
 }
 
-func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func (n *node) dial(peer string) *client.Client {
-	n.t.Helper()
-	c, err := client.Dial(ctxT(n.t, 5*time.Second), n.ws, &client.Options{Peer: peer})
-	if err != nil {
-		n.t.Fatalf("dial %q on %s: %v", peer, n.id, err)
-	}
-	n.t.Cleanup(func() { _ = c.CloseNow() })
-	return c
-}
-
 func (n *node) get(path string) (int, string) {
-	n.t.Helper()
-	resp, err := http.Get(n.base + path)
-	if err != nil {
-		n.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	n.T.Helper()
+	code, _, body := n.Get(path)
+	return code, body
 }
 
 // clusterGauge returns the value of wsrelay_cluster_connected on /metrics.
 func (n *node) clusterGauge() string {
-	n.t.Helper()
+	n.T.Helper()
 	_, body := n.get("/metrics")
 	for line := range strings.Lines(body) {
 		if v, ok := strings.CutPrefix(line, "wsrelay_cluster_connected "); ok {
 			return strings.TrimSpace(v)
 		}
 	}
-	n.t.Fatalf("no wsrelay_cluster_connected in /metrics")
+	n.T.Fatalf("no wsrelay_cluster_connected in /metrics")
 	return ""
-}
-
-// recv returns the next message of type typ, skipping others.
-func recv(t *testing.T, c *client.Client, typ string) client.Message {
-	t.Helper()
-	m, err := c.ReceiveType(ctxT(t, 5*time.Second), typ)
-	if err != nil {
-		t.Fatalf("%s waiting for %s: %v", c.PeerID(), typ, err)
-	}
-	return m
-}
-
-// join joins room and returns the joined reply.
-func join(t *testing.T, c *client.Client, room string) client.Message {
-	t.Helper()
-	if err := c.Join(room, nil); err != nil {
-		t.Fatal(err)
-	}
-	return recv(t, c, "joined")
-}
-
-// quiet asserts that c receives nothing of type typ for d.
-func quiet(t *testing.T, c *client.Client, typ string, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	m, err := c.ReceiveType(ctx, typ)
-	if err == nil {
-		t.Fatalf("%s got unexpected %s: %s", c.PeerID(), typ, m.Raw)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("%s: %v", c.PeerID(), err)
-	}
 }
 
 // proxy is a TCP proxy in front of a NATS server: cutting it kills every

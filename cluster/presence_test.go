@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -29,7 +30,7 @@ func TestPresenceGapAndExpiry(t *testing.T) {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	url := "nats://" + ns.Addr().String()
 
-	st := stats.New(10)
+	st := stats.New(metrics.NewSet(), 10)
 	rt := router.New(router.Options{MaxRoomsPerPeer: 4}, st)
 	c, err := New(Config{URL: url, NodeID: "me", Prefix: "gap", Heartbeat: 100 * time.Millisecond, DeadAfter: 300 * time.Millisecond}, rt, nil)
 	if err != nil {

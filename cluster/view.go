@@ -6,15 +6,24 @@ import (
 )
 
 // view is this node's replica of the other nodes' peers and room
-// memberships, fed by their presence messages. Lookups (Direct, Publish,
-// joined.peers) read it under mu's read lock without any network round trip;
-// only the inbound goroutine and the liveness check change it.
+// memberships, fed by their presence messages. Safe for concurrent use.
+//
+// mu is taken only inside view's own methods. The lookups (nodeCount,
+// peerNode, peerInbox, roomSubject, appendMembers) take its read lock and
+// never wait for the network. The updates (applyPresence, in presence.go,
+// from the inbound goroutine; expire from the control goroutine; forgetPeer
+// from PeerUp) take it for writing and record in a changes what the router
+// must be told; the caller tells it, and makes any NATS call, once mu is
+// released. The methods documented "Guarded by mu" are helpers of those,
+// called with mu held.
 type view struct {
 	mu    sync.RWMutex
 	nodes map[string]*remoteNode
 	dir   map[string]*remotePeer // peer id -> where it is connected now
 	rooms map[string]*remoteRoom // room -> members on other nodes
 	subj  subjects
+	// askEvery is the least time between two snapshot requests to a node.
+	askEvery time.Duration
 }
 
 // remoteNode is another node as last heard from.
@@ -65,12 +74,83 @@ type changes struct {
 	ups   []up
 }
 
-func newView(subj subjects) *view {
+func newView(subj subjects, askEvery time.Duration) *view {
 	return &view{
-		nodes: make(map[string]*remoteNode),
-		dir:   make(map[string]*remotePeer),
-		rooms: make(map[string]*remoteRoom),
-		subj:  subj,
+		askEvery: askEvery,
+		nodes:    make(map[string]*remoteNode),
+		dir:      make(map[string]*remotePeer),
+		rooms:    make(map[string]*remoteRoom),
+		subj:     subj,
+	}
+}
+
+// nodeCount returns the number of other nodes in the view. Safe for
+// concurrent use; it takes mu's read lock.
+func (v *view) nodeCount() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.nodes)
+}
+
+// peerNode returns the id of the node peer id is connected to, or "" when
+// no other node announced it. Safe for concurrent use; it takes mu's read
+// lock.
+func (v *view) peerNode(id string) string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if p := v.dir[id]; p != nil {
+		return p.node.id
+	}
+	return ""
+}
+
+// peerInbox returns the inbox subject of the node peer id is connected to;
+// false when no other node announced it. Safe for concurrent use; it takes
+// mu's read lock.
+func (v *view) peerInbox(id string) (string, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if p := v.dir[id]; p != nil {
+		return p.node.inbox, true
+	}
+	return "", false
+}
+
+// roomSubject returns the subject of room; false when no other node has a
+// member in it. Safe for concurrent use; it takes mu's read lock.
+func (v *view) roomSubject(room string) (string, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if rr := v.rooms[room]; rr != nil {
+		return rr.subject, true
+	}
+	return "", false
+}
+
+// appendMembers appends the ids of room's members on other nodes to dst
+// while len(dst) < max, and returns the extended slice. Safe for concurrent
+// use; it takes mu's read lock.
+func (v *view) appendMembers(dst []string, room string, max int) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if rr := v.rooms[room]; rr != nil {
+		for p := range rr.members {
+			if len(dst) >= max {
+				break
+			}
+			dst = append(dst, p.id)
+		}
+	}
+	return dst
+}
+
+// forgetPeer forgets the registration of peer id on another node, if any,
+// recording in ch the leaves to tell. It takes mu.
+func (v *view) forgetPeer(id string, ch *changes) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if p := v.dir[id]; p != nil {
+		v.removePeer(p, ch)
 	}
 }
 
@@ -180,7 +260,9 @@ func (v *view) sweep(n *remoteNode, gen uint64, ch *changes) {
 	}
 }
 
-// expire drops the nodes not heard from since before deadline.
+// expire drops the nodes not heard from since before deadline, recording in
+// ch what their peers' departure changes, and returns their ids. It takes
+// mu.
 func (v *view) expire(deadline time.Time, ch *changes) (dead []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/goleak"
 
 	"github.com/wsrelay/wsrelay/frame"
@@ -104,7 +105,7 @@ func newEnv(t testing.TB, queueSize int, highWater int64) *Env {
 	t.Helper()
 	d := NewDrainer(1)
 	t.Cleanup(d.Stop)
-	env := NewEnv(queueSize, stats.New(0), d)
+	env := NewEnv(queueSize, stats.New(metrics.NewSet(), 0), d)
 	if highWater > 0 {
 		env.HighWater = highWater
 	}

@@ -1,6 +1,6 @@
 //go:build !race
 
-package loop
+package loop_test
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // TestRoutedMessageAllocs measures heap allocations per message through a
@@ -24,20 +25,20 @@ func TestRoutedMessageAllocs(t *testing.T) {
 }
 
 func routedMessageAllocs(t *testing.T, members int) {
-	ts := startServer(t, "WSRELAY_RATE_MSGS=0")
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0")
 	addr := ts.Addr().String()
-	var rcv []*rawConn
+	var rcv []*relaytest.RawConn
 	for i := range members {
-		rc := rawDial(t, addr, fmt.Sprintf("/ws?peer=m%d", i))
-		_, _, _ = rc.read(time.Second)
-		if err := rc.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+		rc := relaytest.RawDial(t, addr, fmt.Sprintf("/ws?peer=m%d", i))
+		_, _, _ = rc.ReadFrame(time.Second)
+		if err := rc.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 			t.Fatal(err)
 		}
 		rcv = append(rcv, rc)
 	}
-	pub := rawDial(t, addr, "/ws?peer=pub")
-	_, _, _ = pub.read(time.Second)
-	if err := pub.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+	pub := relaytest.RawDial(t, addr, "/ws?peer=pub")
+	_, _, _ = pub.ReadFrame(time.Second)
+	if err := pub.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)

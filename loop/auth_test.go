@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bytes"
@@ -31,6 +31,8 @@ import (
 
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
+	"github.com/wsrelay/wsrelay/loop"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
@@ -74,12 +76,12 @@ func writePEM(t *testing.T, pub crypto.PublicKey) string {
 }
 
 // waitConns waits up to 5 s for the server to count n open connections.
-func waitConns(t testing.TB, s *Server, n int64) {
+func waitConns(t testing.TB, s *loop.Server, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.conns.Load() != n {
+	for s.OpenConns() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("open connections: %d, want %d", s.conns.Load(), n)
+			t.Fatalf("open connections: %d, want %d", s.OpenConns(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -87,13 +89,13 @@ func waitConns(t testing.TB, s *Server, n int64) {
 
 // authStatus dials with opts and returns the handshake status (0: accepted)
 // and, when accepted, the peer id of the welcome.
-func (ts *testServer) authStatus(opts *client.Options) (int, string) {
-	ts.t.Helper()
-	c, err := client.Dial(ctxT(ts.t, 5*time.Second), ts.ws, opts)
+func authStatus(ts *relaytest.Server, opts *client.Options) (int, string) {
+	ts.T.Helper()
+	c, err := client.Dial(relaytest.Ctx(ts.T, 5*time.Second), ts.WS, opts)
 	if err != nil {
 		var he *client.HandshakeError
 		if !errors.As(err, &he) {
-			ts.t.Fatalf("dial: %v", err)
+			ts.T.Fatalf("dial: %v", err)
 		}
 		return he.StatusCode, ""
 	}
@@ -102,7 +104,7 @@ func (ts *testServer) authStatus(opts *client.Options) (int, string) {
 }
 
 func TestJWTSecret(t *testing.T) {
-	ts := startServer(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret,
+	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret,
 		"WSRELAY_JWT_AUDIENCE=relay", "WSRELAY_JWT_ISSUER=https://id.example.com")
 	key := []byte(testSecret)
 	good := func(kv ...any) jwt.MapClaims {
@@ -139,13 +141,13 @@ func TestJWTSecret(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, peer := ts.authStatus(tc.opts)
+			status, peer := authStatus(ts, tc.opts)
 			if status != tc.status || peer != tc.peer {
 				t.Fatalf("got status %d peer %q, want %d %q", status, peer, tc.status, tc.peer)
 			}
 		})
 	}
-	_, _, body := ts.get("/metrics")
+	_, _, body := ts.Get("/metrics")
 	mustContain(t, body, `wsrelay_connections_rejected_total{reason="auth"} 15`)
 }
 
@@ -170,18 +172,18 @@ func TestJWTPublicKeys(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writePEM(t, tc.pub)
-			ts := startServer(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE="+path)
+			ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE="+path)
 			for _, m := range tc.good {
-				if status, peer := ts.authStatus(&client.Options{Token: sign(t, m, tc.goodKey, claims("bob"))}); status != 0 || peer != "bob" {
+				if status, peer := authStatus(ts, &client.Options{Token: sign(t, m, tc.goodKey, claims("bob"))}); status != 0 || peer != "bob" {
 					t.Errorf("%s: status %d peer %q, want accepted as bob", m.Alg(), status, peer)
 				}
 			}
-			if status, _ := ts.authStatus(&client.Options{Token: sign(t, tc.bad, tc.badKey, claims("bob"))}); status != 401 {
+			if status, _ := authStatus(ts, &client.Options{Token: sign(t, tc.bad, tc.badKey, claims("bob"))}); status != 401 {
 				t.Errorf("%s token: status %d, want 401", tc.bad.Alg(), status)
 			}
 			// Algorithm confusion: HS256 keyed with the public key's own PEM bytes.
 			pemBytes, _ := os.ReadFile(path)
-			if status, _ := ts.authStatus(&client.Options{Token: sign(t, jwt.SigningMethodHS256, pemBytes, claims("bob"))}); status != 401 {
+			if status, _ := authStatus(ts, &client.Options{Token: sign(t, jwt.SigningMethodHS256, pemBytes, claims("bob"))}); status != 401 {
 				t.Errorf("HS256 with the public key as secret: status %d, want 401", status)
 			}
 		})
@@ -217,7 +219,7 @@ func TestAuthBadKeys(t *testing.T) {
 			if err != nil {
 				t.Fatalf("config: %v", err)
 			}
-			_, err = New(cfg, Options{})
+			_, err = relaytest.Wire(cfg, relaytest.Options{})
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want+": ") {
 				t.Fatalf("New: %v, want an error naming %s", err, tc.want)
 			}
@@ -261,7 +263,7 @@ func tgFields(userID int64, authDate time.Time) map[string]string {
 }
 
 func TestTelegram(t *testing.T) {
-	ts := startServer(t, "WSRELAY_AUTH=telegram", "WSRELAY_TELEGRAM_BOT_TOKEN="+testBotToken, "WSRELAY_TELEGRAM_MAX_AGE=1h")
+	ts := relaytest.Start(t, "WSRELAY_AUTH=telegram", "WSRELAY_TELEGRAM_BOT_TOKEN="+testBotToken, "WSRELAY_TELEGRAM_MAX_AGE=1h")
 	now := time.Now()
 	good := initData(testBotToken, tgFields(279058397, now))
 	header := func(v string) http.Header { return http.Header{"Authorization": {"tma " + v}} }
@@ -294,7 +296,7 @@ func TestTelegram(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, peer := ts.authStatus(tc.opts)
+			status, peer := authStatus(ts, tc.opts)
 			if status != tc.status || peer != tc.peer {
 				t.Fatalf("got status %d peer %q, want %d %q", status, peer, tc.status, tc.peer)
 			}
@@ -306,29 +308,29 @@ func TestTelegram(t *testing.T) {
 // the credential before the connection limits (429), and /echo needs the
 // credential too.
 func TestAuthRefusalOrder(t *testing.T) {
-	ts := startServer(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret, "WSRELAY_MAX_CONNS_PER_IP=1", "WSRELAY_ECHO=true")
+	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret, "WSRELAY_MAX_CONNS_PER_IP=1", "WSRELAY_ECHO=true")
 	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("carol"))
-	if status, _ := ts.authStatus(&client.Options{Header: http.Header{"Origin": {"https://evil.example.com"}}}); status != 403 {
+	if status, _ := authStatus(ts, &client.Options{Header: http.Header{"Origin": {"https://evil.example.com"}}}); status != 403 {
 		t.Fatalf("foreign origin without token: %d, want 403", status)
 	}
-	if status, _ := ts.authStatus(&client.Options{Token: tok}); status != 0 {
+	if status, _ := authStatus(ts, &client.Options{Token: tok}); status != 0 {
 		t.Fatalf("good token: %d", status)
 	}
 	waitConns(t, ts.Server, 0)
-	first, err := client.Dial(ctxT(t, 5*time.Second), ts.ws, &client.Options{Token: tok, Query: url.Values{"device": {"a"}}})
+	first, err := client.Dial(relaytest.Ctx(t, 5*time.Second), ts.WS, &client.Options{Token: tok, Query: url.Values{"device": {"a"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.CloseNow()
-	if status, _ := ts.authStatus(&client.Options{}); status != 401 {
+	if status, _ := authStatus(ts, &client.Options{}); status != 401 {
 		t.Fatalf("no token at the per-IP limit: %d, want 401", status)
 	}
-	if status, _ := ts.authStatus(&client.Options{Token: tok, Query: url.Values{"device": {"b"}}}); status != 429 {
+	if status, _ := authStatus(ts, &client.Options{Token: tok, Query: url.Values{"device": {"b"}}}); status != 429 {
 		t.Fatalf("good token at the per-IP limit: %d, want 429", status)
 	}
 	first.CloseNow()
-	echoURL := strings.Replace(ts.ws, "/ws", "/echo", 1)
-	_, err = client.Dial(ctxT(t, 5*time.Second), echoURL, &client.Options{})
+	echoURL := strings.Replace(ts.WS, "/ws", "/echo", 1)
+	_, err = client.Dial(relaytest.Ctx(t, 5*time.Second), echoURL, &client.Options{})
 	var he *client.HandshakeError
 	if !errors.As(err, &he) || he.StatusCode != 401 {
 		t.Fatalf("/echo without token: %v, want 401", err)
@@ -358,9 +360,9 @@ func (s *syncBuffer) String() string {
 func TestAuthFailureLogged(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ts := startServerOpts(t, Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
+	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
 	expired := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("dave", "exp", time.Now().Add(-time.Hour).Unix()))
-	if status, _ := ts.authStatus(&client.Options{Token: expired}); status != 401 {
+	if status, _ := authStatus(ts, &client.Options{Token: expired}); status != 401 {
 		t.Fatalf("expired token: %d", status)
 	}
 	out := buf.String()

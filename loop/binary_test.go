@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bytes"
@@ -6,20 +6,21 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestBinaryFrames(t *testing.T) {
-	ts := startServer(t, "WSRELAY_ALLOW_BROADCAST=true")
-	a, b, c := ts.dial("a"), ts.dial("b"), ts.dial("c")
-	join(t, a, "doc/1")
-	join(t, b, "doc/1")
-	recv(t, a, "peer_joined")
+	ts := relaytest.Start(t, "WSRELAY_ALLOW_BROADCAST=true")
+	a, b, c := ts.Dial("a"), ts.Dial("b"), ts.Dial("c")
+	relaytest.Join(t, a, "doc/1")
+	relaytest.Join(t, b, "doc/1")
+	relaytest.Recv(t, a, "peer_joined")
 	payload := []byte{0, 1, 2, 0xff, 0xfe, '{', 0}
 
 	if err := a.SendBinary(frame.BinDirect, 7, 0xA5, "c", payload); err != nil {
 		t.Fatal(err)
 	}
-	m := recv(t, c, "binary")
+	m := relaytest.Recv(t, c, "binary")
 	if bn := m.Binary; bn.Op != frame.BinDirect || bn.CType != 7 || bn.Flags != 0xA5 || bn.From != "a" || bn.To != "" || !bytes.Equal(bn.Payload, payload) {
 		t.Fatalf("direct binary = %+v", bn)
 	}
@@ -27,38 +28,38 @@ func TestBinaryFrames(t *testing.T) {
 	if err := a.SendBinary(frame.BinPublish, 1, 2, "doc/1", payload); err != nil {
 		t.Fatal(err)
 	}
-	m = recv(t, b, "binary")
+	m = relaytest.Recv(t, b, "binary")
 	if bn := m.Binary; bn.Op != frame.BinPublish || bn.CType != 1 || bn.Flags != 2 || bn.From != "a" || bn.To != "doc/1" || !bytes.Equal(bn.Payload, payload) {
 		t.Fatalf("publish binary = %+v", bn)
 	}
-	quiet(t, c, 50*time.Millisecond)
+	relaytest.Quiet(t, c, 50*time.Millisecond)
 
 	if err := a.SendBinary(frame.BinBroadcast, 0, 0, "", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, b, "binary"); m.Binary.Op != frame.BinBroadcast || len(m.Binary.Payload) != 0 {
+	if m := relaytest.Recv(t, b, "binary"); m.Binary.Op != frame.BinBroadcast || len(m.Binary.Payload) != 0 {
 		t.Fatalf("broadcast binary = %+v", m.Binary)
 	}
-	recv(t, c, "binary")
+	relaytest.Recv(t, c, "binary")
 
 	// Errors: routed like JSON.
 	if err := c.SendBinary(frame.BinPublish, 1, 0, "doc/1", payload); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, c, "error"); m.Code != "not_member" {
+	if m := relaytest.Recv(t, c, "error"); m.Code != "not_member" {
 		t.Fatalf("binary publish by non-member = %s", m.Raw)
 	}
 	if err := a.SendBinary(frame.BinDirect, 1, 0, "ghost", payload); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, a, "error"); m.Code != "peer_not_found" {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "peer_not_found" {
 		t.Fatalf("binary direct to ghost = %s", m.Raw)
 	}
 }
 
 func TestBadBinaryHeaders(t *testing.T) {
-	ts := startServer(t)
-	a := ts.dial("a")
+	ts := relaytest.Start(t)
+	a := ts.Dial("a")
 	cases := map[string][]byte{
 		"empty":         {},
 		"short":         {1, 1, 0},
@@ -78,7 +79,7 @@ func TestBadBinaryHeaders(t *testing.T) {
 			if err := a.SendRaw(2, msg); err != nil {
 				t.Fatal(err)
 			}
-			if m := recv(t, a, "error"); m.Code != "bad_frame" {
+			if m := relaytest.Recv(t, a, "error"); m.Code != "bad_frame" {
 				t.Fatalf("got %s", m.Raw)
 			}
 		})
@@ -86,12 +87,12 @@ func TestBadBinaryHeaders(t *testing.T) {
 	if err := a.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "pong")
+	relaytest.Recv(t, a, "pong")
 }
 
 func TestBinaryTypesAllowlist(t *testing.T) {
-	ts := startServer(t, "WSRELAY_BINARY_TYPES=1:16,2:1000")
-	a, b := ts.dial("a"), ts.dial("b")
+	ts := relaytest.Start(t, "WSRELAY_BINARY_TYPES=1:16,2:1000")
+	a, b := ts.Dial("a"), ts.Dial("b")
 	send := func(ctype byte, n int) {
 		t.Helper()
 		if err := a.SendBinary(frame.BinDirect, ctype, 0, "b", make([]byte, n)); err != nil {
@@ -99,22 +100,22 @@ func TestBinaryTypesAllowlist(t *testing.T) {
 		}
 	}
 	send(1, 16) // exactly the limit
-	if m := recv(t, b, "binary"); m.Binary.CType != 1 || len(m.Binary.Payload) != 16 {
+	if m := relaytest.Recv(t, b, "binary"); m.Binary.CType != 1 || len(m.Binary.Payload) != 16 {
 		t.Fatalf("allowed frame = %+v", m.Binary)
 	}
 	send(1, 17) // over the type's limit
-	if m := recv(t, a, "error"); m.Code != "type_not_allowed" {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "type_not_allowed" {
 		t.Fatalf("oversized type = %s", m.Raw)
 	}
 	send(0, 1) // ctype 0 not listed
-	if m := recv(t, a, "error"); m.Code != "type_not_allowed" {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "type_not_allowed" {
 		t.Fatalf("ctype 0 = %s", m.Raw)
 	}
 	send(3, 1) // not listed
-	if m := recv(t, a, "error"); m.Code != "type_not_allowed" {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "type_not_allowed" {
 		t.Fatalf("ctype 3 = %s", m.Raw)
 	}
 	send(2, 1000)
-	recv(t, b, "binary")
-	quiet(t, b, 50*time.Millisecond)
+	relaytest.Recv(t, b, "binary")
+	relaytest.Quiet(t, b, 50*time.Millisecond)
 }

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // RFC 6455 conformance of the /echo endpoint, end to end through a real
@@ -82,11 +83,11 @@ type confCase struct {
 	steps []step
 }
 
-func runConformance(t *testing.T, ts *testServer, cases []confCase) {
+func runConformance(t *testing.T, ts *relaytest.Server, cases []confCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.id, func(t *testing.T) {
-			rc := rawDial(t, ts.Addr().String(), "/echo")
+			rc := relaytest.RawDial(t, ts.Addr().String(), "/echo")
 			defer rc.Close()
 			for i, s := range tc.steps {
 				switch {
@@ -102,11 +103,11 @@ func runConformance(t *testing.T, ts *testServer, cases []confCase) {
 						}
 					}
 				case s.quiet:
-					if op, p, err := rc.read(100 * time.Millisecond); err == nil {
+					if op, p, err := rc.ReadFrame(100 * time.Millisecond); err == nil {
 						t.Fatalf("step %d: unexpected frame op %d payload %q", i, op, trunc(p))
 					}
 				case s.close != 0:
-					op, p, err := rc.read(5 * time.Second)
+					op, p, err := rc.ReadFrame(5 * time.Second)
 					if err != nil {
 						t.Fatalf("step %d: want close %d, got %v", i, s.close, err)
 					}
@@ -124,7 +125,7 @@ func runConformance(t *testing.T, ts *testServer, cases []confCase) {
 						t.Fatalf("step %d: socket open after the close frame", i)
 					}
 				default:
-					op, p, err := rc.read(5 * time.Second)
+					op, p, err := rc.ReadFrame(5 * time.Second)
 					if err != nil {
 						t.Fatalf("step %d: want op %d, got %v", i, s.op, err)
 					}
@@ -162,7 +163,7 @@ func failCase(id string, code int, wire ...[]byte) confCase {
 }
 
 func TestConformance(t *testing.T) {
-	ts := startServer(t, "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0")
+	ts := relaytest.Start(t, "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0")
 	var cases []confCase
 
 	// 1.x framing: text (1.1) and binary (1.2) of the boundary lengths.
@@ -323,7 +324,7 @@ func TestConformance(t *testing.T) {
 // here it is 256 KiB (the same fragment and chunk sizes), which keeps the
 // test quick under the race detector and exercises the same code.
 func TestConformanceSizes(t *testing.T) {
-	ts := startServer(t, "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0", "WSRELAY_MAX_MESSAGE_BYTES=1048576")
+	ts := relaytest.Start(t, "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0", "WSRELAY_MAX_MESSAGE_BYTES=1048576")
 	mb := 1 << 20
 	text := repeat('*', mb/4)
 	bin := repeat(0xfe, mb/4)

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bytes"
@@ -9,12 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 	"github.com/wsrelay/wsrelay/web"
 )
 
 func TestDemoRoutes(t *testing.T) {
-	off := startServer(t)
-	on := startServer(t, "WSRELAY_DEMO=true")
+	off := relaytest.Start(t)
+	on := relaytest.Start(t, "WSRELAY_DEMO=true")
 	page, err := fs.ReadFile(web.FS(), "index.html")
 	if err != nil {
 		t.Fatal(err)
@@ -33,15 +34,15 @@ func TestDemoRoutes(t *testing.T) {
 		body   []byte
 		length int // Content-Length; 0: not checked
 	}{
-		{"off page", off.base, "GET", "/", http.StatusNotFound, "", nil, 0},
-		{"off client", off.base, "GET", "/wsrelay.js", http.StatusNotFound, "", nil, 0},
-		{"on page", on.base, "GET", "/", http.StatusOK, "text/html; charset=utf-8", page, len(page)},
-		{"on client", on.base, "GET", "/wsrelay.js", http.StatusOK, "text/javascript; charset=utf-8", js, len(js)},
+		{"off page", off.Base, "GET", "/", http.StatusNotFound, "", nil, 0},
+		{"off client", off.Base, "GET", "/wsrelay.js", http.StatusNotFound, "", nil, 0},
+		{"on page", on.Base, "GET", "/", http.StatusOK, "text/html; charset=utf-8", page, len(page)},
+		{"on client", on.Base, "GET", "/wsrelay.js", http.StatusOK, "text/javascript; charset=utf-8", js, len(js)},
 		// A HEAD answer has the GET's length and nothing after the headers.
-		{"on head", on.base, "HEAD", "/wsrelay.js", http.StatusOK, "text/javascript; charset=utf-8", []byte{}, len(js)},
-		{"on post", on.base, "POST", "/", http.StatusMethodNotAllowed, "", nil, 0},
-		{"on other file", on.base, "GET", "/index.html", http.StatusNotFound, "", nil, 0},
-		{"on types not served", on.base, "GET", "/wsrelay.d.ts", http.StatusNotFound, "", nil, 0},
+		{"on head", on.Base, "HEAD", "/wsrelay.js", http.StatusOK, "text/javascript; charset=utf-8", []byte{}, len(js)},
+		{"on post", on.Base, "POST", "/", http.StatusMethodNotAllowed, "", nil, 0},
+		{"on other file", on.Base, "GET", "/index.html", http.StatusNotFound, "", nil, 0},
+		{"on types not served", on.Base, "GET", "/wsrelay.d.ts", http.StatusNotFound, "", nil, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

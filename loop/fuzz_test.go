@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
+	"github.com/wsrelay/wsrelay/loop"
 )
 
 // panicCounter counts nbio's reports of a recovered panic: nbio recovers
@@ -63,9 +65,9 @@ func FuzzLiveConnection(f *testing.F) {
 		f.Fatal(err)
 	}
 	var panics atomic.Int64
-	RouteEngineLogs(slog.New(panicCounter{&panics}))
-	f.Cleanup(func() { RouteEngineLogs(slog.New(slog.DiscardHandler)) })
-	srv, err := New(cfg, Options{Version: "fuzz"})
+	loop.RouteEngineLogs(slog.New(panicCounter{&panics}))
+	f.Cleanup(func() { loop.RouteEngineLogs(slog.New(slog.DiscardHandler)) })
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func FuzzLiveConnection(f *testing.F) {
 	}
 	f.Cleanup(srv.Close)
 	addr := srv.Addr().String()
-	probe := rawDial(f, addr, "/echo")
+	probe := relaytest.RawDial(f, addr, "/echo")
 	f.Cleanup(func() { probe.Close() })
 
 	var round int
@@ -84,7 +86,7 @@ func FuzzLiveConnection(f *testing.F) {
 		if len(data)%2 == 0 {
 			path = "/ws"
 		}
-		rc := rawDial(t, addr, path)
+		rc := relaytest.RawDial(t, addr, path)
 		_, _ = rc.Write(data)
 		// Give the server the bytes, read what it answers, then vanish.
 		_ = rc.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
@@ -103,11 +105,11 @@ func FuzzLiveConnection(f *testing.F) {
 			t.Fatalf("the server recovered from %d panics", n)
 		}
 		msg := []byte("probe")
-		if err := probe.send(true, frame.OpText, msg); err != nil {
+		if err := probe.SendFrame(true, frame.OpText, msg); err != nil {
 			t.Fatalf("probe: %v", err)
 		}
 		for {
-			op, p, err := probe.read(5 * time.Second)
+			op, p, err := probe.ReadFrame(5 * time.Second)
 			if err != nil {
 				t.Fatalf("probe echo: %v", err)
 			}
@@ -120,9 +122,9 @@ func FuzzLiveConnection(f *testing.F) {
 			break
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for srv.conns.Load() != 1 {
+		for srv.OpenConns() != 1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("open connections: %d, want 1 (the probe)", srv.conns.Load())
+				t.Fatalf("open connections: %d, want 1 (the probe)", srv.OpenConns())
 			}
 			time.Sleep(200 * time.Microsecond)
 		}

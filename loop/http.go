@@ -40,7 +40,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
 	case "/metrics":
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.stats.Set.WritePrometheus(w)
+		s.metrics.WritePrometheus(w)
 		vm.WriteProcessMetrics(w)
 	case "/", "/wsrelay.js":
 		s.serveDemo(w, r) // 404 unless WSRELAY_DEMO

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"net/http"
@@ -7,38 +7,39 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestHealthAndReady(t *testing.T) {
-	ts := startServer(t)
-	if code, hdr, body := ts.get("/health"); code != 200 || strings.TrimSpace(body) != `{"status":"ok"}` || hdr.Get("Content-Type") != "application/json" {
+	ts := relaytest.Start(t)
+	if code, hdr, body := ts.Get("/health"); code != 200 || strings.TrimSpace(body) != `{"status":"ok"}` || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("/health: %d %q %q", code, body, hdr.Get("Content-Type"))
 	}
-	if code, _, body := ts.get("/ready"); code != 200 || strings.TrimSpace(body) != `{"status":"ready"}` {
+	if code, _, body := ts.Get("/ready"); code != 200 || strings.TrimSpace(body) != `{"status":"ready"}` {
 		t.Fatalf("/ready: %d %s", code, body)
 	}
-	if code, _, _ := ts.get("/nope"); code != 404 {
+	if code, _, _ := ts.Get("/nope"); code != 404 {
 		t.Fatalf("/nope: %d", code)
 	}
 	for _, p := range []string{"/echo", "/", "/wsrelay.js"} {
-		if code, _, _ := ts.get(p); code != 404 {
+		if code, _, _ := ts.Get(p); code != 404 {
 			t.Fatalf("%s when disabled: %d, want 404", p, code)
 		}
 	}
 }
 
 func TestStatsEndpoint(t *testing.T) {
-	ts := startServer(t, "WSRELAY_MAX_CLIENTS=777")
-	a, b := ts.dial("a"), ts.dial("b")
-	join(t, a, "r")
-	join(t, b, "r")
-	recv(t, a, "peer_joined")
+	ts := relaytest.Start(t, "WSRELAY_MAX_CLIENTS=777")
+	a, b := ts.Dial("a"), ts.Dial("b")
+	relaytest.Join(t, a, "r")
+	relaytest.Join(t, b, "r")
+	relaytest.Recv(t, a, "peer_joined")
 	if err := a.Publish("r", "hello", nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, b, "publish")
+	relaytest.Recv(t, b, "publish")
 	time.Sleep(50 * time.Millisecond)
-	st := ts.stats()
+	st := ts.StatsJSON()
 	for _, k := range []string{"uptime_seconds", "uptime", "connections", "rooms", "messages_in", "messages_out",
 		"bytes_in", "bytes_out", "dropped", "rejected", "evicted", "goroutines", "heap_bytes", "max_clients"} {
 		if _, ok := st[k]; !ok {
@@ -60,10 +61,10 @@ func TestStatsEndpoint(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	ts := startServer(t)
-	a := ts.dial("a")
-	join(t, a, "r")
-	code, hdr, body := ts.get("/metrics")
+	ts := relaytest.Start(t)
+	a := ts.Dial("a")
+	relaytest.Join(t, a, "r")
+	code, hdr, body := ts.Get("/metrics")
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics: %d %s", code, hdr.Get("Content-Type"))
 	}
@@ -92,10 +93,10 @@ func TestMetricsEndpoint(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	ts := startServer(t, "WSRELAY_ALLOWED_ORIGINS=https://app.example.com")
+	ts := relaytest.Start(t, "WSRELAY_ALLOWED_ORIGINS=https://app.example.com")
 	do := func(method, origin string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(method, ts.base+"/stats", nil)
+		req, _ := http.NewRequest(method, ts.Base+"/stats", nil)
 		if origin != "" {
 			req.Header.Set("Origin", origin)
 		}
@@ -125,8 +126,8 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("foreign preflight: %d %v", r.StatusCode, r.Header)
 	}
 
-	any := startServer(t, "WSRELAY_ALLOWED_ORIGINS=*")
-	req, _ := http.NewRequest("GET", any.base+"/health", nil)
+	any := relaytest.Start(t, "WSRELAY_ALLOWED_ORIGINS=*")
+	req, _ := http.NewRequest("GET", any.Base+"/health", nil)
 	req.Header.Set("Origin", "https://x.example")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -139,29 +140,29 @@ func TestCORS(t *testing.T) {
 }
 
 func TestEcho(t *testing.T) {
-	ts := startServer(t, "WSRELAY_ECHO=true", "WSRELAY_MAX_MESSAGE_BYTES=200")
-	rc := rawDial(t, ts.Addr().String(), "/echo")
+	ts := relaytest.Start(t, "WSRELAY_ECHO=true", "WSRELAY_MAX_MESSAGE_BYTES=200")
+	rc := relaytest.RawDial(t, ts.Addr().String(), "/echo")
 	for _, tc := range []struct {
 		op byte
 		p  []byte
 	}{{1, []byte("hello")}, {1, nil}, {2, nil}, {2, []byte{0, 1, 2}}, {1, []byte("ünïcødé")}} {
-		if err := rc.send(true, tc.op, tc.p); err != nil {
+		if err := rc.SendFrame(true, tc.op, tc.p); err != nil {
 			t.Fatal(err)
 		}
-		op, p, err := rc.read(2 * time.Second)
+		op, p, err := rc.ReadFrame(2 * time.Second)
 		if err != nil || op != tc.op || string(p) != string(tc.p) {
 			t.Fatalf("echo of %d %q: %d %q %v", tc.op, tc.p, op, p, err)
 		}
 	}
 	// Same limits: over MAX_MESSAGE_BYTES closes with 1009.
-	if err := rc.send(true, 2, make([]byte, 201)); err != nil {
+	if err := rc.SendFrame(true, 2, make([]byte, 201)); err != nil {
 		t.Fatal(err)
 	}
-	if code := rc.readClose(t, 2*time.Second); code != 1009 {
+	if code := rc.ReadClose(t, 2*time.Second); code != 1009 {
 		t.Fatalf("close %d", code)
 	}
 	// Echo is not a peer: no welcome is sent and the router stays empty.
-	if n := ts.Router().Peers(); n != 0 {
+	if n := ts.Router.Peers(); n != 0 {
 		t.Fatalf("echo connection registered as a peer")
 	}
 	_ = client.ErrClosed

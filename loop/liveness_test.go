@@ -1,16 +1,17 @@
-package loop
+package loop_test
 
 import (
 	"testing"
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestHeartbeatKeepsLiveClients(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
-	a := ts.dial("a") // answers pings with pongs, sends nothing else
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
+	a := ts.Dial("a") // answers pings with pongs, sends nothing else
 	time.Sleep(time.Second)
 	n1 := a.PingsReceived()
 	time.Sleep(1500 * time.Millisecond)
@@ -21,25 +22,25 @@ func TestHeartbeatKeepsLiveClients(t *testing.T) {
 	if err := a.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "pong")
+	relaytest.Recv(t, a, "pong")
 }
 
 func TestSilentClientIsClosed(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
-	watcher := ts.dial("w")
-	join(t, watcher, "r")
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
+	watcher := ts.Dial("w")
+	relaytest.Join(t, watcher, "r")
 	// A raw client that never answers pings nor sends anything.
-	rc := rawDial(t, ts.Addr().String(), "/ws?peer=silent")
+	rc := relaytest.RawDial(t, ts.Addr().String(), "/ws?peer=silent")
 	start := time.Now()
-	if _, p, err := rc.read(time.Second); err != nil {
+	if _, p, err := rc.ReadFrame(time.Second); err != nil {
 		t.Fatalf("welcome: %v %s", err, p)
 	}
-	if err := rc.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+	if err := rc.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, watcher, "peer_joined")
-	m := recv(t, watcher, "peer_left")
+	relaytest.Recv(t, watcher, "peer_joined")
+	m := relaytest.Recv(t, watcher, "peer_left")
 	el := time.Since(start)
 	if m.Peer != "silent" {
 		t.Fatalf("peer_left = %s", m.Raw)
@@ -48,12 +49,12 @@ func TestSilentClientIsClosed(t *testing.T) {
 	if el < 900*time.Millisecond || el > 2200*time.Millisecond {
 		t.Fatalf("silent client removed after %v, want 1-2 s", el)
 	}
-	if ts.Stats().EvictedBy(0) != 1 { // stats.EvictTimeout
+	if ts.Stats.EvictedBy(0) != 1 { // stats.EvictTimeout
 		t.Fatal("timeout eviction not counted")
 	}
 	// The watcher, which answers pings, is still connected.
 	if err := watcher.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, watcher, "pong")
+	relaytest.Recv(t, watcher, "pong")
 }

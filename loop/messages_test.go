@@ -1,111 +1,113 @@
-package loop
+package loop_test
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestRoomsAndPresence(t *testing.T) {
-	ts := startServer(t)
-	a, b, c := ts.dial("a"), ts.dial("b"), ts.dial("c")
-	if j := join(t, a, "lobby"); j.Room != "lobby" || len(j.Peers) != 0 {
+	ts := relaytest.Start(t)
+	a, b, c := ts.Dial("a"), ts.Dial("b"), ts.Dial("c")
+	if j := relaytest.Join(t, a, "lobby"); j.Room != "lobby" || len(j.Peers) != 0 {
 		t.Fatalf("first joined = %s", j.Raw)
 	}
-	j := join(t, b, "lobby")
+	j := relaytest.Join(t, b, "lobby")
 	if len(j.Peers) != 1 || j.Peers[0] != "a" {
 		t.Fatalf("second joined.peers = %v", j.Peers)
 	}
-	if m := recv(t, a, "peer_joined"); m.Peer != "b" || m.Room != "lobby" {
+	if m := relaytest.Recv(t, a, "peer_joined"); m.Peer != "b" || m.Room != "lobby" {
 		t.Fatalf("peer_joined = %s", m.Raw)
 	}
-	j = join(t, c, "lobby")
+	j = relaytest.Join(t, c, "lobby")
 	if len(j.Peers) != 2 || !contains(j.Peers, "a") || !contains(j.Peers, "b") {
 		t.Fatalf("third joined.peers = %v", j.Peers)
 	}
-	recv(t, a, "peer_joined")
-	recv(t, b, "peer_joined")
+	relaytest.Recv(t, a, "peer_joined")
+	relaytest.Recv(t, b, "peer_joined")
 
 	if err := c.Leave("lobby", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, c, "left"); m.Room != "lobby" {
+	if m := relaytest.Recv(t, c, "left"); m.Room != "lobby" {
 		t.Fatalf("left = %s", m.Raw)
 	}
-	if m := recv(t, a, "peer_left"); m.Peer != "c" {
+	if m := relaytest.Recv(t, a, "peer_left"); m.Peer != "c" {
 		t.Fatalf("peer_left = %s", m.Raw)
 	}
-	if m := recv(t, b, "peer_left"); m.Peer != "c" {
+	if m := relaytest.Recv(t, b, "peer_left"); m.Peer != "c" {
 		t.Fatalf("peer_left = %s", m.Raw)
 	}
 	// Leaving a room one is not in.
 	if err := c.Leave("lobby", 5); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, c, "error"); m.Code != "not_member" || string(m.ID) != "5" {
+	if m := relaytest.Recv(t, c, "error"); m.Code != "not_member" || string(m.ID) != "5" {
 		t.Fatalf("leave twice = %s", m.Raw)
 	}
-	if got := ts.Router().Rooms(); got != 1 {
+	if got := ts.Router.Rooms(); got != 1 {
 		t.Fatalf("rooms = %d", got)
 	}
 }
 
 func TestPublish(t *testing.T) {
-	ts := startServer(t)
-	a, b, c := ts.dial("a"), ts.dial("b"), ts.dial("c")
-	join(t, a, "r")
-	join(t, b, "r")
-	recv(t, a, "peer_joined")
+	ts := relaytest.Start(t)
+	a, b, c := ts.Dial("a"), ts.Dial("b"), ts.Dial("c")
+	relaytest.Join(t, a, "r")
+	relaytest.Join(t, b, "r")
+	relaytest.Recv(t, a, "peer_joined")
 
 	// data is relayed byte-for-byte: spacing, key order, escapes, numbers.
 	data := `{ "z":1,"a" : [1.50, -0, "\u00e9\n"], "big": 123456789012345678901234567890 }`
 	if err := a.SendText([]byte(`{"type":"publish","room":"r","from":"mallory","data":` + data + `,"id":"p1"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, a, "ack"); string(m.ID) != `"p1"` {
+	if m := relaytest.Recv(t, a, "ack"); string(m.ID) != `"p1"` {
 		t.Fatalf("ack = %s", m.Raw)
 	}
-	m := recv(t, b, "publish")
+	m := relaytest.Recv(t, b, "publish")
 	if m.From != "a" || m.Room != "r" || string(m.Data) != data {
 		t.Fatalf("publish = %s", m.Raw)
 	}
 	// The sender does not get its own message; c is not a member.
-	quiet(t, a, 100*time.Millisecond)
-	quiet(t, c, 50*time.Millisecond)
+	relaytest.Quiet(t, a, 100*time.Millisecond)
+	relaytest.Quiet(t, c, 50*time.Millisecond)
 
 	// A non-member cannot publish.
 	if err := c.Publish("r", "x", 9); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, c, "error"); m.Code != "not_member" || string(m.ID) != "9" {
+	if m := relaytest.Recv(t, c, "error"); m.Code != "not_member" || string(m.ID) != "9" {
 		t.Fatalf("non-member publish = %s", m.Raw)
 	}
 	// Without id, no ack.
 	if err := a.Publish("r", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, b, "publish")
-	quiet(t, a, 100*time.Millisecond)
+	relaytest.Recv(t, b, "publish")
+	relaytest.Quiet(t, a, 100*time.Millisecond)
 }
 
 func TestDirect(t *testing.T) {
-	ts := startServer(t)
-	a, b := ts.dial("a"), ts.dial("b")
+	ts := relaytest.Start(t)
+	a, b := ts.Dial("a"), ts.Dial("b")
 	sdp := json.RawMessage(`{"sdp":"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1","type":"offer"}`)
 	if err := a.Direct("b", sdp, 1); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, b, "direct"); m.From != "a" || string(m.Data) != string(sdp) {
+	if m := relaytest.Recv(t, b, "direct"); m.From != "a" || string(m.Data) != string(sdp) {
 		t.Fatalf("direct = %s", m.Raw)
 	}
-	if m := recv(t, a, "ack"); string(m.ID) != "1" {
+	if m := relaytest.Recv(t, a, "ack"); string(m.ID) != "1" {
 		t.Fatalf("ack = %s", m.Raw)
 	}
 	if err := a.Direct("nobody", 1, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, a, "error"); m.Code != "peer_not_found" || string(m.ID) != `"x"` {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "peer_not_found" || string(m.ID) != `"x"` {
 		t.Fatalf("direct to nobody = %s", m.Raw)
 	}
 	// A string id may hold 64 bytes between its quotes.
@@ -127,47 +129,47 @@ func TestDirect(t *testing.T) {
 
 func TestBroadcast(t *testing.T) {
 	t.Run("disabled", func(t *testing.T) {
-		ts := startServer(t)
-		a, b := ts.dial("a"), ts.dial("b")
+		ts := relaytest.Start(t)
+		a, b := ts.Dial("a"), ts.Dial("b")
 		if err := a.Broadcast("hi", 3); err != nil {
 			t.Fatal(err)
 		}
-		if m := recv(t, a, "error"); m.Code != "forbidden" || string(m.ID) != "3" {
+		if m := relaytest.Recv(t, a, "error"); m.Code != "forbidden" || string(m.ID) != "3" {
 			t.Fatalf("broadcast = %s", m.Raw)
 		}
-		quiet(t, b, 100*time.Millisecond)
+		relaytest.Quiet(t, b, 100*time.Millisecond)
 	})
 	t.Run("enabled", func(t *testing.T) {
-		ts := startServer(t, "WSRELAY_ALLOW_BROADCAST=true")
-		a, b, c := ts.dial("a"), ts.dial("b"), ts.dial("c")
+		ts := relaytest.Start(t, "WSRELAY_ALLOW_BROADCAST=true")
+		a, b, c := ts.Dial("a"), ts.Dial("b"), ts.Dial("c")
 		if err := a.Broadcast([]int{1, 2}, 3); err != nil {
 			t.Fatal(err)
 		}
-		if m := recv(t, b, "broadcast"); m.From != "a" || string(m.Data) != "[1,2]" {
+		if m := relaytest.Recv(t, b, "broadcast"); m.From != "a" || string(m.Data) != "[1,2]" {
 			t.Fatalf("broadcast = %s", m.Raw)
 		}
-		recv(t, c, "broadcast")
-		recv(t, a, "ack")
-		quiet(t, a, 100*time.Millisecond)
+		relaytest.Recv(t, c, "broadcast")
+		relaytest.Recv(t, a, "ack")
+		relaytest.Quiet(t, a, 100*time.Millisecond)
 	})
 }
 
 func TestPing(t *testing.T) {
-	ts := startServer(t)
-	a := ts.dial("a")
+	ts := relaytest.Start(t)
+	a := ts.Dial("a")
 	before := time.Now().UnixMilli()
 	if err := a.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	m := recv(t, a, "pong")
+	m := relaytest.Recv(t, a, "pong")
 	if m.Time < before-1000 || m.Time > time.Now().UnixMilli()+1000 {
 		t.Fatalf("pong time %d, now %d", m.Time, before)
 	}
 }
 
 func TestErrorsKeepConnectionUsable(t *testing.T) {
-	ts := startServer(t)
-	a := ts.dial("a")
+	ts := relaytest.Start(t)
+	a := ts.Dial("a")
 	cases := []struct {
 		name, raw, code, id string
 	}{
@@ -192,7 +194,7 @@ func TestErrorsKeepConnectionUsable(t *testing.T) {
 			if err := a.SendText([]byte(tc.raw)); err != nil {
 				t.Fatal(err)
 			}
-			m := recv(t, a, "error")
+			m := relaytest.Recv(t, a, "error")
 			if m.Code != tc.code || string(m.ID) != tc.id || m.Message == "" {
 				t.Fatalf("got %s, want code %s id %q", m.Raw, tc.code, tc.id)
 			}
@@ -202,8 +204,8 @@ func TestErrorsKeepConnectionUsable(t *testing.T) {
 	if err := a.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "pong")
-	_, _, body := ts.get("/metrics")
+	relaytest.Recv(t, a, "pong")
+	_, _, body := ts.Get("/metrics")
 	mustContain(t, body, `wsrelay_errors_total{code="bad_json"} 6`, `wsrelay_errors_total{code="bad_request"} 8`)
 }
 

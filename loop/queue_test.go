@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"encoding/json"
@@ -9,25 +9,26 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // TestSlowReaderIsBounded: a member that never reads loses messages (counted
 // as queue_full) instead of growing the server or slowing anyone down, and
 // learns how many it lost once it reads again.
 func TestSlowReaderIsBounded(t *testing.T) {
-	ts := startServer(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0")
-	pub, fast := ts.dial("pub"), ts.dial("fast")
-	join(t, pub, "r")
-	join(t, fast, "r")
-	recv(t, pub, "peer_joined")
+	ts := relaytest.Start(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0")
+	pub, fast := ts.Dial("pub"), ts.Dial("fast")
+	relaytest.Join(t, pub, "r")
+	relaytest.Join(t, fast, "r")
+	relaytest.Recv(t, pub, "peer_joined")
 
-	slow := rawDial(t, ts.Addr().String(), "/ws?peer=slow")
+	slow := relaytest.RawDial(t, ts.Addr().String(), "/ws?peer=slow")
 	_ = slow.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
-	if err := slow.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+	if err := slow.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, pub, "peer_joined")
-	recv(t, fast, "peer_joined")
+	relaytest.Recv(t, pub, "peer_joined")
+	relaytest.Recv(t, fast, "peer_joined")
 	// slow now never reads: its kernel buffers fill, then nbio's in-flight
 	// bytes reach the high-water mark, then its 64-frame queue overflows.
 
@@ -38,7 +39,7 @@ func TestSlowReaderIsBounded(t *testing.T) {
 	const n = 10000
 	payload := `"` + strings.Repeat("x", 1000) + `"`
 	got := make(chan int)
-	ctx := ctxT(t, 20*time.Second)
+	ctx := relaytest.Ctx(t, 20*time.Second)
 	go func() {
 		c := 0
 		for c < n {
@@ -62,10 +63,10 @@ func TestSlowReaderIsBounded(t *testing.T) {
 		t.Fatalf("fast member got %d of %d messages", c, n)
 	}
 	el := time.Since(start)
-	if sc := ts.Router().Lookup("slow"); sc != nil {
+	if sc := ts.Router.Lookup("slow"); sc != nil {
 		t.Logf("slow: in flight %d, queued %d", sc.InFlight(), sc.Queued())
 	}
-	dropped := ts.Stats().DroppedBy(0) // stats.DropQueueFull
+	dropped := ts.Stats.DroppedBy(0) // stats.DropQueueFull
 	if dropped == 0 {
 		t.Fatal("nothing dropped for a peer that never reads")
 	}
@@ -88,7 +89,7 @@ func TestSlowReaderIsBounded(t *testing.T) {
 	}
 	publishes := 0
 	for {
-		op, p, err := slow.read(5 * time.Second)
+		op, p, err := slow.ReadFrame(5 * time.Second)
 		if err != nil {
 			t.Fatalf("slow reading back: %v after %d publishes", err, publishes)
 		}

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // lightDial upgrades a bare TCP connection and reads the 101 response and the
@@ -46,7 +48,7 @@ func TestManyConnectionsFewGoroutines(t *testing.T) {
 		t.Skip("opens 10,000 sockets")
 	}
 	const n = 5000
-	ts := startServer(t)
+	ts := relaytest.Start(t)
 	addr := ts.Addr().String()
 	runtime.GC()
 	var before runtime.MemStats
@@ -63,10 +65,10 @@ func TestManyConnectionsFewGoroutines(t *testing.T) {
 		conns = append(conns, lightDial(t, addr, i))
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.Stats().Connections() != n && time.Now().Before(deadline) {
+	for ts.Stats.Connections() != n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := ts.Stats().Connections(); got != n {
+	if got := ts.Stats.Connections(); got != n {
 		t.Fatalf("server holds %d connections, want %d", got, n)
 	}
 	time.Sleep(600 * time.Millisecond) // let the sweeper take them in
@@ -82,9 +84,9 @@ func TestManyConnectionsFewGoroutines(t *testing.T) {
 		n, g, g0, perConn)
 
 	// They are all live peers: a message reaches the last one.
-	rc := rawDial(t, addr, "/ws?peer=sender")
-	_, _, _ = rc.read(time.Second)
-	if err := rc.send(true, 1, []byte(fmt.Sprintf(`{"type":"direct","to":"p%d","data":1}`, n-1))); err != nil {
+	rc := relaytest.RawDial(t, addr, "/ws?peer=sender")
+	_, _, _ = rc.ReadFrame(time.Second)
+	if err := rc.SendFrame(true, 1, []byte(fmt.Sprintf(`{"type":"direct","to":"p%d","data":1}`, n-1))); err != nil {
 		t.Fatal(err)
 	}
 	var buf [128]byte

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
@@ -21,7 +22,7 @@ import (
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
-	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -30,96 +31,82 @@ import (
 // is closed.
 const defaultHandshakeTimeout = 10 * time.Second
 
-// Server is one wsrelay node. Make it with New, then Start; Shutdown drains
-// it. Safe for concurrent use.
+// Server is one wsrelay node's transport. Make it with New, then Start;
+// Shutdown drains it. Safe for concurrent use.
 type Server struct {
 	// Set at construction.
 	cfg            config.Config
 	log            *slog.Logger
-	version        string
+	metrics        *vm.Set
 	stats          *stats.Stats
-	env            *conn.Env
-	router         *router.Router
-	drainer        *conn.Drainer
-	exec           *executor
-	sweeper        *sweeper
-	closeGoingAway *frame.Buf       // shared close frame for shutdown
+	session        *session.Handler
 	cluster        *cluster.Cluster // nil unless WSRELAY_NATS_URL is set
-	badInput       rate.Sometimes
 	auth           auth.Authenticator
+	closeGoingAway *frame.Buf // shared close frame for shutdown
+	badInput       rate.Sometimes
 	tlsConfig      *tls.Config // nil: plain ws:// and http://
 	handshake      time.Duration
 
-	engine *nbhttp.Engine
-	ln     net.Listener
+	// Set by Start before the event loop runs; read-only afterwards.
+	env     *conn.Env
+	drainer *conn.Drainer
+	exec    *executor
+	sweeper *sweeper
+	engine  *nbhttp.Engine
+	ln      net.Listener
 
+	// Atomics, used by any goroutine.
 	draining atomic.Bool
 	accepted atomic.Uint64 // see Start: orders accept before the first read for the race detector
 	stopOnce sync.Once
 	conns    atomic.Int64 // open WebSocket connections (relay and echo)
 
+	// Guarded by mu.
 	mu    sync.Mutex
 	perIP map[string]int
 	all   map[*wsConn]struct{}
 }
 
-// Options carries what New needs besides the configuration.
-type Options struct {
+// Deps are the server's collaborators, made by the caller (main). The
+// server uses them and serves Metrics on /metrics; of their lifecycles it
+// owns only the cluster link's, which it starts in Start, once listening,
+// and closes when it stops, after the event loop.
+type Deps struct {
 	Logger  *slog.Logger // nil: discard
-	Version string       // reported in welcome as wsrelay/<version>
+	Metrics *vm.Set      // every wsrelay_* series, written on /metrics
+	Stats   *stats.Stats
+	Auth    auth.Authenticator
+	Session *session.Handler
+	Cluster *cluster.Cluster // nil: a single node
 	// HandshakeTimeout bounds the TLS handshake and the HTTP request of a
 	// new socket; 0 means 10 s.
 	HandshakeTimeout time.Duration
 }
 
-// New builds a server from cfg. It does not listen yet.
-func New(cfg config.Config, opts Options) (*Server, error) {
-	authn, err := auth.New(cfg)
-	if err != nil {
-		return nil, err
-	}
+// New builds the transport of a server from cfg and deps. It does not
+// listen yet.
+func New(cfg config.Config, deps Deps) (*Server, error) {
 	tlsConf, err := loadTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
-	log := opts.Logger
+	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st := stats.New(cfg.MaxClients)
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		version: opts.Version,
-		stats:   st,
-		router: router.New(router.Options{
-			MaxRoomsPerPeer: cfg.MaxRoomsPerPeer,
-			MaxRoomPeers:    cfg.MaxRoomPeers,
-			AllowBroadcast:  cfg.AllowBroadcast,
-		}, st),
+		cfg:       cfg,
+		log:       log,
+		metrics:   deps.Metrics,
+		stats:     deps.Stats,
+		session:   deps.Session,
+		cluster:   deps.Cluster,
+		auth:      deps.Auth,
 		badInput:  rate.Sometimes{First: 10, Interval: time.Second},
-		auth:      authn,
 		tlsConfig: tlsConf,
-		handshake: cmp.Or(opts.HandshakeTimeout, defaultHandshakeTimeout),
+		handshake: cmp.Or(deps.HandshakeTimeout, defaultHandshakeTimeout),
 		perIP:     make(map[string]int),
 		all:       make(map[*wsConn]struct{}),
-	}
-	if s.version == "" {
-		s.version = "dev"
-	}
-	if cfg.NATSURL != "" {
-		cl, err := cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, s.router, log)
-		if err != nil {
-			return nil, fmt.Errorf("loop: %w", err)
-		}
-		s.cluster = cl
-		s.router.SetBackplane(cl)
-		st.Set.NewGauge("wsrelay_cluster_connected", func() float64 {
-			if cl.Connected() {
-				return 1
-			}
-			return 0
-		})
 	}
 	s.closeGoingAway = frame.NewBuf(32)
 	s.closeGoingAway.B = append(s.closeGoingAway.B, 0x03, 0xE9) // 1001
@@ -127,16 +114,6 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s.closeGoingAway.Finish(frame.OpClose)
 	return s, nil
 }
-
-// Stats returns the server's counters.
-func (s *Server) Stats() *stats.Stats { return s.stats }
-
-// Router returns the server's router (for tests and diagnostics).
-func (s *Server) Router() *router.Router { return s.router }
-
-// Cluster returns the server's link to the other nodes, nil unless
-// clustering is configured (for tests and diagnostics).
-func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
 
 // Addr returns the address the server listens on, once started.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }

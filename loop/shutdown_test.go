@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"context"
@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 func TestShutdownDrainsAndCloses1001(t *testing.T) {
-	ts := startServer(t, "WSRELAY_RATE_MSGS=0")
-	a := ts.dial("a")
-	join(t, a, "r")
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0")
+	a := ts.Dial("a")
+	relaytest.Join(t, a, "r")
 	// b stops reading so that messages wait in its queue when shutdown begins.
-	b := rawDial(t, ts.Addr().String(), "/ws?peer=b")
-	if err := b.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+	b := relaytest.RawDial(t, ts.Addr().String(), "/ws?peer=b")
+	if err := b.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, a, "peer_joined")
+	relaytest.Recv(t, a, "peer_joined")
 	const n = 200
 	for i := range n {
 		if err := a.Publish("r", i, nil); err != nil {
@@ -37,20 +38,20 @@ func TestShutdownDrainsAndCloses1001(t *testing.T) {
 	}()
 	// While draining: /ready is 503 draining and upgrades are refused with 503.
 	deadline := time.Now().Add(2 * time.Second)
-	for !ts.draining.Load() && time.Now().Before(deadline) {
+	for !ts.Draining() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if code, _, body := ts.get("/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+	if code, _, body := ts.Get("/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
 		t.Errorf("/ready while draining: %d %s", code, body)
 	}
-	if code, _ := ts.dialStatus(nil); code != http.StatusServiceUnavailable {
+	if code, _ := ts.DialStatus(nil); code != http.StatusServiceUnavailable {
 		t.Errorf("upgrade while draining: %d, want 503", code)
 	}
 
 	// b gets every queued message, in order, then close 1001.
 	got := 0
 	for {
-		op, p, err := b.read(5 * time.Second)
+		op, p, err := b.ReadFrame(5 * time.Second)
 		if err != nil {
 			t.Fatalf("b: %v after %d messages", err, got)
 		}
@@ -75,7 +76,7 @@ func TestShutdownDrainsAndCloses1001(t *testing.T) {
 	if got != n {
 		t.Fatalf("b got %d of %d queued messages before close", got, n)
 	}
-	if code := closeCode(t, a, 5*time.Second); code != 1001 {
+	if code := relaytest.CloseCode(t, a, 5*time.Second); code != 1001 {
 		t.Fatalf("a closed with %d, want 1001", code)
 	}
 	if err := <-done; err != nil {

@@ -1,4 +1,4 @@
-package loop
+package loop_test
 
 import (
 	"bufio"
@@ -28,6 +28,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
 // testCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1 and
@@ -73,7 +74,7 @@ func testCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 
 // tlsServer is a testServer serving wss:// and https://.
 type tlsServer struct {
-	*testServer
+	*relaytest.Server
 	tlsConf *tls.Config // trusts the server's certificate
 	https   *http.Client
 }
@@ -81,50 +82,42 @@ type tlsServer struct {
 func startTLSServer(t *testing.T, env ...string) *tlsServer {
 	t.Helper()
 	certFile, keyFile, pool := testCert(t)
-	ts := startServer(t, append([]string{"WSRELAY_TLS_CERT_FILE=" + certFile, "WSRELAY_TLS_KEY_FILE=" + keyFile}, env...)...)
+	ts := relaytest.Start(t, append([]string{"WSRELAY_TLS_CERT_FILE=" + certFile, "WSRELAY_TLS_KEY_FILE=" + keyFile}, env...)...)
 	addr := ts.Addr().String()
-	ts.base, ts.ws = "https://"+addr, "wss://"+addr+"/ws"
+	ts.Base, ts.WS = "https://"+addr, "wss://"+addr+"/ws"
 	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	tr := &http.Transport{TLSClientConfig: conf}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &tlsServer{testServer: ts, tlsConf: conf, https: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	return &tlsServer{Server: ts, tlsConf: conf, https: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
 func (ts *tlsServer) dialWSS(peer string) *client.Client {
-	ts.t.Helper()
+	ts.T.Helper()
 	d := *websocket.DefaultDialer
 	d.TLSClientConfig = ts.tlsConf
-	c, err := client.Dial(ctxT(ts.t, 5*time.Second), ts.ws, &client.Options{Peer: peer, Dialer: &d})
+	c, err := client.Dial(relaytest.Ctx(ts.T, 5*time.Second), ts.WS, &client.Options{Peer: peer, Dialer: &d})
 	if err != nil {
-		ts.t.Fatalf("dial %q: %v", peer, err)
+		ts.T.Fatalf("dial %q: %v", peer, err)
 	}
-	ts.t.Cleanup(func() { _ = c.CloseNow() })
+	ts.T.Cleanup(func() { _ = c.CloseNow() })
 	return c
 }
 
 // rawTLSDial upgrades path over TLS and returns the connection, past the
 // 101 response, for a peer that reads and writes raw frames.
-func (ts *tlsServer) rawTLSDial(path string) *rawConn {
-	ts.t.Helper()
+func (ts *tlsServer) rawTLSDial(path string) *relaytest.RawConn {
+	ts.T.Helper()
 	addr := ts.Addr().String()
 	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, ts.tlsConf)
 	if err != nil {
-		ts.t.Fatalf("tls dial: %v", err)
+		ts.T.Fatalf("tls dial: %v", err)
 	}
-	ts.t.Cleanup(func() { _ = tc.Close() })
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
-	if _, err := tc.Write([]byte(req)); err != nil {
-		ts.t.Fatal(err)
+	ts.T.Cleanup(func() { _ = tc.Close() })
+	rc, err := relaytest.Upgrade(tc, addr, path)
+	if err != nil {
+		ts.T.Fatalf("upgrade: %v", err)
 	}
-	br := bufio.NewReaderSize(tc, 4096)
-	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		ts.t.Fatalf("upgrade: %v %v", resp, err)
-	}
-	_ = tc.SetReadDeadline(time.Time{})
-	return &rawConn{Conn: tc, br: br}
+	return rc
 }
 
 // TestTLSRelay: with a certificate configured, peers talk over wss://, the
@@ -135,20 +128,20 @@ func TestTLSRelay(t *testing.T) {
 	if err := a.Direct("b", map[string]int{"n": 1}, 7); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, b, "direct"); m.From != "a" || string(m.Data) != `{"n":1}` {
+	if m := relaytest.Recv(t, b, "direct"); m.From != "a" || string(m.Data) != `{"n":1}` {
 		t.Fatalf("b got %s", m.Raw)
 	}
-	recv(t, a, "ack")
+	relaytest.Recv(t, a, "ack")
 	// A large message spans several TLS records each way.
 	big := strings.Repeat("y", 60000)
 	if err := b.Direct("a", big, nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, a, "direct"); len(m.Data) != len(big)+2 {
+	if m := relaytest.Recv(t, a, "direct"); len(m.Data) != len(big)+2 {
 		t.Fatalf("a got %d bytes of data", len(m.Data))
 	}
 
-	resp, err := ts.https.Get(ts.base + "/health")
+	resp, err := ts.https.Get(ts.Base + "/health")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +174,10 @@ func TestTLSRelay(t *testing.T) {
 		if err := a.Direct("b", strings.Repeat("z", i*500), nil); err != nil {
 			t.Fatal(err)
 		}
-		recv(t, b, "direct")
+		relaytest.Recv(t, b, "direct")
 	}
 	for _, id := range []string{"a", "b"} {
-		pc := ts.Router().Lookup(id)
+		pc := ts.Router.Lookup(id)
 		deadline := time.Now().Add(5 * time.Second)
 		for pc.InFlight() != 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -196,7 +189,7 @@ func TestTLSRelay(t *testing.T) {
 
 	// Closing: the server's close frame arrives through TLS.
 	a.Close()
-	waitConns(t, ts.Server, 1)
+	waitConns(t, ts.Server.Server, 1)
 }
 
 // TestTLSOldVersionRefused: TLS 1.1 and older are refused.
@@ -217,17 +210,17 @@ func TestTLSOldVersionRefused(t *testing.T) {
 func TestTLSSlowReaderIsBounded(t *testing.T) {
 	ts := startTLSServer(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0")
 	pub, fast := ts.dialWSS("pub"), ts.dialWSS("fast")
-	join(t, pub, "r")
-	join(t, fast, "r")
-	recv(t, pub, "peer_joined")
+	relaytest.Join(t, pub, "r")
+	relaytest.Join(t, fast, "r")
+	relaytest.Recv(t, pub, "peer_joined")
 
 	slow := ts.rawTLSDial("/ws?peer=slow")
-	if err := slow.send(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+	if err := slow.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, pub, "peer_joined")
-	recv(t, fast, "peer_joined")
-	sc := ts.Router().Lookup("slow")
+	relaytest.Recv(t, pub, "peer_joined")
+	relaytest.Recv(t, fast, "peer_joined")
+	sc := ts.Router.Lookup("slow")
 	if sc == nil {
 		t.Fatal("slow not registered")
 	}
@@ -239,7 +232,7 @@ func TestTLSSlowReaderIsBounded(t *testing.T) {
 	const n = 2000
 	payload := `"` + strings.Repeat("x", 4000) + `"`
 	got := make(chan int)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := relaytest.Ctx(t, 30*time.Second)
 	go func() {
 		c := 0
 		for c < n {
@@ -263,7 +256,7 @@ func TestTLSSlowReaderIsBounded(t *testing.T) {
 	if c := <-got; c != n {
 		t.Fatalf("fast member got %d of %d messages", c, n)
 	}
-	dropped := ts.Stats().DroppedBy(0) // stats.DropQueueFull
+	dropped := ts.Stats.DroppedBy(0) // stats.DropQueueFull
 	t.Logf("8 MB to a non-reading wss peer: at most %d bytes in flight, %d queued, %d dropped",
 		maxIn, sc.Queued(), dropped)
 	if dropped == 0 {
@@ -271,8 +264,8 @@ func TestTLSSlowReaderIsBounded(t *testing.T) {
 	}
 	// In-flight bytes are ciphertext held by nbio: never far above the
 	// high-water mark.
-	if maxIn > ts.env.HighWater+2*maxBatchTLS {
-		t.Fatalf("%d bytes in flight (high water %d)", maxIn, ts.env.HighWater)
+	if maxIn > ts.HighWater()+2*maxBatchTLS {
+		t.Fatalf("%d bytes in flight (high water %d)", maxIn, ts.HighWater())
 	}
 	runtime.GC()
 	var after runtime.MemStats
@@ -284,7 +277,7 @@ func TestTLSSlowReaderIsBounded(t *testing.T) {
 	// slow was not disconnected: reading again, it gets queued frames and
 	// then the overflow notice.
 	for {
-		op, p, err := slow.read(10 * time.Second)
+		op, p, err := slow.ReadFrame(10 * time.Second)
 		if err != nil {
 			t.Fatalf("slow reading back: %v", err)
 		}
@@ -338,7 +331,7 @@ func TestTLSMeasure(t *testing.T) {
 	// Heap per idle wss connection (upgraded, welcomed, then silent). The
 	// clients run in a child process so that only the server is measured.
 	for _, n := range []int{1000, 2000} {
-		waitConns(t, ts.Server, 0)
+		waitConns(t, ts.Server.Server, 0)
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -354,7 +347,7 @@ func TestTLSMeasure(t *testing.T) {
 		if err != nil || !strings.HasPrefix(line, "ready") {
 			t.Fatalf("clients: %q %v", line, err)
 		}
-		waitConns(t, ts.Server, int64(n))
+		waitConns(t, ts.Server.Server, int64(n))
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
@@ -376,22 +369,17 @@ func TestTLSMeasureClients(t *testing.T) {
 	var n int
 	fmt.Sscan(spec, &addr, &n)
 	conf := &tls.Config{InsecureSkipVerify: true}
-	conns := make([]*rawConn, 0, n)
+	conns := make([]*relaytest.RawConn, 0, n)
 	for range n {
 		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-		if _, err := tc.Write([]byte(req)); err != nil {
-			t.Fatal(err)
-		}
-		rc := &rawConn{Conn: tc, br: bufio.NewReader(tc)}
-		if resp, err := http.ReadResponse(rc.br, nil); err != nil || resp.StatusCode != 101 {
+		rc, err := relaytest.Upgrade(tc, addr, "/ws")
+		if err != nil {
 			t.Fatalf("upgrade: %v", err)
 		}
-		if _, _, err := rc.read(5 * time.Second); err != nil {
+		if _, _, err := rc.ReadFrame(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, rc)
@@ -408,7 +396,7 @@ func TestTLSMeasureClients(t *testing.T) {
 // handshake timeout.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	certFile, keyFile, _ := testCert(t)
-	ts := startServerOpts(t, Options{HandshakeTimeout: 300 * time.Millisecond},
+	ts := relaytest.StartOpts(t, relaytest.Options{HandshakeTimeout: 300 * time.Millisecond},
 		"WSRELAY_TLS_CERT_FILE="+certFile, "WSRELAY_TLS_KEY_FILE="+keyFile)
 	for _, prefix := range [][]byte{nil, {0x16, 0x03, 0x01, 0x02, 0x00, 0x01}} {
 		nc, err := net.Dial("tcp", ts.Addr().String())

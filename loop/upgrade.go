@@ -16,7 +16,6 @@ import (
 
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
-	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -141,11 +140,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		return
 	}
 
-	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip, echo: echo}
+	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
 	wc.Conn = conn.New(s.env, id, ip, wc)
 	if tc != nil {
 		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
+	}
+	if echo {
+		wc.sess = s.session.OpenEcho(wc.Conn)
+	} else {
+		wc.sess = s.session.Open(wc.Conn)
 	}
 	hc.Parser = nil
 	nbc.SetSession(wc)
@@ -163,24 +167,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	b = append(b, "\r\n\r\n"...)
 	wc.WriteControl(b)
 
-	if !echo {
-		welcome := frame.NewBuf(256)
-		welcome.B = frame.AppendWelcome(welcome.B, id, "wsrelay/"+s.version,
-			s.cfg.PingInterval.Milliseconds(), s.cfg.ClientTimeout.Milliseconds(),
-			int64(s.cfg.MaxMessageBytes), int64(s.cfg.QueueSize))
-		welcome.Finish(frame.OpText)
-		// The welcome is queued before the peer is registered, so that it
-		// is the first frame even when a message for the peer is routed
-		// at once; and the peer is registered before the welcome is
-		// written, so that a client may address it as soon as it is
-		// welcomed.
-		_, flush := wc.Enqueue(welcome)
-		welcome.Release()
-		s.router.Register(wc.Conn)
-		if flush {
-			wc.Flush(nil)
-		}
-	}
+	wc.sess.Greet()
 	s.sweeper.add(wc)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -31,7 +32,7 @@ type wsConn struct {
 	// tlsRecord is the ciphertext overhead of one TLS record (wss only).
 	tlsRecord int
 	ip        string
-	echo      bool
+	sess      *session.Session // set before the connection is published to its poller
 
 	// Owned by the poller goroutine that reads the connection.
 	reader frame.Reader
@@ -80,7 +81,7 @@ func (w *wsConn) Parse(data []byte) error {
 	h := handlers.Get().(*handler)
 	h.w = w
 	err := w.reader.Feed(data, h)
-	h.bt.Flush()
+	h.sc.Batch.Flush()
 	h.w = nil
 	handlers.Put(h)
 	if err != nil && !w.done {
@@ -107,11 +108,9 @@ func (w *wsConn) CloseAndClean(error) {
 	}
 	s := w.srv
 	w.Teardown()
-	if !w.echo {
-		bt := router.Batch{Handoff: fanoutHandoff}
-		s.router.Remove(w.Conn, &bt)
-		bt.Flush()
-	}
+	bt := router.Batch{Handoff: fanoutHandoff}
+	w.sess.OnClose(&bt)
+	bt.Flush()
 	s.mu.Lock()
 	delete(s.all, w)
 	s.mu.Unlock()
@@ -120,16 +119,28 @@ func (w *wsConn) CloseAndClean(error) {
 	s.stats.ConnClosed()
 }
 
-// handler receives what a wsConn's reader decodes during one Parse call and
-// collects the recipients to flush. Pooled: one per concurrent Parse.
+// handler receives what a wsConn's reader decodes during one Parse call:
+// data messages go to the connection's session, control frames are answered
+// here. Pooled: one per concurrent Parse.
 type handler struct {
-	w   *wsConn
-	bt  router.Batch
-	env frame.Envelope
-	hdr frame.Header
+	w  *wsConn
+	sc session.Scratch
 }
 
-var handlers = sync.Pool{New: func() any { return &handler{bt: router.Batch{Handoff: fanoutHandoff}} }}
+var handlers = sync.Pool{New: func() any {
+	return &handler{sc: session.Scratch{Batch: router.Batch{Handoff: fanoutHandoff}}}
+}}
+
+// OnMessage hands one complete data message to the session.
+func (h *handler) OnMessage(op byte, p []byte) {
+	w := h.w
+	if w.done {
+		return
+	}
+	if !w.sess.OnMessage(op, p, &h.sc) {
+		w.done = true
+	}
+}
 
 // fanoutHandoff is the number of recipients from which a Parse call hands
 // its flushes to the Drainer instead of writing them on the poller (see
@@ -154,6 +165,6 @@ func (h *handler) OnClose(code int, _ string) {
 	if code == frame.CloseNoStatus {
 		code = 0
 	}
-	h.bt.Flush()
+	h.sc.Batch.Flush()
 	h.w.CloseWith(code, "")
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/goleak"
 
 	"github.com/wsrelay/wsrelay/conn"
@@ -113,7 +114,7 @@ var defaultOpts = router.Options{MaxRoomsPerPeer: 64}
 
 func newRelay(t testing.TB, opts router.Options) *relay {
 	t.Helper()
-	st := stats.New(0)
+	st := stats.New(metrics.NewSet(), 0)
 	d := conn.NewDrainer(1)
 	t.Cleanup(d.Stop)
 	return &relay{t: t, r: router.New(opts, st), st: st, e: conn.NewEnv(16, st, d)}

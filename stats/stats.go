@@ -1,6 +1,8 @@
 // Package stats holds wsrelay's counters: the closed label sets of every
-// drop, rejection, eviction and error, registered once in a *metrics.Set that
-// the server owns. It is the single source of /metrics and /stats.
+// drop, rejection and eviction, registered once in the *metrics.Set that
+// main makes and serves on /metrics. It is the single source of /stats.
+// (The protocol's error counters are registered by package session, which
+// owns the error vocabulary.)
 //
 // Every counter is an atomic add; nothing here allocates after New, so the
 // hot paths may count freely. Label sets are fixed at construction: no
@@ -87,41 +89,12 @@ var kindNames = [numKinds]string{"direct", "publish", "broadcast", "control", "b
 
 func (k Kind) String() string { return kindNames[k] }
 
-// Code is a protocol error code (PROTOCOL.md section 3), sent to clients in
-// an error message and used as the label of wsrelay_errors_total.
-type Code int
-
-// Error codes.
-const (
-	CodeBadJSON Code = iota
-	CodeUnknownType
-	CodeBadRequest
-	CodeBadFrame
-	CodePeerNotFound
-	CodeNotMember
-	CodeForbidden
-	CodeRateLimited
-	CodeTooManyRooms
-	CodeRoomFull
-	CodeTypeNotAllowed
-	numCodes
-)
-
-var codeNames = [numCodes]string{
-	"bad_json", "unknown_type", "bad_request", "bad_frame", "peer_not_found",
-	"not_member", "forbidden", "rate_limited", "too_many_rooms", "room_full",
-	"type_not_allowed",
-}
-
-// String returns the wire name of the code.
-func (c Code) String() string { return codeNames[c] }
-
 // FanoutBuckets are the upper bounds of wsrelay_fanout_size.
 var fanoutBuckets = []float64{0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000}
 
 // Stats is the set of counters of one server. Safe for concurrent use.
 type Stats struct {
-	// Set holds every wsrelay_* series; the server writes it on /metrics.
+	// Set is the set given to New.
 	Set *vm.Set
 
 	start time.Time
@@ -139,7 +112,6 @@ type Stats struct {
 	bytesIn      *vm.Counter
 	bytesOut     *vm.Counter
 	evicted      [numEvictReasons]*vm.Counter
-	errors       [numCodes]*vm.Counter
 	fanout       *vm.PrometheusHistogram
 
 	// Flow control (PROTOCOL.md section 9).
@@ -151,9 +123,9 @@ type Stats struct {
 	MaxClients int
 }
 
-// New registers every series in a new set.
-func New(maxClients int) *Stats {
-	s := &Stats{Set: vm.NewSet(), start: time.Now(), MaxClients: maxClients}
+// New registers every series in set, which the caller owns and serves.
+func New(set *vm.Set, maxClients int) *Stats {
+	s := &Stats{Set: set, start: time.Now(), MaxClients: maxClients}
 	s.Set.NewGauge("wsrelay_connections", func() float64 { return float64(s.conns.Load()) })
 	s.Set.NewGauge("wsrelay_rooms", func() float64 { return float64(s.rooms.Load()) })
 	s.accepted = s.Set.NewCounter("wsrelay_connections_accepted_total")
@@ -173,9 +145,6 @@ func New(maxClients int) *Stats {
 	s.bytesOut = s.Set.NewCounter("wsrelay_bytes_sent_total")
 	for i := range s.evicted {
 		s.evicted[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_evictions_total{reason=%q}`, evictNames[i]))
-	}
-	for i := range s.errors {
-		s.errors[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_errors_total{code=%q}`, codeNames[i]))
 	}
 	s.fanout = s.Set.NewPrometheusHistogramExt("wsrelay_fanout_size", fanoutBuckets)
 	s.flowPauses = s.Set.NewCounter("wsrelay_flow_pauses_total")
@@ -223,9 +192,6 @@ func (s *Stats) HTTPTimeouts() uint64 { return s.httpTimeouts.Get() }
 
 // Evict counts a connection closed by the server for reason r.
 func (s *Stats) Evict(r EvictReason) { s.evicted[r].Inc() }
-
-// Error counts one error message sent to a client.
-func (s *Stats) Error(c Code) { s.errors[c].Inc() }
 
 // Fanout records the number of recipients of one routed message.
 func (s *Stats) Fanout(n int) { s.fanout.Update(float64(n)) }

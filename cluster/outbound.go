@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/wsrelay/wsrelay/frame"
+)
+
+// scratch holds the buffers send builds a frame message in. A buffer is
+// back in the pool once nats.go has copied it; ones grown past maxScratch
+// are left to the garbage collector.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// PeerUp implements router.Backplane. The router calls it without holding
+// any of its locks. It publishes the registration under localMu, then drops
+// an older registration of id on another node from the view and tells the
+// local members (apply, which calls back into the router).
+func (c *Cluster) PeerUp(id string) {
+	c.localMu.Lock()
+	lp := c.local[id]
+	if lp == nil {
+		lp = &localPeer{}
+		c.local[id] = lp
+	}
+	lp.ts = time.Now().UnixNano()
+	c.pbuf = appendRecUp(c.startPresence(), id, lp.ts)
+	c.flushPresence()
+	c.localMu.Unlock()
+
+	// An older connection of id on another node is replaced: forget it now
+	// (peer_left to the local members of its rooms, as on a single node),
+	// so that its node's late leave and down records find nothing.
+	var ch changes
+	c.view.forgetPeer(id, &ch)
+	c.apply(&ch)
+}
+
+// PeerDown implements router.Backplane: it publishes the peer's leave
+// under localMu. The router calls it without holding any of its locks.
+func (c *Cluster) PeerDown(id string) {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	delete(c.local, id)
+	c.pbuf = appendField(append(c.startPresence(), recDown), id)
+	c.flushPresence()
+}
+
+// Joined implements router.Backplane: the first local member subscribes
+// the node to the room's subject. The router calls it under the room's
+// lock, so the subscription and the publish of the join (under localMu)
+// happen under that lock too.
+func (c *Cluster) Joined(room, peer string, first bool) {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	b := c.startPresence()
+	lp := c.local[peer]
+	if lp == nil {
+		// Joined before PeerUp (the router registers a connection after its
+		// welcome): announce it first, so that the others do not take the
+		// join for one of an older connection of the same id.
+		lp = &localPeer{ts: time.Now().UnixNano()}
+		c.local[peer] = lp
+		b = appendRecUp(b, peer, lp.ts)
+	}
+	lp.rooms = append(lp.rooms, room)
+	if first && c.rooms[room] == nil {
+		sub, err := c.nc.ChanSubscribe(c.subj.roomSubject(room), c.msgs)
+		if err != nil {
+			c.warn.Do(func() { c.log.Warn("cluster subscribe failed", "err", err) })
+		} else {
+			c.rooms[room] = sub
+		}
+	}
+	c.pbuf = appendRecRoom(b, recJoin, peer, room)
+	c.flushPresence()
+}
+
+// Left implements router.Backplane: the last local member unsubscribes the
+// node from the room's subject. The router calls it under the room's
+// lock, so the unsubscription and the publish of the leave (under localMu)
+// happen under that lock too.
+func (c *Cluster) Left(room, peer string, last bool) {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	if lp := c.local[peer]; lp != nil {
+		for i, r := range lp.rooms {
+			if r == room {
+				n := len(lp.rooms) - 1
+				lp.rooms[i] = lp.rooms[n]
+				lp.rooms[n] = ""
+				lp.rooms = lp.rooms[:n]
+				break
+			}
+		}
+	}
+	if last {
+		if sub := c.rooms[room]; sub != nil {
+			_ = sub.Unsubscribe()
+			delete(c.rooms, room)
+		}
+	}
+	c.pbuf = appendRecRoom(c.startPresence(), recLeave, peer, room)
+	c.flushPresence()
+}
+
+// AppendMembers implements router.Backplane from the replicated view,
+// under its read lock; it never waits for the network.
+func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
+	return c.view.appendMembers(dst, room, max)
+}
+
+// Direct implements router.Backplane: the peer directory names the node,
+// whose inbox gets the frame. The view is read under its lock; the frame is
+// published after the lock is released.
+func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
+	inbox, ok := c.view.peerInbox(to)
+	if !ok {
+		return false
+	}
+	c.send(inbox, kindDirect, to, buf)
+	return true
+}
+
+// Publish implements router.Backplane: one message on the room's subject,
+// which only nodes with members of the room subscribe to. The view is read
+// under its lock; the frame is published after the lock is released.
+func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
+	subject, ok := c.view.roomSubject(room)
+	if !ok {
+		return false
+	}
+	return c.send(subject, kindRoom, room, buf)
+}
+
+// Broadcast implements router.Backplane: one message on the broadcast
+// subject, when the view knows at least one other node.
+func (c *Cluster) Broadcast(buf *frame.Buf) bool {
+	if c.view.nodeCount() == 0 {
+		return false
+	}
+	return c.send(c.subj.all, kindBroadcast, "", buf)
+}
+
+// send publishes buf's body behind a routing header. nats.go copies it into
+// its write buffer, flushed by its own goroutine, so back-to-back messages
+// leave in one write; nothing here waits for the network unless that
+// buffer is past 32 KiB. buf is neither kept nor released. The caller holds
+// no lock of the Cluster.
+func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) bool {
+	bp := scratch.Get().(*[]byte)
+	b := append((*bp)[:0], kind, buf.Bytes()[0]&0x0F)
+	if kind != kindBroadcast {
+		b = appendField(b, key)
+	}
+	b = append(b, buf.Body()...)
+	err := c.nc.Publish(subject, b)
+	if cap(b) <= maxScratch {
+		*bp = b
+		scratch.Put(bp)
+	}
+	return err == nil
+}

@@ -1,0 +1,189 @@
+package session
+
+import (
+	"log/slog"
+	"time"
+	"unsafe"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"golang.org/x/time/rate"
+
+	"github.com/wsrelay/wsrelay/config"
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/stats"
+)
+
+// Config is the part of the server's configuration the protocol announces
+// or enforces.
+type Config struct {
+	// Version is announced in the welcome as "wsrelay/<Version>".
+	Version         string
+	PingInterval    time.Duration
+	ClientTimeout   time.Duration
+	MaxMessageBytes int
+	QueueSize       int
+	// BinaryTypes limits binary content types; empty allows every type.
+	BinaryTypes config.BinaryTypes
+}
+
+// ConfigFrom takes the protocol's settings from the server configuration.
+func ConfigFrom(cfg config.Config, version string) Config {
+	return Config{
+		Version:         version,
+		PingInterval:    cfg.PingInterval,
+		ClientTimeout:   cfg.ClientTimeout,
+		MaxMessageBytes: cfg.MaxMessageBytes,
+		QueueSize:       cfg.QueueSize,
+		BinaryTypes:     cfg.BinaryTypes,
+	}
+}
+
+// Deps are the Handler's collaborators, made by the caller.
+type Deps struct {
+	Router *router.Router
+	Stats  *stats.Stats
+	// Metrics receives wsrelay_errors_total.
+	Metrics *vm.Set
+	// Logger gets bad input at debug level, rate-limited; nil discards.
+	Logger *slog.Logger
+}
+
+// Handler runs the protocol for every connection of one server. Safe for
+// concurrent use.
+type Handler struct {
+	// Set at construction.
+	cfg      Config
+	server   string // "wsrelay/<version>"
+	router   *router.Router
+	stats    *stats.Stats
+	log      *slog.Logger
+	errors   [numCodes]*vm.Counter
+	badInput rate.Sometimes
+}
+
+// New returns a Handler and registers its error counters in deps.Metrics.
+func New(cfg Config, deps Deps) *Handler {
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return &Handler{
+		cfg:      cfg,
+		server:   "wsrelay/" + cfg.Version,
+		router:   deps.Router,
+		stats:    deps.Stats,
+		log:      log,
+		errors:   errorCounters(deps.Metrics),
+		badInput: rate.Sometimes{First: 10, Interval: time.Second},
+	}
+}
+
+// Errors returns how many errors of code c were sent to peers.
+func (h *Handler) Errors(c Code) uint64 { return h.errors[c].Get() }
+
+// Session is the protocol state of one connection, made by Open or OpenEcho.
+type Session struct {
+	// Set at construction.
+	h    *Handler
+	c    *conn.Conn
+	echo bool
+}
+
+// Open makes the session of a relay connection. It does no I/O: the
+// transport calls Greet once the socket may carry WebSocket frames.
+func (h *Handler) Open(c *conn.Conn) *Session {
+	return &Session{h: h, c: c}
+}
+
+// OpenEcho makes the session of an /echo connection: every message comes
+// back unchanged, under the same rate limit; nothing is routed and there is
+// no welcome.
+func (h *Handler) OpenEcho(c *conn.Conn) *Session {
+	return &Session{h: h, c: c, echo: true}
+}
+
+// Greet sends the welcome and registers the peer with the router. It is
+// called once, after the upgrade response, before the first OnMessage can
+// be acted upon by other peers.
+func (s *Session) Greet() {
+	if s.echo {
+		return
+	}
+	c := s.c
+	// The welcome is queued before the peer is registered, so that it is
+	// the first frame even when a message for the peer is routed at once;
+	// and the peer is registered before the welcome is written, so that a
+	// client may address it as soon as it is welcomed.
+	welcome := s.h.welcome(s)
+	_, flush := c.Enqueue(welcome)
+	welcome.Release()
+	s.h.router.Register(c)
+	if flush {
+		c.Flush(nil)
+	}
+}
+
+// welcome builds the first frame a peer receives. It is the one place that
+// decides what a peer is told on arrival.
+func (h *Handler) welcome(s *Session) *frame.Buf {
+	b := frame.NewBuf(256)
+	b.B = frame.AppendWelcome(b.B, s.c.ID, h.server,
+		h.cfg.PingInterval.Milliseconds(), h.cfg.ClientTimeout.Milliseconds(),
+		int64(h.cfg.MaxMessageBytes), int64(h.cfg.QueueSize))
+	b.Finish(frame.OpText)
+	return b
+}
+
+// Conn returns the connection of the session.
+func (s *Session) Conn() *conn.Conn { return s.c }
+
+// Scratch is the working memory of one read pass over a connection: the
+// decoded envelope or binary header of the message at hand and the batch of
+// recipients to flush. The transport keeps a pool of them; one Scratch serves
+// one goroutine at a time and may move between connections between passes.
+type Scratch struct {
+	// Batch collects the recipients touched by the messages of the pass;
+	// the transport flushes it at the end of the pass.
+	Batch router.Batch
+	env   frame.Envelope
+	hdr   frame.Header
+}
+
+// OnMessage handles one complete data message (op is frame.OpText or
+// frame.OpBinary). p is valid only during the call. It returns false when
+// the session closed the connection (rate-limit abuse): the transport must
+// stop reading it. It does not allocate for a routed message.
+func (s *Session) OnMessage(op byte, p []byte, sc *Scratch) bool {
+	switch {
+	case s.echo:
+		return s.echoBack(op, p, sc)
+	case op == frame.OpBinary:
+		return s.binary(p, sc)
+	default:
+		return s.text(p, sc)
+	}
+}
+
+// OnClose ends the session once the connection closed: the peer leaves its
+// rooms (the other members are told through bt) and the registry.
+func (s *Session) OnClose(bt *router.Batch) {
+	if !s.echo {
+		s.h.router.Remove(s.c, bt)
+	}
+}
+
+// bstr views b as a string for the duration of a call that does not keep it.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// logBadInput logs a peer's bad input at debug level, at most a few times a
+// second server-wide so that a hostile client cannot flood the log.
+func (s *Session) logBadInput(msg string, args ...any) {
+	s.h.badInput.Do(func() {
+		s.h.log.Debug(msg, append([]any{"peer", s.c.ID, "remote", s.c.IP}, args...)...)
+	})
+}
