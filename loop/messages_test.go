@@ -115,14 +115,14 @@ func TestDirect(t *testing.T) {
 	if err := a.Direct("b", 2, id); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, b, "direct")
-	if m := recv(t, a, "ack"); string(m.ID) != `"`+id+`"` {
+	relaytest.Recv(t, b, "direct")
+	if m := relaytest.Recv(t, a, "ack"); string(m.ID) != `"`+id+`"` {
 		t.Fatalf("ack of a 64-byte id = %s", m.Raw)
 	}
 	if err := a.Direct("b", 3, id+"i"); err != nil {
 		t.Fatal(err)
 	}
-	if m := recv(t, a, "error"); m.Code != "bad_request" || m.ID != nil {
+	if m := relaytest.Recv(t, a, "error"); m.Code != "bad_request" || m.ID != nil {
 		t.Fatalf("direct with a 65-byte id = %s", m.Raw)
 	}
 }
