@@ -142,6 +142,8 @@ func (s *Server) Start() error {
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
+	s.env.Flow = s.cfg.FlowControl
+	s.env.StallTimeout = s.cfg.StallTimeout
 
 	ncfg := nbhttp.Config{
 		Name:    "wsrelay",
@@ -158,8 +160,12 @@ func (s *Server) Start() error {
 		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
 		KeepaliveTime:      s.handshake,
 		ServerExecutor:     s.exec.Submit,
-		SupportServerOnly:  true,
-		Handler:            s,
+		// Edge-triggered, read by onRead: a connection paused by flow
+		// control is simply not read (read.go).
+		EpollMod:          nbio.EPOLLET,
+		ReadBufferSize:    readBufSize,
+		SupportServerOnly: true,
+		Handler:           s,
 	}
 	if s.tlsConfig != nil {
 		ncfg.AddrsTLS = []string{ln.Addr().String()}
@@ -181,10 +187,7 @@ func (s *Server) Start() error {
 			s.stats.HTTPTimeout()
 		}
 	})
-	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
-		s.accepted.Load()
-		return s.engine.Engine.PollerBufferPtr(c)
-	})
+	s.engine.Engine.OnRead(s.onRead)
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if w, ok := c.Session().(*wsConn); ok {
 			w.Written(n)

@@ -98,7 +98,9 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 	if w.closed.Load() {
 		return
 	}
-	if now-w.LastSeen() >= sw.timeout {
+	if now-w.LastSeen() >= sw.timeout && !w.Paused() {
+		// Time paused by flow control is not silence: the peer is not
+		// read, and resuming counts as a sign of life.
 		sw.srv.stats.Evict(stats.EvictTimeout)
 		w.CloseWith(frame.CloseNormal, "timeout")
 		return

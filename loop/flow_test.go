@@ -1,0 +1,178 @@
+package loop_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
+)
+
+// burst is the flow-control scenario (PROTOCOL.md section 9) at a size CI
+// runs: one publisher writes messages as fast as it can into a room of
+// members that read continuously and members that never read.
+type burst struct {
+	ts       *relaytest.Server
+	dial     func(peer string) *client.Client
+	rawDial  func(peer string) *relaytest.RawConn
+	messages int
+	size     int // bytes of padding per message
+	readers  int
+	idle     int // members that never read
+}
+
+func (b burst) run(t *testing.T) {
+	pub := b.dial("pub")
+	relaytest.Join(t, pub, "r")
+	readers := make([]*client.Client, b.readers)
+	for i := range readers {
+		readers[i] = b.dial(fmt.Sprintf("reader%d", i))
+		relaytest.Join(t, readers[i], "r")
+	}
+	idle := make([]*relaytest.RawConn, b.idle)
+	for i := range idle {
+		idle[i] = b.rawDial(fmt.Sprintf("idle%d", i))
+		if tc, ok := idle[i].Conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(16 << 10)
+		}
+		if err := idle[i].SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relaytest.Eventually(t, 5*time.Second, "every member joined", func() bool {
+		return len(b.ts.Router.Members("r")) == 1+b.readers+b.idle
+	})
+
+	// Every reader checks that it gets every message, in order.
+	ctx := relaytest.Ctx(t, 60*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, b.readers)
+	for _, c := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var m struct{ I int }
+			for want := range b.messages {
+				got, err := c.ReceiveType(ctx, "publish")
+				if err != nil {
+					errs <- fmt.Errorf("%s: message %d of %d: %w", c.PeerID(), want, b.messages, err)
+					return
+				}
+				if err := json.Unmarshal(got.Data, &m); err != nil || m.I != want {
+					errs <- fmt.Errorf("%s: got message %s, want number %d", c.PeerID(), got.Data[:min(len(got.Data), 20)], want)
+					return
+				}
+			}
+		}()
+	}
+
+	// The publisher asks an ack for its last message: it finishes once
+	// everything it sent was routed.
+	pad := strings.Repeat("x", b.size)
+	start := time.Now()
+	for i := range b.messages {
+		var id any
+		if i == b.messages-1 {
+			id = "last"
+		}
+		if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := pub.ReceiveType(ctx, "ack"); err != nil || string(m.ID) != `"last"` {
+		t.Fatalf("publisher got %s, %v", m.Raw, err)
+	}
+	took := time.Since(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// The members that never read lost messages, each counted: when one
+	// reads again it gets what was queued, then overflow notices that add
+	// up to the rest.
+	var dropped uint64
+	for i, rc := range idle {
+		publishes, lost := 0, uint64(0)
+		for publishes+int(lost) < b.messages {
+			op, p, err := rc.ReadFrame(10 * time.Second)
+			if err != nil {
+				state := "gone"
+				if c := b.ts.Router.Lookup(fmt.Sprintf("idle%d", i)); c != nil {
+					state = fmt.Sprintf("%d bytes in flight, %d queued, stalled %v", c.InFlight(), c.Queued(), c.Stalled())
+				}
+				t.Fatalf("idle member reading back: %v after %d publishes and %d dropped (%s)", err, publishes, lost, state)
+			}
+			var m struct {
+				Type    string
+				Dropped uint64
+			}
+			if op != frame.OpText || json.Unmarshal(p, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "publish":
+				publishes++
+			case "overflow":
+				lost += m.Dropped
+			}
+		}
+		if lost == 0 {
+			t.Errorf("an idle member got all %d messages: the test did not fill its queue", publishes)
+		}
+		dropped += lost
+	}
+	if got := b.ts.Stats.DroppedBy(0); got != dropped { // stats.DropQueueFull
+		t.Errorf("queue_full drops = %d, the idle members were told of %d", got, dropped)
+	}
+	pauses := b.ts.Stats.FlowPauses()
+	if pauses == 0 {
+		t.Error("the publisher was never paused")
+	}
+	if n := b.ts.Stats.FlowPausedNow(); n != 0 {
+		t.Errorf("%d connections still paused", n)
+	}
+	t.Logf("%d messages to %d readers (all delivered) and %d idle members (%d dropped) in %v; %d pauses",
+		b.messages, b.readers, b.idle, dropped, took, pauses)
+}
+
+// TestFlowControlBurst: every member that reads gets every message of a
+// burst, in order, while members that never read lose messages, counted,
+// and the publisher finishes.
+func TestFlowControlBurst(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms")
+	burst{
+		ts:       ts,
+		dial:     ts.Dial,
+		rawDial:  func(peer string) *relaytest.RawConn { return relaytest.RawDial(t, ts.Addr().String(), "/ws?peer="+peer) },
+		messages: 2000,
+		size:     4 << 10, // 8 MB: more than loopback buffers take for one idle member
+		readers:  20,
+		idle:     2,
+	}.run(t)
+}
+
+// TestFlowControlBurstTLS: the same over wss://, where the paused
+// publisher's bytes wait in the kernel under the TLS layer.
+func TestFlowControlBurstTLS(t *testing.T) {
+	ts := startTLSServer(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms")
+	burst{
+		ts:       ts.Server,
+		dial:     ts.dialWSS,
+		rawDial:  func(peer string) *relaytest.RawConn { return ts.rawTLSDial("/ws?peer=" + peer) },
+		messages: 2000,
+		size:     4 << 10, // 8 MB: more than loopback buffers take for one idle member
+		readers:  20,
+		idle:     2,
+	}.run(t)
+}
