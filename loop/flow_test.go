@@ -152,9 +152,11 @@ func (b burst) run(t *testing.T) {
 func TestFlowControlBurst(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms")
 	burst{
-		ts:       ts,
-		dial:     ts.Dial,
-		rawDial:  func(peer string) *relaytest.RawConn { return relaytest.RawDial(t, ts.Addr().String(), "/ws?peer="+peer) },
+		ts:   ts,
+		dial: ts.Dial,
+		rawDial: func(peer string) *relaytest.RawConn {
+			return relaytest.RawDial(t, ts.Addr().String(), "/ws?peer="+peer)
+		},
 		messages: 2000,
 		size:     4 << 10, // 8 MB: more than loopback buffers take for one idle member
 		readers:  20,
