@@ -39,7 +39,7 @@ func (b burst) run(t *testing.T) {
 	for i := range idle {
 		idle[i] = b.rawDial(fmt.Sprintf("idle%d", i))
 		if tc, ok := idle[i].Conn.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(16 << 10)
+			_ = tc.SetReadBuffer(64 << 10)
 		}
 		if err := idle[i].SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 			t.Fatal(err)
