@@ -122,8 +122,10 @@ func (w *wsConn) onEdge(buf []byte) {
 func (w *wsConn) Resume() {
 	for {
 		switch st := w.rd.Load(); st {
-		case rdParked:
-			if w.rd.CompareAndSwap(rdParked, rdBusy) {
+		case rdParked, rdIdle:
+			// Idle: the reader stopped in a pass that was not pump's (the
+			// first bytes after the upgrade, read in the HTTP phase).
+			if w.rd.CompareAndSwap(st, rdBusy) {
 				w.srv.exec.Submit(w.work)
 				return
 			}
