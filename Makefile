@@ -8,12 +8,16 @@ FUZZTIME ?= 10s
 
 .PHONY: run build test vet fmt-check test-race bench-once bench bench-load fuzz docker clean test-web test-browser demo-screenshot check-deploy
 
-## run: start the relay on :8080 with the defaults and the demo page at http://localhost:8080/
-run:
-	WSRELAY_DEMO=true $(GO) run -ldflags "$(LDFLAGS)" .
+## run: build bin/wsrelay, then start it on :8080 with the defaults and the demo page at
+## http://localhost:8080/; Ctrl-C drains and stops it. The binary runs directly
+## (not under go run, nor under a shell, which would report the Ctrl-C to make
+## as an error), so make ends quietly when wsrelay exits 0.
+run: build
+	env WSRELAY_DEMO=true ./bin/wsrelay
 
 ## build: a static binary in bin/wsrelay (the Dockerfile runs the same target)
 build:
+	@echo "building bin/wsrelay $(VERSION) (the first build downloads and compiles the dependencies: a minute or two)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/wsrelay .
 
 ## test: vet, gofmt check, race tests in random order, every benchmark once
@@ -70,13 +74,18 @@ web/node_modules: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
 
-## check-deploy: check deploy/ with systemd-analyze and promtool (Debian: systemd, prometheus)
-check-deploy: build
+## check-deploy: check deploy/ with systemd-analyze and promtool (Debian: systemd, prometheus),
+## and deploy/kubernetes against the Kubernetes API schemas (Node.js; npm ci in deploy/ first)
+check-deploy: build deploy/node_modules
 	deploy/check.sh bin/wsrelay
 
-## docker: build the container image wsrelay:latest
+deploy/node_modules: deploy/package-lock.json
+	cd deploy && npm ci --no-audit --no-fund
+	@touch $@
+
+## docker: build the container image wsrelay:latest, its binary stamped with VERSION (git describe)
 docker:
-	docker build -t wsrelay:latest .
+	docker build --build-arg VERSION=$(VERSION) -t wsrelay:latest .
 
 clean:
 	rm -rf bin

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -70,6 +71,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsrelay: %v\n", err)
 		return 1
 	}
+	if cfg.Demo {
+		log.Info("demo page", "url", demoURL(srv.Addr(), cfg.TLSCertFile != ""))
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -122,4 +126,21 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 		Logger: log, Metrics: set, Stats: st, Auth: authn,
 		Session: sess, Cluster: cl,
 	})
+}
+
+// demoURL is where a browser on this host finds the demo page served on
+// addr: a wildcard listen address (every interface) becomes localhost.
+func demoURL(addr net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +60,7 @@ func TestInvalidConfigExits2BeforeListening(t *testing.T) {
 		{"WSRELAY_MAX_CLIENTS=-1", "WSRELAY_MAX_CLIENTS"},
 		{"WSRELAY_AUTH=magic", "WSRELAY_AUTH"},
 		{"WSRELAY_QUEUE_SIZE=0", "WSRELAY_QUEUE_SIZE"},
+		{"WSRELAY_CLIENT_TIMEOUT=10s", "WSRELAY_CLIENT_TIMEOUT: must be longer than WSRELAY_PING_INTERVAL (25s), got 10s"},
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=/nonexistent/key.pem", "WSRELAY_"},
 		{"WSRELAY_JWT_PUBLIC_KEY_FILE=main_test.go", "WSRELAY_JWT_PUBLIC_KEY_FILE"}, // readable, not a key
 		{"WSRELAY_JWT_SECRET=short", "WSRELAY_JWT_SECRET"},
@@ -144,5 +148,131 @@ func TestSIGTERMDrainsAndExits0(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v; stderr %s", err, errb.String())
+	}
+}
+
+func TestHelpMentionsHealthcheck(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	if !strings.Contains(errb.String(), "wsrelay healthcheck") {
+		t.Fatalf("--help does not mention the healthcheck subcommand:\n%s", errb.String())
+	}
+}
+
+func TestDemoURL(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		tls  bool
+		want string
+	}{
+		{"[::]:8080", false, "http://localhost:8080/"},
+		{"0.0.0.0:8080", false, "http://localhost:8080/"},
+		{"127.0.0.1:9000", true, "https://127.0.0.1:9000/"},
+		{"[::1]:8080", false, "http://[::1]:8080/"},
+		{"192.0.2.7:80", false, "http://192.0.2.7:80/"},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			addr, err := net.ResolveTCPAddr("tcp", tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := demoURL(addr, tc.tls); got != tc.want {
+				t.Errorf("demoURL(%s, %v) = %q, want %q", tc.addr, tc.tls, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDemoURLLogged runs the real process with the demo on: the start-up log
+// names the demo page's URL, and that URL serves the page.
+func TestDemoURLLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "WSRELAY_TEST_MAIN=1", "WSRELAY_ADDR="+addr, "WSRELAY_DEMO=true", "WSRELAY_LOG_FORMAT=json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	// The log's lines up to "demo page", by message.
+	found := make(chan map[string]map[string]any, 1)
+	go func() {
+		defer close(found)
+		lines := map[string]map[string]any{}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			msg, _ := line["msg"].(string)
+			lines[msg] = line
+			if msg == "demo page" {
+				found <- lines
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+		}
+	}()
+	var lines map[string]map[string]any
+	select {
+	case lines = <-found:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no demo page line in the log within 10 s")
+	}
+	url, _ := lines["demo page"]["url"].(string)
+	if want := "http://" + addr + "/"; url != want {
+		t.Fatalf("demo url %q, want %q", url, want)
+	}
+	checkDocumentedLogLine(t, lines["listening"])
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// checkDocumentedLogLine compares the keys of a real "listening" line with
+// the JSON example in docs/operations.md, so the documented log stays current.
+func checkDocumentedLogLine(t *testing.T, real map[string]any) {
+	t.Helper()
+	doc, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented map[string]any
+	for l := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(l, "{") && strings.Contains(l, `"msg":"listening"`) {
+			if err := json.Unmarshal([]byte(l), &documented); err != nil {
+				t.Fatalf("docs/operations.md: %v", err)
+			}
+		}
+	}
+	if documented == nil {
+		t.Fatal(`docs/operations.md has no JSON "listening" line`)
+	}
+	for k := range real {
+		if _, ok := documented[k]; !ok {
+			t.Errorf("the listening line has %q, which docs/operations.md does not show", k)
+		}
+	}
+	for k := range documented {
+		if _, ok := real[k]; !ok {
+			t.Errorf("docs/operations.md shows %q in the listening line, which wsrelay does not log", k)
+		}
 	}
 }

@@ -1,6 +1,6 @@
 // Package auth turns the credential of a WebSocket upgrade request into an
-// Identity: the peer id and the rooms it may join (PROTOCOL.md sections 2
-// and 11). Each authentication mode (WSRELAY_AUTH) is one Authenticator:
+// Identity: the peer id and the rooms it may join (docs/protocol.md
+// sections 2 and 11). Each authentication mode (WSRELAY_AUTH) is one Authenticator:
 // none, jwt, telegram and key. Beside them: Rooms, the room patterns of a
 // JWT "rooms" claim, matched without allocating on every join; RoomTokens,
 // the check of a join's room token; and Challenge, the Ed25519

@@ -21,13 +21,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +84,27 @@ type envList []string
 
 func (e *envList) String() string     { return strings.Join(*e, ",") }
 func (e *envList) Set(v string) error { *e = append(*e, v); return nil }
+
+// rateFlag is -rate: messages per second, or unset (negative) for the
+// scenario's default. Unset prints as empty, so the usage shows no
+// meaningless "(default -1)".
+type rateFlag struct{ rate *float64 }
+
+func (f *rateFlag) String() string {
+	if f.rate == nil || *f.rate < 0 {
+		return ""
+	}
+	return strconv.FormatFloat(*f.rate, 'g', -1, 64)
+}
+
+func (f *rateFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return errors.New("want messages per second, 0 or more")
+	}
+	*f.rate = v
+	return nil
+}
 
 const usage = `usage: go run ./bench [flags] SCENARIO
 
@@ -137,7 +161,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.members, "members", 0, "fanout/binary: room members (default 10000); slow: normal members (default 200); burst: readers (default 100)")
 	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/cluster: messages to publish; burst: default 20000")
 	fs.IntVar(&o.size, "size", 0, "payload bytes (default 64; slow: 1024; direct: 64)")
-	fs.Float64Var(&o.rate, "rate", -1, "messages per second (fanout default 0 = as fast as possible; direct 20000; slow 500; churn 2000)")
+	o.rate = -1 // unset: each scenario's own default
+	fs.Var(&rateFlag{&o.rate}, "rate", "messages per second, 0 = as fast as possible (default: fanout, binary, cluster 0;\ndirect 20000; slow 500; churn 2000)")
 	fs.IntVar(&o.pairs, "pairs", 0, "direct: pairs of peers (default 2000); churn: steady pairs exchanging direct messages (default 500)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "direct, slow, churn: how long traffic flows")
 	fs.IntVar(&o.slow, "slow", 50, "slow: members that never read; burst: default 10")

@@ -80,6 +80,9 @@ func writeReport(path string, r *runner) error {
 		"JS":    template.JS(uplotJS),
 		"Data":  template.JS(data),
 		"Load":  loadAvg(),
+		// Scenarios that deliver nothing (idle, churn without traffic) get
+		// no latency section rather than an empty one.
+		"Latency": len(d.LatMS) > 0,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -102,9 +105,9 @@ table{border-collapse:collapse} td{padding:2px 12px 2px 0;border-bottom:1px soli
 <h1>{{.Title}}</h1>
 <p class="summary" id="summary"></p>
 <p>Load average at the end of the run: {{.Load}}</p>
-<h2>Delivery latency distribution</h2>
+{{if .Latency}}<h2>Delivery latency distribution</h2>
 <div id="lat"></div>
-<h2>Server memory (RSS) and CPU over time</h2>
+{{end}}<h2>Server memory (RSS) and CPU over time</h2>
 <div id="mem"></div>
 <h2>Figures</h2>
 <table id="fields"></table>
@@ -130,8 +133,6 @@ if (d.lat_ms && d.lat_ms.length) {
     scales: {x: {time: false, distr: 3}, y: {range: [0, 100]}},
     axes: [{label: "latency (ms, log scale)"}, {label: "% of deliveries at or below"}],
   }, data, document.getElementById("lat"));
-} else {
-  document.getElementById("lat").textContent = "This scenario measures no delivery latency.";
 }
 new uPlot({width, height: 320,
   series: [{}, {label: "RSS (MiB)", stroke: "#2ca02c", width: 2, scale: "mib"}, {label: "CPU (% of one core)", stroke: "#d62728", width: 1, scale: "pct"}],

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,8 +41,9 @@ func TestIdleSmoke(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	var out, errs bytes.Buffer
+	report := filepath.Join(t.TempDir(), "idle.html")
 	args := []string{"-url", "ws://" + srv.Addr().String() + "/ws", "-conns", "200", "-hold", "2s",
-		"-procs", "1", "-q", "-json", "idle"}
+		"-procs", "1", "-q", "-json", "-report", report, "idle"}
 	if code := run(args, &out, &errs); code != 0 {
 		t.Fatalf("bench exited with %d:\n%s", code, errs.String())
 	}
@@ -66,6 +68,13 @@ func TestIdleSmoke(t *testing.T) {
 	}
 	if res.Goroutines <= 0 {
 		t.Errorf("goroutines not reported: %s", lines[1])
+	}
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "Server memory (RSS) and CPU over time") || strings.Contains(string(page), "latency distribution") {
+		t.Errorf("the idle report must chart memory and CPU and have no (empty) latency section")
 	}
 }
 

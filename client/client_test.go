@@ -200,6 +200,30 @@ func TestDialHandshakeError(t *testing.T) {
 			if !strings.Contains(he.Body, "refused: "+tt.name) {
 				t.Errorf("Body = %q", he.Body)
 			}
+			want := fmt.Sprintf("client: handshake refused: %d %s: refused: %s", tt.status, http.StatusText(tt.status), tt.name)
+			if err.Error() != want {
+				t.Errorf("Error() = %q, want %q (the relay's reason shown)", err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestHandshakeErrorReason(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes, cut inside a rune
+	tests := []struct {
+		name, body, want string
+	}{
+		{"empty", "", "client: handshake refused: 403 Forbidden"},
+		{"first line only", "origin not allowed\nmore detail\n", "client: handshake refused: 403 Forbidden: origin not allowed"},
+		{"control characters", "bad\x1b[31mred\r", "client: handshake refused: 403 Forbidden: bad?[31mred"},
+		{"long", long, "client: handshake refused: 403 Forbidden: " + strings.Repeat("é", 100) + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &HandshakeError{StatusCode: http.StatusForbidden, Body: tt.body}
+			if got := e.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
 		})
 	}
 }
@@ -334,7 +358,7 @@ func TestReceiveMalformed(t *testing.T) {
 }
 
 func TestReceiveBinary(t *testing.T) {
-	// Server headers built by hand from PROTOCOL.md section 4, not with
+	// Server headers built by hand from docs/protocol.md section 4, not with
 	// package frame, so the test checks the client against the spec.
 	tests := []struct {
 		name     string

@@ -1,4 +1,4 @@
-// Package client is the Go client of the wsrelay wire protocol (PROTOCOL.md,
+// Package client is the Go client of the wsrelay wire protocol (docs/protocol.md,
 // sections 2 to 5). The relay's integration tests, the bench harness and
 // applications use it to connect as a peer, join rooms, and exchange JSON and
 // binary messages with other peers.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
 )
 
 var (
@@ -23,7 +25,7 @@ var (
 )
 
 // HandshakeError is returned by Dial when the relay answers the upgrade
-// request with an HTTP status other than 101 (PROTOCOL.md section 1: 400,
+// request with an HTTP status other than 101 (docs/protocol.md section 1: 400,
 // 401, 403, 429, 503).
 type HandshakeError struct {
 	StatusCode int
@@ -31,8 +33,31 @@ type HandshakeError struct {
 	Body       string      // the start of the response body (at most 1 KiB)
 }
 
+// Error names the status and the relay's reason: the first line of Body,
+// at most 200 bytes, with control characters replaced.
 func (e *HandshakeError) Error() string {
-	return fmt.Sprintf("client: handshake refused: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	s := fmt.Sprintf("client: handshake refused: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if reason := e.reason(); reason != "" {
+		s += ": " + reason
+	}
+	return s
+}
+
+// maxReasonLen bounds the part of Body that Error shows.
+const maxReasonLen = 200
+
+func (e *HandshakeError) reason() string {
+	line, _, _ := strings.Cut(strings.TrimSpace(e.Body), "\n")
+	line = strings.TrimSpace(line)
+	if len(line) > maxReasonLen {
+		line = strings.ToValidUTF8(line[:maxReasonLen], "") + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, line)
 }
 
 // CloseError is returned by Receive once the connection has ended. Code and

@@ -8,7 +8,7 @@ import (
 )
 
 // Message is one message received from the relay. Type says which fields are
-// set (PROTOCOL.md section 3); the others are zero.
+// set (docs/protocol.md section 3); the others are zero.
 type Message struct {
 	// Type is the JSON "type": "welcome", "joined", "left", "peer_joined",
 	// "peer_left", "direct", "publish", "broadcast", "pong", "ack",
@@ -42,7 +42,7 @@ type Message struct {
 	Binary *Binary
 }
 
-// Binary is a decoded binary frame (PROTOCOL.md section 4).
+// Binary is a decoded binary frame (docs/protocol.md section 4).
 type Binary struct {
 	Op, CType, Flags byte   // Op is frame.BinDirect, frame.BinPublish or frame.BinBroadcast
 	From             string // sender's peer id

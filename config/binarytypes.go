@@ -8,7 +8,7 @@ import (
 )
 
 // BinaryTypes maps each allowed binary content type (the ctype byte of the
-// binary header, PROTOCOL.md section 4) to the largest payload, in bytes,
+// binary header, docs/protocol.md section 4) to the largest payload, in bytes,
 // accepted for it. A nil or empty BinaryTypes allows every type, limited only
 // by MaxMessageBytes. Type 0 (untyped) is allowed only when listed.
 //

@@ -34,7 +34,7 @@ const masked = "******"
 
 // Config is wsrelay's whole configuration, parsed once from the environment by
 // Load. Each field's env tag is its variable's name without the WSRELAY_
-// prefix; PROTOCOL.md section 7 is the reference for names, defaults and
+// prefix; docs/protocol.md section 7 is the reference for names, defaults and
 // meanings, and fields are in its order. A Config is a plain value: copy it
 // freely and do not mutate it once servers are running (its slice and map are
 // shared by copies).
@@ -207,7 +207,7 @@ func varName(field string) string {
 }
 
 // Validate checks every field's range and the consistency of related fields,
-// in the order of PROTOCOL.md section 7, and returns an *Error for the first
+// in the order of docs/protocol.md section 7, and returns an *Error for the first
 // problem. It checks that files named by the configuration (JWT public key,
 // TLS certificate and key) can be opened, but not what they contain.
 func (c Config) Validate() error {
@@ -259,6 +259,11 @@ func (c Config) Validate() error {
 	}
 	if err := firstNonNil(errs); err != nil {
 		return err
+	}
+	if c.ClientTimeout <= c.PingInterval {
+		// The pong to a ping comes back after the ping: with a timeout no
+		// longer than the interval, every idle, healthy client is closed.
+		return bad("CLIENT_TIMEOUT", "must be longer than WSRELAY_PING_INTERVAL (%s), got %s: idle clients would be closed before they answer a ping", c.PingInterval, c.ClientTimeout)
 	}
 	if c.RateMsgs > 0 && c.RateBurst < 1 {
 		return bad("RATE_BURST", "must be at least 1 when WSRELAY_RATE_MSGS is not 0, got %d", c.RateBurst)
@@ -477,7 +482,7 @@ func maskNATSURL(s string) string {
 // setting is one variable as Print shows it.
 type setting struct{ name, value string }
 
-// settings lists every variable in the order of PROTOCOL.md section 7, with
+// settings lists every variable in the order of docs/protocol.md section 7, with
 // secrets masked.
 func (c Config) settings() []setting {
 	secret := func(s string) string {
@@ -538,7 +543,7 @@ func formatDuration(d time.Duration) string {
 }
 
 // Print writes the effective configuration to w, one WSRELAY_NAME=value line
-// per variable in the order of PROTOCOL.md section 7, in a form Load accepts
+// per variable in the order of docs/protocol.md section 7, in a form Load accepts
 // back. A set secret (WSRELAY_JWT_SECRET, WSRELAY_TELEGRAM_BOT_TOKEN, the
 // password or token in WSRELAY_NATS_URL) is shown as ******, an unset one as
 // empty. Write errors are ignored.

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// protocolVars is PROTOCOL.md section 7's table, in its order.
+// protocolVars is docs/protocol.md section 7's table, in its order.
 var protocolVars = []string{
 	"WSRELAY_ADDR", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
 	"WSRELAY_MAX_MESSAGE_BYTES", "WSRELAY_PING_INTERVAL", "WSRELAY_CLIENT_TIMEOUT",
@@ -31,7 +31,7 @@ var protocolVars = []string{
 	"WSRELAY_FLOW_CONTROL", "WSRELAY_STALL_TIMEOUT",
 }
 
-// defaults is PROTOCOL.md section 7's default column.
+// defaults is docs/protocol.md section 7's default column.
 func defaults() Config {
 	return Config{
 		Addr:            ":8080",
@@ -209,6 +209,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"PING_INTERVAL negative", []string{"WSRELAY_PING_INTERVAL=-1s"}, "WSRELAY_PING_INTERVAL", ""},
 		{"CLIENT_TIMEOUT zero", []string{"WSRELAY_CLIENT_TIMEOUT=0"}, "WSRELAY_CLIENT_TIMEOUT", ""},
 		{"CLIENT_TIMEOUT syntax", []string{"WSRELAY_CLIENT_TIMEOUT=1 minute"}, "WSRELAY_CLIENT_TIMEOUT", ""},
+		{"CLIENT_TIMEOUT shorter than PING_INTERVAL", []string{"WSRELAY_CLIENT_TIMEOUT=20s"}, "WSRELAY_CLIENT_TIMEOUT", "longer than WSRELAY_PING_INTERVAL (25s), got 20s"},
+		{"CLIENT_TIMEOUT equal to PING_INTERVAL", []string{"WSRELAY_PING_INTERVAL=1m", "WSRELAY_CLIENT_TIMEOUT=1m"}, "WSRELAY_CLIENT_TIMEOUT", "WSRELAY_PING_INTERVAL (1m0s), got 1m0s"},
 		{"QUEUE_SIZE zero", []string{"WSRELAY_QUEUE_SIZE=0"}, "WSRELAY_QUEUE_SIZE", "must be between 1 and 65536, got 0"},
 		{"QUEUE_SIZE large", []string{"WSRELAY_QUEUE_SIZE=65537"}, "WSRELAY_QUEUE_SIZE", ""},
 		{"RATE_MSGS negative", []string{"WSRELAY_RATE_MSGS=-1"}, "WSRELAY_RATE_MSGS", "negative"},
@@ -396,7 +398,7 @@ func TestBinaryTypesString(t *testing.T) {
 }
 
 // printed runs Print and returns its lines as name -> value, checking the
-// order against PROTOCOL.md.
+// order against docs/protocol.md.
 func printed(t *testing.T, c Config) (string, map[string]string) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -459,8 +461,8 @@ func TestPrint(t *testing.T) {
 
 	t.Run("round trip", func(t *testing.T) {
 		environ := []string{
-			"WSRELAY_ADDR=127.0.0.1:9999", "WSRELAY_WORKERS=7", "WSRELAY_PING_INTERVAL=1h30m",
-			"WSRELAY_CLIENT_TIMEOUT=1500ms", "WSRELAY_ALLOWED_ORIGINS=https://a.example,http://b.example:8080",
+			"WSRELAY_ADDR=127.0.0.1:9999", "WSRELAY_WORKERS=7", "WSRELAY_PING_INTERVAL=1500ms",
+			"WSRELAY_CLIENT_TIMEOUT=1h30m", "WSRELAY_ALLOWED_ORIGINS=https://a.example,http://b.example:8080",
 			"WSRELAY_BINARY_TYPES=2:5,1:9", "WSRELAY_ECHO=true", "WSRELAY_LOG_FORMAT=json",
 			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",
 			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay", "WSRELAY_AUTH=key",

@@ -1,5 +1,5 @@
 // Package config holds wsrelay's configuration: the WSRELAY_* environment
-// variables of PROTOCOL.md section 7 and the four command-line flags.
+// variables of docs/protocol.md section 7 and the four command-line flags.
 //
 // The environment is parsed once, in main, by [Load], which takes the
 // environment as an argument (never reading os.Environ itself) and returns a

@@ -27,8 +27,11 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.PrintConfig, "print-config", false, "print the effective configuration, secrets masked, and exit")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: wsrelay [--verbose | --quiet] [--print-config] [--version]\n\n"+
-			"wsrelay is configured through WSRELAY_* environment variables; see --print-config.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: wsrelay [--verbose | --quiet] [--print-config] [--version]\n"+
+			"       wsrelay healthcheck\n\n"+
+			"wsrelay is configured through WSRELAY_* environment variables; see --print-config.\n"+
+			"wsrelay healthcheck GETs /health from the relay at WSRELAY_ADDR on this host and\n"+
+			"exits 0 on 200, 1 otherwise (for container health checks).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

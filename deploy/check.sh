@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment files with the real tools: systemd-analyze (unit),
 # promtool (alert rules, their unit tests, the dashboard's queries) and the
-# running kernel (sysctl keys). Usage: deploy/check.sh [path/to/wsrelay]
-# Needs systemd-analyze and promtool (Debian: systemd, prometheus).
+# running kernel (sysctl keys), and the Kubernetes manifests against the
+# Kubernetes API schemas. Usage: deploy/check.sh [path/to/wsrelay]
+# Needs systemd-analyze and promtool (Debian: systemd, prometheus), Node.js
+# and deploy/node_modules (npm ci in deploy/; make check-deploy runs it).
 set -euo pipefail
 here=$(dirname "$0")
 bin=$(realpath "${1:-$here/../bin/wsrelay}")
@@ -51,5 +53,21 @@ while IFS= read -r line; do
 		echo "  $key: MISSING"; fail=1
 	fi
 done <sysctl.conf
+
+echo "== sysctl.conf reserves the ports wsrelay and NATS listen on"
+# ip_local_port_range covers the listen ports: each must be reserved, or an
+# outgoing connection can take it at boot.
+reserved=$(sed -n 's/^net\.ipv4\.ip_local_reserved_ports *= *//p' sysctl.conf)
+listen_port=$(sed -n 's/^WSRELAY_ADDR=.*:\([0-9][0-9]*\)$/\1/p' wsrelay.env)
+for port in "$listen_port" 4222; do
+	if [[ ",$reserved," == *",$port,"* ]]; then
+		echo "  $port reserved"
+	else
+		echo "  $port: in ip_local_port_range but not in ip_local_reserved_ports ($reserved)"; fail=1
+	fi
+done
+
+echo "== kubernetes/ against the Kubernetes API schemas"
+node check-kubernetes.mjs "$bin" || fail=1
 
 exit $fail

@@ -223,11 +223,22 @@ type Snapshot struct {
 	BytesIn       uint64  `json:"bytes_in"`
 	BytesOut      uint64  `json:"bytes_out"`
 	Dropped       uint64  `json:"dropped"`
-	Rejected      uint64  `json:"rejected"`
-	Evicted       uint64  `json:"evicted"`
-	Goroutines    int     `json:"goroutines"`
-	HeapBytes     uint64  `json:"heap_bytes"`
-	MaxClients    int     `json:"max_clients"`
+	// DroppedBy splits Dropped by reason: a message that reached no one
+	// (no_route, such as a publish to a room with no other member) is not
+	// the loss that queue_full and rate_limited are.
+	DroppedBy  DropCounts `json:"dropped_by_reason"`
+	Rejected   uint64     `json:"rejected"`
+	Evicted    uint64     `json:"evicted"`
+	Goroutines int        `json:"goroutines"`
+	HeapBytes  uint64     `json:"heap_bytes"`
+	MaxClients int        `json:"max_clients"`
+}
+
+// DropCounts is wsrelay_messages_dropped_total per reason, on /stats.
+type DropCounts struct {
+	QueueFull   uint64 `json:"queue_full"`
+	RateLimited uint64 `json:"rate_limited"`
+	NoRoute     uint64 `json:"no_route"`
 }
 
 func sum(cs []*vm.Counter) uint64 {
@@ -257,11 +268,16 @@ func (s *Stats) Snapshot() Snapshot {
 		BytesIn:       s.bytesIn.Get(),
 		BytesOut:      s.bytesOut.Get(),
 		Dropped:       sum(s.dropped[:]),
-		Rejected:      sum(s.rejected[:]),
-		Evicted:       sum(s.evicted[:]),
-		Goroutines:    runtime.NumGoroutine(),
-		HeapBytes:     heap,
-		MaxClients:    s.MaxClients,
+		DroppedBy: DropCounts{
+			QueueFull:   s.dropped[DropQueueFull].Get(),
+			RateLimited: s.dropped[DropRateLimited].Get(),
+			NoRoute:     s.dropped[DropNoRoute].Get(),
+		},
+		Rejected:   sum(s.rejected[:]),
+		Evicted:    sum(s.evicted[:]),
+		Goroutines: runtime.NumGoroutine(),
+		HeapBytes:  heap,
+		MaxClients: s.MaxClients,
 	}
 }
 

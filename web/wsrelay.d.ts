@@ -184,7 +184,12 @@ export interface RelayEvents {
   pong: PongMessage;
   /** The relay dropped `dropped` messages for this peer because its queue was full. */
   overflow: { dropped: number };
-  /** An error not tied to a pending request (binary frames, rate limiting, a failed re-join, auth_failed: a key-auth challenge the client cannot answer). */
+  /**
+   * An error not tied to a pending request (binary frames, rate limiting, a failed re-join,
+   * auth_failed: a key-auth challenge the client cannot answer).
+   * A rate_limited error also rejects every request still waiting for its answer
+   * with code rate_limited, at once.
+   */
   error: RelayError;
 }
 
@@ -222,6 +227,13 @@ export class RelayClient {
   /** The other members of room as last reported. */
   peersIn(room: string): string[];
 
+  /**
+   * Sends to the other members of room; resolves on the relay's ack. Rejects with
+   * the relay's error code, or with rate_limited as soon as the relay reports that
+   * its rate limit dropped messages while this one was unanswered (the relay names
+   * no request in that error: a message it still delivers gets an ack that arrives
+   * too late and is ignored, as after ack_timeout). direct and broadcast likewise.
+   */
   publish(room: string, data: JSONValue, options?: SendOptions): Promise<void>;
   direct(to: string, data: JSONValue, options?: SendOptions): Promise<void>;
   broadcast(data: JSONValue, options?: SendOptions): Promise<void>;

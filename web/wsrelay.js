@@ -333,8 +333,10 @@ export class RelayClient {
     clearTimeout(this._pongTimer);
     this._pingTimer = this._pongTimer = null;
     if (ws) {
-      ws.onmessage = ws.onclose = ws.onerror = null;
-      ws.onopen = null;
+      ws.onmessage = ws.onclose = ws.onopen = null;
+      // Keep a no-op error handler: closing a socket that is still connecting
+      // fires an error event, and Node's ws package throws an unhandled one.
+      ws.onerror = () => {};
     }
     return ws;
   }
@@ -473,7 +475,15 @@ export class RelayClient {
         break;
       case 'error': {
         const err = new RelayError(msg.code, msg.message, msg.id);
-        if (msg.id === undefined || !this._settleId(msg.id, err)) this._emit('error', err);
+        if (msg.id !== undefined && this._settleId(msg.id, err)) break;
+        if (msg.code === 'rate_limited') {
+          // The relay dropped at least one message and says so once, without
+          // an id. It answers every request it accepts; the ones still
+          // unanswered now may be those it dropped: fail them at once rather
+          // than after the whole ack timeout.
+          this._failPending('rate_limited', 'the relay\'s rate limit may have dropped this request; it was not acknowledged');
+        }
+        this._emit('error', err);
         break;
       }
       case 'overflow':

@@ -16,7 +16,12 @@ const WAIT = 10000; // ms for any one thing a user would wait for
 let relay;
 let browser;
 const pageErrors = [];
+const consoleErrors = [];
 const foreign = [];
+// While the relay restarts the browser itself logs the refused connections
+// and upgrades; those, and only during the restart, are expected.
+let restarting = false;
+const restartNoise = /net::ERR_CONNECTION_REFUSED|net::ERR_CONNECTION_RESET|net::ERR_EMPTY_RESPONSE|Unexpected response code: 503/;
 
 before(async () => {
   relay = await startRelay(await freePort());
@@ -43,6 +48,11 @@ async function openDemo(peer) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on('pageerror', (err) => pageErrors.push(`${peer}: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    if (restarting && restartNoise.test(msg.text())) return;
+    consoleErrors.push(`${peer}: ${msg.text()} (${msg.location().url})`);
+  });
   page.on('request', (req) => {
     if (!req.url().startsWith(relay.base.replace(/:\d+$/, ''))) foreign.push(req.url());
   });
@@ -79,6 +89,13 @@ test('two pages chat in a room, message each other and survive a relay restart',
   await waitText(bob, '#peer-id', 'bob');
   await waitText(alice, '#status', 'connected');
 
+  // The form refuses an invalid room name before anything is sent.
+  const roomInput = alice.getByLabel('Room name');
+  await roomInput.fill('no spaces allowed');
+  assert.equal(await roomInput.evaluate((el) => el.validity.patternMismatch), true, 'the room name pattern is in force');
+  await roomInput.fill('rooms/ok_name-1.x:y');
+  assert.equal(await roomInput.evaluate((el) => el.checkValidity()), true, 'every allowed character passes');
+
   // Both join the room and see each other.
   await joinRoom(alice, 'lobby');
   await joinRoom(bob, 'lobby');
@@ -113,6 +130,7 @@ test('two pages chat in a room, message each other and survive a relay restart',
 
   // The relay restarts on the same port: the pages notice, reconnect with
   // their ids and join their room again.
+  restarting = true;
   await relay.stop();
   await waitText(alice, '#status', 'reconnecting');
   await waitText(alice, '#log', 'reconnecting');
@@ -120,6 +138,7 @@ test('two pages chat in a room, message each other and survive a relay restart',
   relay = await startRelay(relay.port);
   await waitText(alice, '#status', 'connected');
   await waitText(bob, '#status', 'connected');
+  restarting = false;
   await waitText(alice, '#peer-id', 'alice');
   await waitText(alice, '#presence', 'bob');
   await waitText(bob, '#presence', 'alice');
@@ -127,5 +146,6 @@ test('two pages chat in a room, message each other and survive a relay restart',
   await waitText(alice, '#log', 'bob: back after the restart');
 
   assert.deepEqual(pageErrors, [], 'no script errors in the pages');
+  assert.deepEqual(consoleErrors, [], 'no errors in the browser console (invalid markup, failed loads)');
   assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
 });

@@ -224,6 +224,24 @@ test('an error with the request id rejects that request only', async () => {
   c.close();
 });
 
+test('a rate_limited error fails the requests in flight at once, not after the ack timeout', async () => {
+  const c = await connected({ ackTimeout: 60000 });
+  const ws = latest();
+  const accepted = c.publish('lobby', 1);
+  const dropped = [c.publish('lobby', 2), c.direct('bob', 3)];
+  const events = [];
+  c.on('error', (e) => events.push(e.code));
+  ws.deliver({ type: 'ack', id: ws.sent[0].id });
+  ws.deliver({ type: 'error', code: 'rate_limited', message: 'rate limit exceeded, messages dropped' });
+  await accepted;
+  for (const p of dropped) await assert.rejects(p, { name: 'RelayError', code: 'rate_limited' });
+  assert.deepEqual(events, ['rate_limited'], 'the error is also an event: ack: false sends and binary frames were dropped too');
+  const later = c.publish('lobby', 4); // sent after the error: not affected
+  ws.deliver({ type: 'ack', id: ws.last().id });
+  await later;
+  c.close();
+});
+
 test('an unanswered request times out', async () => {
   const c = await connected({ ackTimeout: 30 });
   await assert.rejects(c.publish('lobby', 1), { code: 'ack_timeout' });

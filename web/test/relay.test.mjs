@@ -87,6 +87,44 @@ test('relay errors reject the request that caused them', async () => {
   assert.equal(carol.state, 'open', 'errors leave the connection open');
 });
 
+test('close() while the socket is still connecting ends the client quietly', async () => {
+  // Before the fix, ws emitted an unhandled 'error' event here and the
+  // process died: "WebSocket was closed before the connection was established".
+  for (let i = 0; i < 20; i++) {
+    const c = open(`early-${i}`);
+    const opened = c.connect();
+    assert.equal(c.state, 'connecting');
+    c.close();
+    await assert.rejects(opened, { name: 'RelayError', code: 'closed' });
+    assert.equal(c.state, 'closed');
+  }
+  await new Promise((r) => setTimeout(r, 200)); // the sockets' own error and close events
+  const check = open('early-check');
+  await check.connect(); // the relay is unharmed
+});
+
+test('sends refused by the rate limiter fail at once with rate_limited', async () => {
+  const limited = await startRelay(await freePort(), { WSRELAY_RATE_MSGS: '1', WSRELAY_RATE_BURST: '3' });
+  try {
+    const c = new RelayClient(limited.ws, { WebSocket, peer: 'hasty-1', ackTimeout: 10000, reconnect: false });
+    clients.push(c);
+    await c.connect();
+    await c.join('hasty-room'); // the first of the burst of 3
+    const started = Date.now();
+    const results = await Promise.allSettled([1, 2, 3, 4, 5].map((n) => c.publish('hasty-room', n)));
+    const elapsed = Date.now() - started;
+    assert.deepEqual(results.slice(0, 2).map((r) => r.status), ['fulfilled', 'fulfilled']);
+    for (const r of results.slice(2)) {
+      assert.equal(r.status, 'rejected');
+      assert.equal(r.reason.code, 'rate_limited');
+    }
+    assert.ok(elapsed < 2000, `refused sends failed after ${elapsed} ms, not at once`);
+    c.close();
+  } finally {
+    await limited.stop();
+  }
+});
+
 test('a second connection with the same id replaces the first, which does not come back', async () => {
   const first = open('dup-1');
   await first.connect();

@@ -1,0 +1,39 @@
+package stats
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+func TestSnapshotSplitsDropsByReason(t *testing.T) {
+	s := New(metrics.NewSet(), 10)
+	s.Drop(DropNoRoute, 3)
+	s.Drop(DropQueueFull, 2)
+	s.Drop(DropRateLimited, 1)
+
+	body, err := json.Marshal(s.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Dropped   uint64            `json:"dropped"`
+		DroppedBy map[string]uint64 `json:"dropped_by_reason"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Dropped != 6 {
+		t.Errorf("dropped = %d, want 6 (the sum over reasons)", got.Dropped)
+	}
+	want := map[string]uint64{"queue_full": 2, "rate_limited": 1, "no_route": 3}
+	for reason, n := range want {
+		if got.DroppedBy[reason] != n {
+			t.Errorf("dropped_by_reason.%s = %d, want %d (body %s)", reason, got.DroppedBy[reason], n, body)
+		}
+	}
+	if len(got.DroppedBy) != len(want) {
+		t.Errorf("dropped_by_reason has %d keys, want the %d drop reasons: %s", len(got.DroppedBy), len(want), body)
+	}
+}
