@@ -196,3 +196,68 @@ func TestFlowControlBurstTLS(t *testing.T) {
 		idle:     2,
 	}.run(t)
 }
+
+// TestFlowControlPauseIsNotSilence: a publisher held back for longer than
+// CLIENT_TIMEOUT is not timed out, although the server does not read it
+// meanwhile (its pongs included), and goes on once the member holding it
+// stalls.
+func TestFlowControlPauseIsNotSilence(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_PING_INTERVAL=300ms",
+		"WSRELAY_CLIENT_TIMEOUT=1s", "WSRELAY_STALL_TIMEOUT=3s")
+	pub := ts.Dial("pub")
+	relaytest.Join(t, pub, "r")
+	// A member that never reads but stays alive: it sends a ping now and
+	// then, which needs no reading.
+	idle := relaytest.RawDial(t, ts.Addr().String(), "/ws?peer=idle")
+	_ = idle.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	if err := idle.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Recv(t, pub, "peer_joined")
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if idle.SendFrame(true, frame.OpPing, nil) != nil {
+					return
+				}
+			}
+		}
+	}()
+
+	pad := strings.Repeat("x", 4<<10)
+	const n = 2000
+	for i := range n {
+		var id any
+		if i == n-1 {
+			id = "last"
+		}
+		if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := pub.ReceiveType(relaytest.Ctx(t, time.Minute), "ack")
+	if err != nil || string(m.ID) != `"last"` {
+		t.Fatalf("publisher: %s, %v", m.Raw, err)
+	}
+	if got := ts.Stats.EvictedBy(0); got != 0 { // stats.EvictTimeout
+		t.Fatalf("%d connections timed out", got)
+	}
+	_, _, body := ts.Get("/metrics")
+	mustContain(t, body, "wsrelay_flow_pauses_total 1\n", "wsrelay_flow_paused_connections 0\n")
+	var paused float64
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "wsrelay_flow_paused_seconds_total "); ok {
+			_, _ = fmt.Sscan(v, &paused)
+		}
+	}
+	if paused < 2.5 {
+		t.Fatalf("paused %.2f s, want about STALL_TIMEOUT (3 s)", paused)
+	}
+}
