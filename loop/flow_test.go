@@ -199,8 +199,8 @@ func TestFlowControlBurstTLS(t *testing.T) {
 
 // TestFlowControlPauseIsNotSilence: a publisher held back for longer than
 // CLIENT_TIMEOUT is not timed out, although the server does not read it
-// meanwhile (its pongs included), and goes on once the member holding it
-// stalls.
+// meanwhile (its pongs included), keeps receiving, and goes on once the
+// member holding it stalls.
 func TestFlowControlPauseIsNotSilence(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_PING_INTERVAL=300ms",
 		"WSRELAY_CLIENT_TIMEOUT=1s", "WSRELAY_STALL_TIMEOUT=3s")
@@ -233,6 +233,8 @@ func TestFlowControlPauseIsNotSilence(t *testing.T) {
 
 	pad := strings.Repeat("x", 4<<10)
 	const n = 2000
+	pings := pub.PingsReceived()
+	start := time.Now()
 	for i := range n {
 		var id any
 		if i == n-1 {
@@ -245,6 +247,11 @@ func TestFlowControlPauseIsNotSilence(t *testing.T) {
 	m, err := pub.ReceiveType(relaytest.Ctx(t, time.Minute), "ack")
 	if err != nil || string(m.ID) != `"last"` {
 		t.Fatalf("publisher: %s, %v", m.Raw, err)
+	}
+	// While paused, the publisher kept receiving: the server's pings (every
+	// 300 ms) reached it while its writes were blocked.
+	if got, took := pub.PingsReceived()-pings, time.Since(start); got < 5 {
+		t.Fatalf("the paused publisher got %d pings in %v", got, took)
 	}
 	if got := ts.Stats.EvictedBy(0); got != 0 { // stats.EvictTimeout
 		t.Fatalf("%d connections timed out", got)
