@@ -91,10 +91,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 // wire builds a server from cfg: the one metrics set, the counters, the
 // authenticator, the router, the cluster link when WSRELAY_NATS_URL is set,
-// the protocol and the transport. It does not listen yet.
+// the protocol (with the room-token checker) and the transport. It does not
+// listen yet.
 // internal/relaytest wires test servers the same way.
 func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	authn, err := auth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	roomTokens, err := auth.NewRoomTokens(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +125,7 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 		})
 	}
 	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
-		Router: rt, Stats: st, Metrics: set, Logger: log,
+		Router: rt, Stats: st, Metrics: set, Logger: log, RoomTokens: roomTokens,
 	})
 	return loop.New(cfg, loop.Deps{
 		Logger: log, Metrics: set, Stats: st, Auth: authn,

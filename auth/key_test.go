@@ -241,3 +241,22 @@ func TestParseKeyWeak(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkChallenge is the relay's cost of one key-auth connection: a
+// nonce, the challenge message and the check of the answer.
+func BenchmarkChallenge(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		ch := NewChallenge(pub)
+		buf = ch.AppendMessage(buf[:0])
+		b.StopTimer() // the client's half
+		sig := ed25519.Sign(priv, []byte(AuthContext+ch.Nonce()))
+		answer := []byte(`{"type":"auth","sig":"` + base64.RawURLEncoding.EncodeToString(sig) + `"}`)
+		b.StartTimer()
+		if err := ch.Verify(answer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,11 +2,15 @@ package client_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/config"
@@ -153,4 +157,51 @@ func ExampleCloseError() {
 			return
 		}
 	}
+}
+
+// A key peer (auth mode key) joins a private room with a room token from
+// the application's backend: the relay requires room tokens
+// (WSRELAY_JWT_REQUIRE_ROOMS) and verifies them with the backend's secret.
+func ExampleClient_JoinWithToken() {
+	const secret = "the-backend-and-the-relay-share-this-secret"
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_AUTH=key",
+		"WSRELAY_JWT_SECRET=" + secret, "WSRELAY_JWT_REQUIRE_ROOMS=true"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := relaytest.Wire(cfg, relaytest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	c, err := client.Dial(ctx, "ws://"+srv.Addr().String()+"/ws", &client.Options{Key: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// The backend: a room token for this peer's id and one room.
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": c.PeerID(), "room": "vip", "exp": time.Now().Add(5 * time.Minute).Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	_ = c.Join("vip", 1) // no token: refused
+	m, _ := c.ReceiveType(ctx, "error")
+	fmt.Println(m.Code, string(m.ID))
+	_ = c.JoinWithToken("vip", token, 2)
+	m, _ = c.ReceiveType(ctx, "joined")
+	fmt.Println(m.Type, m.Room)
+	// Output:
+	// forbidden 1
+	// joined vip
 }

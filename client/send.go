@@ -21,9 +21,18 @@ import (
 // which is sent byte for byte (nil or empty as null). After the connection
 // has closed they return an error matching ErrClosed.
 
-// Join asks to become a member of room; the relay replies "joined".
+// Join asks to become a member of room; the relay replies "joined", or
+// error forbidden when the peer's credential does not allow room.
 func (c *Client) Join(room string, id any) error {
 	return c.sendJSON("join", "room", room, false, nil, id)
+}
+
+// JoinWithToken asks to become a member of room on the strength of token,
+// a room token issued by the application's backend (PROTOCOL.md section
+// 11: a JWT whose sub is this peer's base id and whose claim room is room).
+// The relay replies "joined", or error forbidden when it refuses the token.
+func (c *Client) JoinWithToken(room, token string, id any) error {
+	return c.sendJSON("join", "room", room, false, nil, id, "token", token)
 }
 
 // Leave asks to stop being a member of room; the relay replies "left".
@@ -90,17 +99,22 @@ func (c *Client) WritePing(payload []byte) error {
 	return c.writeControl(websocket.PingMessage, payload)
 }
 
-// sendJSON encodes {"type":typ[,key:val][,"data":data][,"id":id]} and
-// writes it as a text frame.
-func (c *Client) sendJSON(typ, key, val string, withData bool, data, id any) error {
+// sendJSON encodes {"type":typ[,key:val...][,"data":data][,"id":id]}, with
+// the string fields key, val and then the pairs of more, and writes it as a
+// text frame.
+func (c *Client) sendJSON(typ, key, val string, withData bool, data, id any, more ...string) error {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"type":`...)
 	b = appendString(b, typ)
-	if key != "" {
+	kv := append([]string{key, val}, more...)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == "" {
+			continue
+		}
 		b = append(b, ',')
-		b = appendString(b, key)
+		b = appendString(b, kv[i])
 		b = append(b, ':')
-		b = appendString(b, val)
+		b = appendString(b, kv[i+1])
 	}
 	var err error
 	if withData {

@@ -14,6 +14,7 @@ func TestScanEnvelopeAllocs(t *testing.T) {
 	msgs := []string{
 		`{"type":"direct","id":"req-1","to":"bob","data":{"sdp":"v=0\r\n","candidates":[1,2.5e3,true,null]}}`,
 		`{"type":"publish","room":"lobby","data":"` + strings.Repeat("QUJD", 4096) + `"}`,
+		`{"type":"join","id":7,"room":"game:42:lobby","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}`,
 		`{"type":"x","data":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`,
 		`{"type":"x","data":` + strings.Repeat("[", 10000), // too deep
 		`{"type":1}`,

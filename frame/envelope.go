@@ -31,14 +31,19 @@ type Envelope struct {
 	// Data is the raw bytes of the "data" value exactly as sent (any JSON
 	// value, "null" included), nil when absent.
 	Data []byte
-	// HasTo and HasRoom report whether the key was present at all, even with
-	// a value that is not a string.
-	HasTo, HasRoom bool
+	// Token is the contents of the "token" string (a join's room token,
+	// PROTOCOL.md section 11), raw: escapes are not decoded, and a JWT has
+	// none. nil when absent or not a string.
+	Token []byte
+	// HasTo, HasRoom and HasToken report whether the key was present at
+	// all, even with a value that is not a string.
+	HasTo, HasRoom, HasToken bool
 }
 
 // ScanEnvelope checks that msg is exactly one JSON object (RFC 8259; leading
 // and trailing whitespace allowed) whose top-level "type" is a string, and
-// fills *e with the top-level "type", "id", "to", "room" and "data" fields.
+// fills *e with the top-level "type", "id", "to", "room", "data" and "token"
+// fields.
 // Other keys and nested keys are ignored; of duplicate keys the last one
 // wins, as with encoding/json. Keys are compared on their raw bytes, so a key
 // written with escapes does not match.
@@ -101,6 +106,9 @@ func scanEnvelope(msg []byte, e *Envelope) bool {
 				e.HasRoom = true
 			case "data":
 				e.Data = val
+			case "token":
+				e.Token, _ = stringContents(val)
+				e.HasToken = true
 			}
 			i = skipSpace(msg, i)
 			if i >= len(msg) {

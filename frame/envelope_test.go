@@ -32,6 +32,10 @@ func TestScanEnvelope(t *testing.T) {
 		{"to not a string", `{"type":"x","to":5}`, Envelope{Type: bs("x"), HasTo: true}, true},
 		{"room not a string", `{"type":"x","room":["a"]}`, Envelope{Type: bs("x"), HasRoom: true}, true},
 		{"room empty string", `{"type":"x","room":""}`, Envelope{Type: bs("x"), Room: bs(""), HasRoom: true}, true},
+		{"join with a room token", `{"type":"join","room":"r","token":"eyJh.eyJz.c2ln"}`,
+			Envelope{Type: bs("join"), Room: bs("r"), HasRoom: true, Token: bs("eyJh.eyJz.c2ln"), HasToken: true}, true},
+		{"token not a string", `{"type":"join","token":{"a":1}}`, Envelope{Type: bs("join"), HasToken: true}, true},
+		{"token null", `{"type":"join","token":null}`, Envelope{Type: bs("join"), HasToken: true}, true},
 		{"nested keys ignored", `{"type":"x","data":{"type":1,"to":"z","room":"q"}}`,
 			Envelope{Type: bs("x"), Data: bs(`{"type":1,"to":"z","room":"q"}`)}, true},
 		{"unknown keys ignored", `{"from":"mallory","type":"x","extra":[true,false]}`, Envelope{Type: bs("x")}, true},
@@ -174,13 +178,13 @@ func mixedNest(depth int) string {
 }
 
 func TestScanEnvelopeAliasing(t *testing.T) {
-	msg := []byte(`{"type":"direct","id":"q","to":"bob","room":"r","data":[1]}`)
+	msg := []byte(`{"type":"direct","id":"q","to":"bob","room":"r","data":[1],"token":"t"}`)
 	orig := string(msg)
 	var e Envelope
 	if err := ScanEnvelope(msg, &e); err != nil {
 		t.Fatal(err)
 	}
-	for name, f := range map[string][]byte{"Type": e.Type, "ID": e.ID, "To": e.To, "Room": e.Room, "Data": e.Data} {
+	for name, f := range map[string][]byte{"Type": e.Type, "ID": e.ID, "To": e.To, "Room": e.Room, "Data": e.Data, "Token": e.Token} {
 		if cap(f) != len(f) {
 			t.Errorf("%s: cap %d != len %d, appending would overwrite the message", name, cap(f), len(f))
 		}
@@ -198,7 +202,7 @@ func TestScanEnvelopeAliasing(t *testing.T) {
 
 func TestScanEnvelopeResets(t *testing.T) {
 	var e Envelope
-	if err := ScanEnvelope([]byte(`{"type":"a","id":1,"to":"b","room":"c","data":2}`), &e); err != nil {
+	if err := ScanEnvelope([]byte(`{"type":"a","id":1,"to":"b","room":"c","data":2,"token":"t"}`), &e); err != nil {
 		t.Fatal(err)
 	}
 	if err := ScanEnvelope([]byte(`{"type":"ping"}`), &e); err != nil {
@@ -269,7 +273,7 @@ func randomEnvelope(r *rand.Rand) []byte {
 	var sb []byte
 	sb = append(sb, ws(r)...)
 	sb = append(sb, '{')
-	keys := []string{`"type"`, `"id"`, `"to"`, `"room"`, `"data"`, `"from"`, `"x"`, `"t\u0079pe"`, `"ty\"pe"`}
+	keys := []string{`"type"`, `"id"`, `"to"`, `"room"`, `"data"`, `"token"`, `"from"`, `"x"`, `"t\u0079pe"`, `"ty\"pe"`}
 	nk := r.IntN(6)
 	for k := range nk {
 		if k > 0 {
@@ -437,6 +441,9 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 			e.HasRoom = true
 		case "data":
 			e.Data = v
+		case "token":
+			e.Token, _ = contents(v)
+			e.HasToken = true
 		}
 	}
 	if !escapedKeys {
@@ -447,7 +454,8 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 		typ, has := m["type"]
 		_, hasTo := m["to"]
 		_, hasRoom := m["room"]
-		if (has && typ[0] == '"') != typeOK || hasTo != e.HasTo || hasRoom != e.HasRoom ||
+		_, hasToken := m["token"]
+		if (has && typ[0] == '"') != typeOK || hasTo != e.HasTo || hasRoom != e.HasRoom || hasToken != e.HasToken ||
 			!bytes.Equal(m["data"], e.Data) || !bytes.Equal(m["id"], e.ID) {
 			panic(fmt.Sprintf("refEnvelope: Decoder and Unmarshal disagree on %q", msg))
 		}
@@ -487,7 +495,7 @@ func bs(s string) []byte { return []byte(s) }
 func envelopeEqual(a, b Envelope) bool {
 	eq := func(x, y []byte) bool { return (x == nil) == (y == nil) && bytes.Equal(x, y) }
 	return eq(a.Type, b.Type) && eq(a.ID, b.ID) && eq(a.To, b.To) && eq(a.Room, b.Room) && eq(a.Data, b.Data) &&
-		a.HasTo == b.HasTo && a.HasRoom == b.HasRoom
+		eq(a.Token, b.Token) && a.HasTo == b.HasTo && a.HasRoom == b.HasRoom && a.HasToken == b.HasToken
 }
 
 func fmtEnvelope(e Envelope) string {
@@ -497,8 +505,8 @@ func fmtEnvelope(e Envelope) string {
 		}
 		return fmt.Sprintf("%q", x)
 	}
-	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s HasTo:%v HasRoom:%v}",
-		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), e.HasTo, e.HasRoom)
+	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s Token:%s HasTo:%v HasRoom:%v HasToken:%v}",
+		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), q(e.Token), e.HasTo, e.HasRoom, e.HasToken)
 }
 
 func TestValidPeerID(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 // encoding/json reads. Seeds are in testdata/fuzz/FuzzScanEnvelope.
 func FuzzScanEnvelope(f *testing.F) {
 	f.Add([]byte(`{"type":"direct","id":1,"to":"bob","data":{"a":[1,"x"]}}`))
+	f.Add([]byte(`{"type":"join","id":"j","room":"r","token":"eyJh.eyJz.c2ln"}`))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		orig := bytes.Clone(msg)
 		var e Envelope

@@ -7,6 +7,11 @@
 // (Session.OnClose). Its collaborators are made by the caller and passed to
 // New in Deps.
 //
+// In auth mode key the upgrade is not the end of the checks: the 101
+// response carries the key-auth challenge, and the session is greeted only
+// once the client's first message answered it (keyauth.go). The sweeper
+// closes, with 4003, a connection that has not answered in time.
+//
 // A small pool of poller goroutines reads every socket; there is no
 // goroutine per connection and none per message. After the upgrade, nbio
 // hands a connection's bytes to wsrelay's own RFC 6455 decoder

@@ -46,6 +46,8 @@ type Server struct {
 	badInput       rate.Sometimes
 	tlsConfig      *tls.Config // nil: plain ws:// and http://
 	handshake      time.Duration
+	// challengeTimeout is how long a key-auth client has to answer.
+	challengeTimeout time.Duration
 
 	// Set by Start before the event loop runs; read-only afterwards.
 	env     *conn.Env
@@ -81,6 +83,10 @@ type Deps struct {
 	// HandshakeTimeout bounds the TLS handshake and the HTTP request of a
 	// new socket; 0 means 10 s.
 	HandshakeTimeout time.Duration
+	// ChallengeTimeout is how long a client has to answer the key-auth
+	// challenge; 0 means auth.ChallengeTimeout (10 s, PROTOCOL.md section
+	// 11). Tests shorten it.
+	ChallengeTimeout time.Duration
 }
 
 // New builds the transport of a server from cfg and deps. It does not
@@ -95,18 +101,19 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       log,
-		metrics:   deps.Metrics,
-		stats:     deps.Stats,
-		session:   deps.Session,
-		cluster:   deps.Cluster,
-		auth:      deps.Auth,
-		badInput:  rate.Sometimes{First: 10, Interval: time.Second},
-		tlsConfig: tlsConf,
-		handshake: cmp.Or(deps.HandshakeTimeout, defaultHandshakeTimeout),
-		perIP:     make(map[string]int),
-		all:       make(map[*wsConn]struct{}),
+		cfg:              cfg,
+		log:              log,
+		metrics:          deps.Metrics,
+		stats:            deps.Stats,
+		session:          deps.Session,
+		cluster:          deps.Cluster,
+		auth:             deps.Auth,
+		badInput:         rate.Sometimes{First: 10, Interval: time.Second},
+		tlsConfig:        tlsConf,
+		handshake:        cmp.Or(deps.HandshakeTimeout, defaultHandshakeTimeout),
+		challengeTimeout: cmp.Or(deps.ChallengeTimeout, auth.ChallengeTimeout),
+		perIP:            make(map[string]int),
+		all:              make(map[*wsConn]struct{}),
 	}
 	s.closeGoingAway = frame.NewBuf(32)
 	s.closeGoingAway.B = append(s.closeGoingAway.B, 0x03, 0xE9) // 1001

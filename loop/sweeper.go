@@ -15,7 +15,8 @@ const sweepTick = 250 * time.Millisecond
 // pingFrame is an empty WebSocket ping.
 var pingFrame = []byte{0x80 | frame.OpPing, 0}
 
-// sweeper sends the heartbeat pings and closes silent connections. It is a
+// sweeper sends the heartbeat pings, closes silent connections and fails
+// key-auth challenges left unanswered past their deadline. It is a
 // timing wheel with one slot per tick: a connection sits in the slot of its
 // next due time (ping or timeout) and is looked at only then, so a tick costs
 // the connections due in it, not all of them. Reads only store a timestamp.
@@ -98,6 +99,10 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 	if w.closed.Load() {
 		return
 	}
+	if w.auth.Load() == authPending && now >= w.authDeadline {
+		w.failAuth(errAuthTimeout)
+		return
+	}
 	if now-w.LastSeen() >= sw.timeout && !w.Paused() {
 		// Time paused by flow control is not silence: the peer is not
 		// read, and resuming counts as a sign of life.
@@ -115,6 +120,9 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 // schedule puts w in the slot of its next due time.
 func (sw *sweeper) schedule(w *wsConn, now time.Duration) {
 	next := min(w.LastSeen()+sw.timeout, w.lastPing+sw.interval)
+	if w.auth.Load() == authPending {
+		next = min(next, w.authDeadline)
+	}
 	ticks := int((next - now + sweepTick - 1) / sweepTick)
 	ticks = min(max(ticks, 1), len(sw.slots)-1)
 	i := (sw.cur + ticks) % len(sw.slots)

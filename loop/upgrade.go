@@ -79,11 +79,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "not a WebSocket upgrade request")
 		return
 	}
-	// /echo needs the same credential as /ws but has no peer id.
-	id, err := s.auth.Authenticate(r)
+	// /echo needs the same credential as /ws (in auth mode key, the same
+	// challenge) but has no peer id: in auth mode none, a malformed ?peer=
+	// does not matter there.
+	ident, err := s.auth.Identify(r)
 	switch {
+	case errors.Is(err, auth.ErrBadKey):
+		s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "malformed key")
+		return
 	case errors.Is(err, auth.ErrBadPeerID):
-		if !echo {
+		if !echo || ident.Key != nil || !s.authNone() {
 			s.reject(w, r, stats.RejectBadRequest, http.StatusBadRequest, "malformed peer id")
 			return
 		}
@@ -91,6 +96,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.rejectAuth(w, r, err)
 		return
 	}
+	id := ident.Peer
 	if echo {
 		id = ""
 	}
@@ -149,7 +155,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	if echo {
 		wc.sess = s.session.OpenEcho(wc.Conn)
 	} else {
-		wc.sess = s.session.Open(wc.Conn)
+		wc.sess = s.session.Open(wc.Conn, ident)
+	}
+	if ident.Key != nil {
+		// Auth mode key: the peer is admitted once it answered the
+		// challenge (keyauth.go); the sweeper enforces the time limit.
+		// ident.Peer is only claimed until then: nothing may be bound to
+		// it (a session to resume included) before answer admits it.
+		wc.challenge = auth.NewChallenge(ident.Key)
+		wc.authDeadline = s.env.Mono() + s.challengeTimeout
+		wc.auth.Store(authPending)
 	}
 	hc.Parser = nil
 	nbc.SetSession(wc)
@@ -158,18 +173,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	s.mu.Lock()
 	s.all[wc] = struct{}{}
 	s.mu.Unlock()
-	s.stats.ConnOpened()
+	if wc.challenge == nil {
+		s.stats.ConnOpened()
+	}
 	s.accepted.Add(1) // publishes wc to the poller (see Start)
 
-	var resp [160]byte
+	var resp [256]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
 	b = append(b, "\r\n\r\n"...)
-	wc.WriteControl(b)
-
-	wc.sess.Greet()
+	if wc.challenge != nil {
+		// The challenge goes out with the response, in the same write.
+		b = appendChallenge(b, wc.challenge)
+		wc.WriteControl(b)
+	} else {
+		wc.WriteControl(b)
+		wc.sess.Greet()
+	}
 	s.sweeper.add(wc)
 }
+
+// authNone reports whether the auth mode is none: the only one where the
+// client names its peer id.
+func (s *Server) authNone() bool { return s.cfg.Auth == "" || s.cfg.Auth == "none" }
 
 // reserve takes one connection slot under MAX_CLIENTS.
 func (s *Server) reserve() bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
@@ -42,6 +43,14 @@ type wsConn struct {
 
 	// Owned by the sweeper goroutine.
 	lastPing time.Duration
+
+	// Key auth (keyauth.go). challenge is set at construction and then
+	// owned by the goroutine that reads the connection; authDeadline is set at construction.
+	// auth is read by any goroutine and changed under authMu.
+	challenge    *auth.Challenge
+	authDeadline time.Duration // on the Env's monotonic clock
+	authMu       sync.Mutex
+	auth         atomic.Uint32
 
 	closed atomic.Bool
 }
@@ -130,15 +139,20 @@ func (w *wsConn) CloseAndClean(error) {
 	}
 	s := w.srv
 	w.Teardown()
-	bt := router.Batch{Handoff: fanoutHandoff}
-	w.sess.OnClose(&bt)
-	bt.Flush()
+	admitted := w.admitted()
+	if admitted {
+		bt := router.Batch{Handoff: fanoutHandoff}
+		w.sess.OnClose(&bt)
+		bt.Flush()
+	}
 	s.mu.Lock()
 	delete(s.all, w)
 	s.mu.Unlock()
 	s.releaseIP(w.ip)
 	s.conns.Add(-1)
-	s.stats.ConnClosed()
+	if admitted {
+		s.stats.ConnClosed()
+	}
 }
 
 // handler receives what a wsConn's reader decodes during one Parse call:
@@ -157,6 +171,10 @@ var handlers = sync.Pool{New: func() any {
 func (h *handler) OnMessage(op byte, p []byte) {
 	w := h.w
 	if w.done {
+		return
+	}
+	if w.challenge != nil {
+		w.answer(op, p)
 		return
 	}
 	if !w.sess.OnMessage(op, p, &h.sc) {

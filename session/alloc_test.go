@@ -5,6 +5,7 @@ package session_test
 import (
 	"testing"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 )
@@ -44,5 +45,31 @@ func TestMessageAllocs(t *testing.T) {
 				t.Fatalf("%.2f allocations per message, want 0", n)
 			}
 		})
+	}
+}
+
+// Checking a join against the credential's rooms allocates nothing: a join
+// the claim refuses costs its error frame from the pool and nothing else.
+func TestJoinRefusedAllocs(t *testing.T) {
+	r := newRig(t, rigOptions{router: router.Options{MaxRoomsPerPeer: 10}})
+	rooms, err := auth.ParseRooms([]string{"lobby", "game:42:*", "org/a", "org/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.connectRooms("alice", rooms)
+	msg := []byte(`{"type":"join","room":"game:43:lobby","id":7}`)
+	a.send(string(msg))
+	if got := a.next(); got["code"] != "forbidden" || got["id"] != 7.0 {
+		t.Fatalf("got %v, want forbidden with id 7", got)
+	}
+	send := func() {
+		a.sendOp(frame.OpText, msg)
+		a.sock.mu.Lock()
+		a.sock.out = a.sock.out[:0]
+		a.sock.mu.Unlock()
+	}
+	send()
+	if n := testing.AllocsPerRun(1000, send); n != 0 {
+		t.Fatalf("%.2f allocations per refused join, want 0", n)
 	}
 }

@@ -1,6 +1,7 @@
 // Package session is the protocol a peer speaks once its WebSocket is open
 // (PROTOCOL.md sections 3 and 4): the welcome, the dispatch of every message
-// type, acks, the error vocabulary and the rules of binary delivery.
+// type, acks, the error vocabulary, the rules of binary delivery, and room
+// access on join (section 11: the credential's rooms, room tokens).
 //
 // session knows nothing of the event loop. The transport (package loop)
 // upgrades a socket, wraps it in a conn.Conn and calls Handler.Open, which

@@ -46,6 +46,13 @@ var codes = [numCodes]struct{ name, text string }{
 	CodeTypeNotAllowed: {"type_not_allowed", "binary content type not allowed or too large"},
 }
 
+// Messages of forbidden other than the code's own (broadcast): a join the
+// peer's room access does not allow (PROTOCOL.md section 11).
+const (
+	msgRoomNotAllowed = "room not allowed for this peer"
+	msgRoomToken      = "room token refused"
+)
+
 // String returns the wire name of the code.
 func (c Code) String() string { return codes[c].name }
 

@@ -18,6 +18,9 @@ func FuzzOnMessage(f *testing.F) {
 		`{"type":"publish","room":"r","data":{"a":[1,2]}}`, `{"type":"join","room":"r2","id":"x"}`,
 		`{"type":"leave","room":"r"}`, `{"type":"broadcast","data":null}`, `{"type":"nope"}`,
 		`{"type":"direct","to":"bob","data":"\u00e9\"","id":-1.5e3}`, `{`, `[]`, ``,
+		`{"type":"join","room":"r3","token":"eyJh.eyJz.c2ln","id":2}`, `{"type":"join","room":"r3","token":7}`,
+		// A room token for alice and r3 under the rig's secret, valid until 2100.
+		`{"type":"join","room":"r3","token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvb20iOiJyMyIsImV4cCI6NDEwMjQ0NDgwMH0.eDLqkovoNxPDTFFuQsH3qnUwOA_O8MTCNjqIb_rqU2I"}`,
 	} {
 		f.Add(false, []byte(s))
 	}

@@ -106,13 +106,34 @@ func (s *Session) broadcast(sc *Scratch, e *frame.Envelope, id []byte) {
 }
 
 func (s *Session) join(sc *Scratch, e *frame.Envelope, id []byte) {
-	if !frame.ValidRoom(e.Room) {
+	if !frame.ValidRoom(e.Room) || (e.HasToken && e.Token == nil) {
 		s.fail(sc, CodeBadRequest, id)
+		return
+	}
+	if code, msg, ok := s.mayJoin(e); !ok {
+		s.failMsg(sc, code, msg, id)
 		return
 	}
 	if err := s.h.router.Join(s.c, string(e.Room), &sc.Batch); err != nil {
 		s.refused(sc, err, id)
 	}
+}
+
+// mayJoin applies the room access rules of PROTOCOL.md section 11: a join
+// that carries a token is decided by the token alone; any other by the
+// rooms the credential allows. It allocates only to check a token.
+func (s *Session) mayJoin(e *frame.Envelope) (Code, string, bool) {
+	if e.Token != nil {
+		if err := s.h.tokens.Verify(string(e.Token), s.base, string(e.Room)); err != nil {
+			s.logBadInput("room token refused", "room", string(e.Room), "err", err.Error())
+			return CodeForbidden, msgRoomToken, false
+		}
+		return 0, "", true
+	}
+	if !s.rooms.Allows(e.Room) {
+		return CodeForbidden, msgRoomNotAllowed, false
+	}
+	return 0, "", true
 }
 
 func (s *Session) leave(sc *Scratch, e *frame.Envelope, id []byte) {

@@ -8,6 +8,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 	"golang.org/x/time/rate"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
@@ -48,6 +49,9 @@ type Deps struct {
 	Metrics *vm.Set
 	// Logger gets bad input at debug level, rate-limited; nil discards.
 	Logger *slog.Logger
+	// RoomTokens checks the token of a join (auth.NewRoomTokens); nil
+	// refuses every room token.
+	RoomTokens *auth.RoomTokens
 }
 
 // Handler runs the protocol for every connection of one server. Safe for
@@ -59,6 +63,7 @@ type Handler struct {
 	router   *router.Router
 	stats    *stats.Stats
 	log      *slog.Logger
+	tokens   *auth.RoomTokens
 	errors   [numCodes]*vm.Counter
 	badInput rate.Sometimes
 }
@@ -78,6 +83,7 @@ func New(cfg Config, deps Deps) *Handler {
 		router:   deps.Router,
 		stats:    deps.Stats,
 		log:      log,
+		tokens:   deps.RoomTokens,
 		errors:   errorCounters(deps.Metrics),
 		badInput: rate.Sometimes{First: 10, Interval: time.Second},
 	}
@@ -92,12 +98,19 @@ type Session struct {
 	h    *Handler
 	c    *conn.Conn
 	echo bool
+	// base is the peer id without its :device suffix: a room token's sub
+	// must equal it. rooms is what the credential lets the peer join
+	// without a room token (PROTOCOL.md section 11).
+	base  string
+	rooms auth.Rooms
 }
 
-// Open makes the session of a relay connection. It does no I/O: the
-// transport calls Greet once the socket may carry WebSocket frames.
-func (h *Handler) Open(c *conn.Conn) *Session {
-	return &Session{h: h, c: c}
+// Open makes the session of a relay connection whose credential proved id
+// (c.ID is id.Peer). It does no I/O: the transport calls Greet once the
+// socket may carry WebSocket frames and, in auth mode key, once the peer
+// answered its challenge.
+func (h *Handler) Open(c *conn.Conn, id auth.Identity) *Session {
+	return &Session{h: h, c: c, base: id.Base, rooms: id.Rooms}
 }
 
 // OpenEcho makes the session of an /echo connection: every message comes

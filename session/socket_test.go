@@ -9,6 +9,8 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/wsrelay/wsrelay/auth"
+	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
@@ -105,7 +107,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	h := session.New(session.Config{
 		Version: "test", PingInterval: 25 * time.Second, ClientTimeout: 60 * time.Second,
 		MaxMessageBytes: 65536, QueueSize: 16, BinaryTypes: o.binary,
-	}, session.Deps{Router: rt, Stats: st, Metrics: set})
+	}, session.Deps{Router: rt, Stats: st, Metrics: set, RoomTokens: rigRoomTokens(t)})
 	return &rig{t: t, env: env, rt: rt, st: st, set: set, h: h}
 }
 
@@ -122,7 +124,13 @@ type peer struct {
 // connect opens and greets peer id and consumes its welcome.
 func (r *rig) connect(id string) *peer {
 	r.t.Helper()
-	p := r.open(id, false)
+	return r.connectRooms(id, auth.AllRooms())
+}
+
+// connectRooms is connect for a peer whose credential allows rooms.
+func (r *rig) connectRooms(id string, rooms auth.Rooms) *peer {
+	r.t.Helper()
+	p := r.openRooms(id, false, rooms)
 	p.sess.Greet()
 	if got := p.next(); got["type"] != "welcome" {
 		r.t.Fatalf("%s: first frame %v, want welcome", id, got)
@@ -131,6 +139,10 @@ func (r *rig) connect(id string) *peer {
 }
 
 func (r *rig) open(id string, echo bool) *peer {
+	return r.openRooms(id, echo, auth.AllRooms())
+}
+
+func (r *rig) openRooms(id string, echo bool, rooms auth.Rooms) *peer {
 	sock := &fakeSocket{}
 	c := conn.New(r.env, id, "127.0.0.1", sock)
 	sock.c = c
@@ -138,7 +150,7 @@ func (r *rig) open(id string, echo bool) *peer {
 	if echo {
 		p.sess = r.h.OpenEcho(c)
 	} else {
-		p.sess = r.h.Open(c)
+		p.sess = r.h.Open(c, auth.Identity{Peer: id, Base: id, Rooms: rooms})
 	}
 	r.t.Cleanup(func() { p.close() })
 	return p
@@ -199,4 +211,15 @@ func dump(fs []wframe) string {
 		s += string(rune('0'+f.op)) + ":" + string(f.payload) + " "
 	}
 	return s
+}
+
+// rigSecret is the JWT secret a rig's room tokens are checked with.
+const rigSecret = "0123456789abcdef0123456789abcdef-rig"
+
+func rigRoomTokens(t testing.TB) *auth.RoomTokens {
+	rt, err := auth.NewRoomTokens(config.Config{JWTSecret: rigSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }

@@ -218,8 +218,14 @@ export class RelayClient {
   /** Closes and stops reconnecting. */
   close(code?: number, reason?: string): void;
 
-  /** Joins room now and after every reconnect; resolves with the other members. */
-  join(room: string, options?: { timeout?: number }): Promise<string[]>;
+  /**
+   * Joins room now and after every reconnect; resolves with the other members.
+   * token: a room token from the application's backend (a JWT whose sub is
+   * this peer's base id and whose room claim is room); the join then rests on
+   * it alone, and it is sent again on re-joins after a reconnect. A refused
+   * join rejects with a RelayError of code 'forbidden'.
+   */
+  join(room: string, options?: { timeout?: number; token?: string }): Promise<string[]>;
   /** Leaves room; it is no longer joined after reconnects. */
   leave(room: string, options?: { timeout?: number }): Promise<void>;
   /** Rooms joined or to be joined again after a reconnect. */

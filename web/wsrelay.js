@@ -209,7 +209,7 @@ export class RelayClient {
     this._ws = null;
     this._nextId = 1;
     this._pending = new Map(); // id -> {resolve, reject, timer, room?, kind}
-    this._wanted = new Set(); // rooms to be in, joined again after a reconnect
+    this._wanted = new Map(); // rooms to be in -> room token or undefined, joined again after a reconnect
     this._presence = new Map(); // room -> Set of the other members
     this._reconnectTimer = null;
     this._pingTimer = null;
@@ -523,8 +523,8 @@ export class RelayClient {
     this._schedulePing();
     if (this._opened) this._opened.resolve(msg);
     this._emit('open', msg);
-    for (const room of this._wanted) {
-      this._sendJoin(room).catch((err) => {
+    for (const [room, token] of this._wanted) {
+      this._sendJoin(room, token).catch((err) => {
         if (err.code !== 'disconnected') this._emit('error', err);
       });
     }
@@ -589,19 +589,25 @@ export class RelayClient {
     }
   }
 
-  _sendJoin(room, timeout) {
-    return this._request({ type: 'join', room }, 'join', room, timeout);
+  _sendJoin(room, token, timeout) {
+    const msg = token === undefined ? { type: 'join', room } : { type: 'join', room, token };
+    return this._request(msg, 'join', room, timeout);
   }
 
   /**
    * join makes the client a member of room, now and after every reconnect,
    * and resolves with the other members' ids. While the client is
    * reconnecting it resolves once the room is joined on the new connection.
+   * token is a room token from the application's backend (a JWT for this
+   * peer and room): the join then rests on it alone. It is sent again on
+   * every re-join after a reconnect, so it must outlive the visit or be
+   * replaced by calling join again with a fresh one.
    */
-  join(room, { timeout } = {}) {
+  join(room, { timeout, token } = {}) {
     if (!isValidRoom(room)) return Promise.reject(new TypeError(`wsrelay: invalid room ${JSON.stringify(room)}`));
-    this._wanted.add(room);
-    if (this.state === 'open') return this._sendJoin(room, timeout);
+    if (token !== undefined && typeof token !== 'string') return Promise.reject(new TypeError('wsrelay: token must be a string'));
+    this._wanted.set(room, token);
+    if (this.state === 'open') return this._sendJoin(room, token, timeout);
     // Not connected: the join goes out with the others after the welcome.
     return new Promise((resolve, reject) => {
       const t = timeout ?? this.options.ackTimeout;
@@ -644,7 +650,7 @@ export class RelayClient {
 
   /** rooms lists the rooms the client is a member of (or will join again after a reconnect). */
   rooms() {
-    return [...this._wanted];
+    return [...this._wanted.keys()];
   }
 
   /** peersIn returns the other members of room as last reported by the relay. */

@@ -40,11 +40,16 @@ type Options struct {
 	Logger           *slog.Logger  // nil: Logger(t)
 	Version          string        // announced in the welcome; "" is "test"
 	HandshakeTimeout time.Duration // 0: the server's default
+	ChallengeTimeout time.Duration // key auth; 0: the server's default (10 s)
 }
 
 // Wire builds a server from cfg as main does, without starting it.
 func Wire(cfg config.Config, opts Options) (*Server, error) {
 	authn, err := auth.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	roomTokens, err := auth.NewRoomTokens(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +81,12 @@ func Wire(cfg config.Config, opts Options) (*Server, error) {
 		})
 	}
 	sess := session.New(session.ConfigFrom(cfg, opts.Version), session.Deps{
-		Router: rt, Stats: st, Metrics: set, Logger: opts.Logger,
+		Router: rt, Stats: st, Metrics: set, Logger: opts.Logger, RoomTokens: roomTokens,
 	})
 	srv, err := loop.New(cfg, loop.Deps{
 		Logger: opts.Logger, Metrics: set, Stats: st, Auth: authn,
 		Session: sess, Cluster: cl, HandshakeTimeout: opts.HandshakeTimeout,
+		ChallengeTimeout: opts.ChallengeTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -1,14 +1,18 @@
 // The demo page in a real browser: headless Chromium driven by
 // playwright-core against bin/wsrelay on loopback. Two pages meet in a room,
 // chat, message each other directly and see each other's presence; then the
-// relay restarts and both pages reconnect and join the room again.
+// relay restarts and both pages reconnect and join the room again. A page
+// with a key identity signs the relay's challenge with WebCrypto's Ed25519
+// and enters a private room with a room token.
 //
 // CHROMIUM names the browser (default /usr/bin/chromium, Debian's package);
 // DEMO_SCREENSHOT, when set, is where to save a screenshot of the demo page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { freePort, startRelay } from './relay.mjs';
+import WebSocket from 'ws';
+import { RelayClient, generateKeyPair, keyId } from '../wsrelay.js';
+import { freePort, startRelay, roomToken } from './relay.mjs';
 
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 10000; // ms for any one thing a user would wait for
@@ -43,7 +47,7 @@ after(async () => {
   await relay?.stop();
 });
 
-async function openDemo(peer) {
+async function openDemo(peer, base = relay.base, query = `?peer=${peer}`) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
@@ -54,9 +58,9 @@ async function openDemo(peer) {
     consoleErrors.push(`${peer}: ${msg.text()} (${msg.location().url})`);
   });
   page.on('request', (req) => {
-    if (!req.url().startsWith(relay.base.replace(/:\d+$/, ''))) foreign.push(req.url());
+    if (!req.url().startsWith(base.replace(/:\d+$/, ''))) foreign.push(req.url());
   });
-  await page.goto(`${relay.base}/?peer=${peer}`);
+  await page.goto(`${base}/${query}`);
   return page;
 }
 
@@ -147,5 +151,59 @@ test('two pages chat in a room, message each other and survive a relay restart',
 
   assert.deepEqual(pageErrors, [], 'no script errors in the pages');
   assert.deepEqual(consoleErrors, [], 'no errors in the browser console (invalid markup, failed loads)');
+  assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
+});
+
+// Auth mode key is a relay of its own (a relay has one auth mode): there the
+// page's key peer meets a key peer in Node.js. Room tokens, JWTs signed by
+// the "backend" (this test), open the private room; the relay requires them.
+test('a key identity made in the browser signs the challenge and meets another key peer in a private room', async (t) => {
+  const secret = 'the-backend-signs-room-tokens-with-this';
+  const keyRelay = await startRelay(await freePort(), {
+    WSRELAY_AUTH: 'key', WSRELAY_JWT_SECRET: secret, WSRELAY_JWT_REQUIRE_ROOMS: 'true',
+  });
+  const other = { c: null };
+  t.after(async () => {
+    other.c?.close();
+    await keyRelay.stop();
+  });
+
+  const page = await openDemo('key-page', keyRelay.base, '?key=1');
+  await page.waitForFunction(() => /^k:[A-Za-z0-9_-]{43}$/.test(document.querySelector('#key-id')?.textContent || ''), null, { timeout: WAIT });
+  const pageId = await page.locator('#key-id').textContent();
+  assert.ok(await page.getByLabel('Key identity').isChecked());
+  // The relay only welcomes a key peer whose signature verified.
+  await waitText(page, '#status', 'connected');
+  await waitText(page, '#peer-id', pageId);
+  const hasWebCryptoKey = await page.evaluate(() => window.relay.options.keyPair.privateKey.algorithm.name === 'Ed25519'
+    && window.relay.options.keyPair.privateKey.extractable === false);
+  assert.ok(hasWebCryptoKey, 'the page signs with a non-extractable WebCrypto Ed25519 key');
+
+  // Without a room token the private room stays closed.
+  await page.getByLabel('Room name').fill('vip');
+  await page.getByLabel('Room name').press('Enter');
+  await waitText(page, '#log', 'join vip: room not allowed for this peer');
+
+  // A peer in Node.js with its own key pair and room token.
+  const keyPair = await generateKeyPair();
+  const nodeId = await keyId(keyPair.publicKey);
+  other.c = new RelayClient(keyRelay.ws, { WebSocket, keyPair, ackTimeout: WAIT });
+  assert.equal((await other.c.connect()).peer, nodeId);
+  await other.c.join('vip', { token: roomToken(secret, nodeId, 'vip') });
+
+  // The page enters with the token the backend issued for its k: id.
+  await page.getByLabel(/^Room token/).fill(roomToken(secret, pageId, 'vip'));
+  await page.getByLabel('Room name').press('Enter');
+  await waitText(page, '#rooms', 'vip');
+  await waitText(page, '#presence', nodeId);
+
+  const got = new Promise((resolve) => other.c.on('publish', resolve));
+  await say(page, 'hello from a key made in the browser');
+  const m = await got;
+  assert.deepEqual([m.room, m.from, m.data.text], ['vip', pageId, 'hello from a key made in the browser']);
+  await other.c.direct(pageId, { text: 'hello back, key to key' });
+  await waitText(page, '#log', `${nodeId}: hello back, key to key`);
+
+  assert.deepEqual(pageErrors, [], 'no script errors in the pages');
   assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
 });

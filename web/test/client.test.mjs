@@ -192,6 +192,40 @@ test('a refused join rejects with the relay error and is not retried', async () 
   c.close();
 });
 
+test('a join with a room token sends it, and again on the re-join after a reconnect', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const c = client({ minBackoff: 20, maxBackoff: 20 });
+  const p = c.connect();
+  latest().welcome('alice');
+  await p;
+  const j = c.join('vip', { token: 'tok.en.sig' });
+  assert.deepEqual([latest().last().type, latest().last().room, latest().last().token], ['join', 'vip', 'tok.en.sig']);
+  latest().deliver({ type: 'joined', room: 'vip', peers: [] });
+  await j;
+  const plain = c.join('lobby');
+  assert.equal('token' in latest().last(), false, 'no token field without a token');
+  latest().deliver({ type: 'joined', room: 'lobby', peers: [] });
+  await plain;
+  const reopened = new Promise((r) => c.on('open', r));
+  latest().drop(1006);
+  t.mock.timers.tick(20);
+  const ws = latest();
+  ws.welcome('alice');
+  await reopened;
+  assert.deepEqual(ws.sent.map((m) => [m.type, m.room, m.token]), [['join', 'vip', 'tok.en.sig'], ['join', 'lobby', undefined]]);
+  await assert.rejects(c.join('x', { token: 7 }), TypeError);
+  c.close();
+});
+
+test('a join refused as forbidden rejects and is not retried', async () => {
+  const c = await connected();
+  const p = c.join('private', { token: 'expired' });
+  latest().deliver({ type: 'error', code: 'forbidden', message: 'room token refused', id: latest().last().id });
+  await assert.rejects(p, (e) => e instanceof RelayError && e.code === 'forbidden');
+  assert.deepEqual(c.rooms(), []);
+  c.close();
+});
+
 test('publish, direct and broadcast resolve on their ack', async () => {
   const c = await connected();
   const ws = latest();

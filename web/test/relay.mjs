@@ -2,6 +2,7 @@
 // tests: loopback only, a free port, bounded waits.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -76,4 +77,16 @@ export async function waitFor(fn, ms = 5000, what = 'condition') {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/**
+ * roomToken signs a room token (PROTOCOL.md section 11) with HS256 under
+ * secret, as an application's backend would: sub is the peer's base id,
+ * room the room, valid for ttl seconds (negative: already expired).
+ */
+export function roomToken(secret, sub, room, ttl = 60) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, room, iat: now, exp: now + ttl })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }

@@ -4,8 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import WebSocket from 'ws';
-import { RelayClient, OP_PUBLISH, OP_DIRECT } from '../wsrelay.js';
-import { freePort, startRelay, waitFor } from './relay.mjs';
+import { RelayClient, OP_PUBLISH, OP_DIRECT, generateKeyPair, keyId } from '../wsrelay.js';
+import { freePort, startRelay, waitFor, roomToken } from './relay.mjs';
 
 let relay;
 const clients = [];
@@ -175,4 +175,44 @@ test('a client survives a relay restart: it reconnects with its id and joins its
   const got = next(dave, 'publish');
   await erin.publish('restart-room', 'after restart');
   assert.equal((await got).data, 'after restart');
+});
+
+test('key peers prove their keys, and room tokens from a backend open a private room', async (t) => {
+  const secret = 'a-backend-secret-of-at-least-32-bytes!';
+  const keyRelay = await startRelay(await freePort(), {
+    WSRELAY_AUTH: 'key', WSRELAY_JWT_SECRET: secret, WSRELAY_JWT_REQUIRE_ROOMS: 'true',
+  });
+  t.after(() => keyRelay.stop());
+  const keyed = async (device) => {
+    const keyPair = await generateKeyPair();
+    const c = new RelayClient(keyRelay.ws, { WebSocket, keyPair, device, minBackoff: 50, maxBackoff: 200, ackTimeout: 3000 });
+    clients.push(c);
+    const w = await c.connect();
+    const base = await keyId(keyPair.publicKey);
+    assert.equal(w.peer, device ? `${base}:${device}` : base);
+    return { c, base };
+  };
+  const a = await keyed();
+  const b = await keyed('phone');
+
+  await assert.rejects(a.c.join('vip'), (e) => e.code === 'forbidden', 'no token under REQUIRE_ROOMS');
+  await assert.rejects(a.c.join('vip', { token: roomToken(secret, a.base, 'other') }), (e) => e.code === 'forbidden');
+  await assert.rejects(a.c.join('vip', { token: roomToken(secret, a.base, 'vip', -60) }), (e) => e.code === 'forbidden', 'expired');
+  assert.deepEqual(await a.c.join('vip', { token: roomToken(secret, a.base, 'vip') }), []);
+  // The room token names the base id: the device suffix is not part of it.
+  assert.deepEqual(await b.c.join('vip', { token: roomToken(secret, b.base, 'vip') }), [a.base]);
+
+  const got = next(a.c, 'publish');
+  await b.c.publish('vip', { text: 'signed in by key' });
+  const m = await got;
+  assert.deepEqual([m.from, m.data], [`${b.base}:phone`, { text: 'signed in by key' }]);
+
+  // A key that cannot be a key is refused at the upgrade.
+  const status = await new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${keyRelay.ws}?key=AAAA`);
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode));
+    ws.on('open', () => reject(new Error('upgraded with a malformed key')));
+    ws.on('error', () => {});
+  });
+  assert.equal(status, 400);
 });

@@ -23,6 +23,7 @@ async function demo(): Promise<void> {
   const w: Welcome = await relay.connect();
   console.log(w.heartbeat_ms, relay.peer, relay.state);
   const peers: string[] = await relay.join('lobby');
+  await relay.join('vip', { token: 'eyJh.eyJz.c2ln', timeout: 500 });
   await relay.publish('lobby', { text: 'hi', n: [1, null, true] }, { timeout: 500 });
   await relay.direct(peers[0], 'x', { ack: false });
   await relay.broadcast(null);
