@@ -85,11 +85,14 @@ func readSocket(c *nbio.Conn, buf []byte, max int, stop func() bool) (drained bo
 		case n == 0:
 			return true
 		}
-		// Even after a short read, read on until EAGAIN: stopping at a
-		// short read, as level-triggered readers may, was measured here to
-		// leave bytes unread until TCP retransmitted.
 		if stop != nil && stop() {
 			return false
+		}
+		if n < len(buf) {
+			// A short read emptied the socket: bytes that arrive later
+			// bring a new edge (nbio's own edge-triggered loop stops here
+			// too), and the EAGAIN read is saved.
+			return true
 		}
 	}
 	return false
