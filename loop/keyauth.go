@@ -70,7 +70,7 @@ func (w *wsConn) answer(op byte, p []byte) {
 	w.srv.stats.ConnOpened()
 	// The welcome is written under authMu: the write never blocks (nbio
 	// buffers it), and only this connection's close waits for the lock.
-	w.sess.Greet()
+	w.sess.Greet(nil)
 }
 
 // failAuth fails a pending challenge: counted as rejected{reason="auth"},

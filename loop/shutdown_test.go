@@ -22,13 +22,20 @@ func TestShutdownDrainsAndCloses1001(t *testing.T) {
 		t.Fatal(err)
 	}
 	relaytest.Recv(t, a, "peer_joined")
+	// 200 messages of 32 KiB (6.4 MB) are more than the socket buffers of a
+	// receiver that does not read (about 4 MB on Linux) and the server's
+	// write buffer hold, so the drain is still waiting for b
+	// while the test looks at /ready.
 	const n = 200
+	pad := strings.Repeat("x", 32<<10)
 	for i := range n {
-		if err := a.Publish("r", i, nil); err != nil {
+		if err := a.Publish("r", map[string]any{"i": i, "pad": pad}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// a's messages are handled in order: once its join is answered, every
+	// publish before it has been routed.
+	relaytest.Join(t, a, "sync")
 
 	done := make(chan error, 1)
 	go func() {
@@ -63,12 +70,14 @@ func TestShutdownDrainsAndCloses1001(t *testing.T) {
 		}
 		var m struct {
 			Type string `json:"type"`
-			Data int    `json:"data"`
+			Data struct {
+				I int `json:"i"`
+			} `json:"data"`
 		}
 		_ = json.Unmarshal(p, &m)
 		if m.Type == "publish" {
-			if m.Data != got {
-				t.Fatalf("b got message %d, want %d", m.Data, got)
+			if m.Data.I != got {
+				t.Fatalf("b got message %d, want %d", m.Data.I, got)
 			}
 			got++
 		}

@@ -187,8 +187,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		b = appendChallenge(b, wc.challenge)
 		wc.WriteControl(b)
 	} else {
-		wc.WriteControl(b)
-		wc.sess.Greet()
+		wc.sess.Greet(b)
 	}
 	s.sweeper.add(wc)
 }

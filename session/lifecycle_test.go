@@ -43,7 +43,7 @@ func TestWelcome(t *testing.T) {
 	if r.rt.Lookup("alice") != nil {
 		t.Fatal("registered before Greet")
 	}
-	a.sess.Greet()
+	a.sess.Greet(nil)
 	match(t, "alice", a.next(), msg{
 		"type": "welcome", "peer": "alice", "server": "wsrelay/test", "heartbeat_ms": 25000.0,
 		"timeout_ms": 60000.0, "max_message_bytes": 65536.0, "queue_size": 16.0,
@@ -51,6 +51,38 @@ func TestWelcome(t *testing.T) {
 	if r.rt.Lookup("alice") == nil {
 		t.Fatal("not registered after Greet")
 	}
+}
+
+// A client may send its first message as soon as it sees the handshake
+// response, before the welcome: the peer must be registered by then, or a
+// join would be acknowledged for a peer the router does not know.
+func TestGreetRegistersBeforeHello(t *testing.T) {
+	r := newRig(t, rigOptions{router: router.Options{MaxRoomsPerPeer: 10, MaxRoomPeers: 10}})
+	a := r.open("alice", false)
+	hello := []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+	var writes [][]byte
+	registered := false
+	a.sock.onWrite = func(b []byte) {
+		if len(writes) == 0 {
+			registered = r.rt.Lookup("alice") != nil
+		}
+		writes = append(writes, append([]byte(nil), b...))
+	}
+	a.sess.Greet(hello)
+	if len(writes) == 0 || string(writes[0]) != string(hello) {
+		t.Fatalf("first write %q, want the handshake response", writes)
+	}
+	if !registered {
+		t.Fatal("handshake response written before the peer was registered")
+	}
+	a.sock.mu.Lock()
+	a.sock.out = a.sock.out[len(hello):]
+	a.sock.onWrite = nil
+	a.sock.mu.Unlock()
+	match(t, "alice", a.next(), msg{
+		"type": "welcome", "peer": "alice", "server": "wsrelay/test", "heartbeat_ms": 25000.0,
+		"timeout_ms": 60000.0, "max_message_bytes": 65536.0, "queue_size": 16.0,
+	})
 }
 
 func TestOnCloseLeavesRooms(t *testing.T) {
@@ -72,7 +104,7 @@ func TestOnCloseLeavesRooms(t *testing.T) {
 func TestEcho(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	e := r.open("", true)
-	e.sess.Greet()
+	e.sess.Greet(nil)
 	e.none() // no welcome on /echo
 	for _, tc := range []struct {
 		op  byte

@@ -120,22 +120,34 @@ func (h *Handler) OpenEcho(c *conn.Conn) *Session {
 	return &Session{h: h, c: c, echo: true}
 }
 
-// Greet sends the welcome and registers the peer with the router. It is
-// called once, after the upgrade response, before the first OnMessage can
-// be acted upon by other peers.
-func (s *Session) Greet() {
+// Greet registers the peer with the router and sends it hello (the
+// transport's handshake response, or nil when that went out already)
+// followed by the welcome. It is called once, before the peer's first
+// message is read.
+//
+// The order matters. The welcome is queued before the peer is registered,
+// so that it is the first frame even when a message for the peer is routed
+// at once. The peer is registered before hello is written, so that a
+// message the client sends as soon as it sees the handshake response (a
+// join, say) finds it registered. And hello is written before the queue is
+// flushed, so that it precedes the welcome on the wire: nobody else flushes
+// in between, because the first Enqueue makes this call the one that owes
+// the flush.
+func (s *Session) Greet(hello []byte) {
+	c := s.c
 	if s.echo {
+		if hello != nil {
+			c.WriteControl(hello)
+		}
 		return
 	}
-	c := s.c
-	// The welcome is queued before the peer is registered, so that it is
-	// the first frame even when a message for the peer is routed at once;
-	// and the peer is registered before the welcome is written, so that a
-	// client may address it as soon as it is welcomed.
 	welcome := s.h.welcome(s)
 	_, flush := c.Enqueue(welcome)
 	welcome.Release()
 	s.h.router.Register(c)
+	if hello != nil {
+		c.WriteControl(hello)
+	}
 	if flush {
 		c.Flush(nil)
 	}

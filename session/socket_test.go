@@ -23,13 +23,17 @@ import (
 type fakeSocket struct {
 	c *conn.Conn // set once the Conn is made
 
-	mu     sync.Mutex
-	out    []byte
-	closed bool
+	mu      sync.Mutex
+	out     []byte
+	closed  bool
+	onWrite func(b []byte) // if set, sees every write before it is kept
 }
 
 func (f *fakeSocket) Write(b []byte) (int, error) {
 	f.mu.Lock()
+	if f.onWrite != nil {
+		f.onWrite(b)
+	}
 	f.out = append(f.out, b...)
 	f.mu.Unlock()
 	f.c.Written(len(b))
@@ -131,7 +135,7 @@ func (r *rig) connect(id string) *peer {
 func (r *rig) connectRooms(id string, rooms auth.Rooms) *peer {
 	r.t.Helper()
 	p := r.openRooms(id, false, rooms)
-	p.sess.Greet()
+	p.sess.Greet(nil)
 	if got := p.next(); got["type"] != "welcome" {
 		r.t.Fatalf("%s: first frame %v, want welcome", id, got)
 	}
