@@ -168,7 +168,9 @@ func burstReaders() int {
 // burst, in order, while members that never read lose messages, counted,
 // and the publisher finishes.
 func TestFlowControlBurst(t *testing.T) {
-	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms")
+	// The idle members never answer pings: however slow the run (race
+	// detector), they must not time out before they read back.
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms", "WSRELAY_CLIENT_TIMEOUT=10m")
 	burst{
 		ts:   ts,
 		dial: ts.Dial,
@@ -185,7 +187,7 @@ func TestFlowControlBurst(t *testing.T) {
 // TestFlowControlBurstTLS: the same over wss://, where the paused
 // publisher's bytes wait in the kernel under the TLS layer.
 func TestFlowControlBurstTLS(t *testing.T) {
-	ts := startTLSServer(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms")
+	ts := startTLSServer(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=500ms", "WSRELAY_CLIENT_TIMEOUT=10m")
 	burst{
 		ts:       ts.Server,
 		dial:     ts.dialWSS,
