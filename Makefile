@@ -51,11 +51,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanEnvelope$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./frame
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCount$$' -fuzztime $(FUZZTIME) ./frame
+	$(GO) test -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $(FUZZTIME) ./frame
+	$(GO) test -run '^$$' -fuzz '^FuzzDeflateRoundTrip$$' -fuzztime $(FUZZTIME) ./frame
+	$(GO) test -run '^$$' -fuzz '^FuzzNegotiateDeflate$$' -fuzztime $(FUZZTIME) ./frame
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryTypes$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzRooms$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuth$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzOnMessage$$' -fuzztime $(FUZZTIME) ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzLiveConnection$$' -fuzztime $(FUZZTIME) -parallel 1 ./loop
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) -parallel 1 ./cluster
 
 ## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)
 test-web: build web/node_modules

@@ -112,7 +112,7 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	}, st)
 	var cl *cluster.Cluster
 	if cfg.NATSURL != "" {
-		cl, err = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, rt, log)
+		cl, err = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, rt, st, log)
 		if err != nil {
 			return nil, err
 		}

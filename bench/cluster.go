@@ -258,7 +258,7 @@ func runCluster(ctx context.Context, r *runner) error {
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
 		return err
 	}
-	s := &sender{w: pub, room: room, size: size}
+	s := &sender{w: pub, room: room, size: size, jsonFill: r.o.payload == "json"}
 	want := int64(members-1) * int64(o.messages)
 	_, cpu0, _ := readAll(all)
 	self0 := selfCPU()

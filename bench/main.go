@@ -72,6 +72,9 @@ type options struct {
 
 	slow int // slow: members that never read
 
+	compress bool   // offer permessage-deflate; a started server accepts it
+	payload  string // filler of timed JSON payloads: x or json
+
 	churnRate float64       // churn: connections per second
 	life      time.Duration // churn: lifetime of a churning connection
 	rounds    int           // churn: rounds of churn, each followed by a reading
@@ -171,6 +174,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rounds", 3, "churn: rounds of churn, the server read after each")
 	fs.IntVar(&o.nodes, "nodes", 6, "cluster: wsrelay nodes (child processes sharing an embedded NATS server)")
 	fs.IntVar(&o.roomMembers, "room-members", 600, "cluster: members of the room spanning all nodes, the publisher included")
+	fs.BoolVar(&o.compress, "compress", false, "every client connection offers permessage-deflate, and a started server runs with\nWSRELAY_COMPRESSION=true; compressed frames are counted and inflated as far as the timestamp")
+	fs.StringVar(&o.payload, "payload", "x", "filler of JSON payloads: x (one repeated letter, compresses to nothing) or json\n(SDP-like text that compresses about as real signalling does)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -203,6 +208,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if !set["slow"] {
 			o.slow = 10
 		}
+	}
+	if o.payload != "x" && o.payload != "json" {
+		fmt.Fprintf(stderr, "bench: -payload must be x or json, got %q\n", o.payload)
+		return 2
+	}
+	if o.compress {
+		o.env = append(o.env, "WSRELAY_COMPRESSION=true")
 	}
 	if o.conns <= 0 {
 		o.conns = map[bool]int{true: 100000, false: 15000}[scenario == "cluster"]
@@ -270,6 +282,8 @@ func (r *runner) finish(stdout io.Writer) {
 	res := r.res
 	res.set("load_avg", loadAvg())
 	res.set("server", map[bool]string{true: "child", false: r.o.url}[r.t.pid != 0])
+	res.set("compress", r.o.compress)
+	res.set("payload", r.o.payload)
 	fmt.Fprintf(stdout, "%s: %s (load %s)\n", res.Scenario, res.Summary, loadAvg())
 	if r.o.json {
 		m := map[string]any{"scenario": res.Scenario, "time": res.Start.UTC().Format(time.RFC3339)}

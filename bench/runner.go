@@ -56,6 +56,7 @@ func (r *runner) setup(env []string) error {
 	if err != nil {
 		return err
 	}
+	r.local.offerDeflate.Store(r.o.compress)
 	return nil
 }
 
@@ -65,7 +66,7 @@ func (r *runner) workers(conns int) error {
 	if n <= 0 {
 		n = max(1, (conns+maxPerProc-1)/maxPerProc)
 	}
-	p, err := startPool(n)
+	p, err := startPool(n, workerFlags(&r.o))
 	r.pool = p
 	return err
 }

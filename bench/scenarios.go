@@ -112,7 +112,9 @@ type sender struct {
 	room   string
 	size   int
 	binary bool
-	buf    []byte
+	// jsonFill: the payload is filled with SDP-like text (-payload json).
+	jsonFill bool
+	buf      []byte
 }
 
 func (s *sender) publish(now time.Time) error {
@@ -129,7 +131,7 @@ func (s *sender) publish(now time.Time) error {
 	s.buf = append(s.buf[:0], `{"type":"publish","room":"`...)
 	s.buf = append(s.buf, s.room...)
 	s.buf = append(s.buf, `","data":`...)
-	s.buf = appendTimed(s.buf, now.UnixNano(), s.size)
+	s.buf = appendTimed(s.buf, now.UnixNano(), s.size, s.jsonFill)
 	s.buf = append(s.buf, '}')
 	return s.sendRaw(frame.OpText)
 }
@@ -168,7 +170,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
 		return err
 	}
-	s := &sender{w: pub, room: room, size: size, binary: o.binary}
+	s := &sender{w: pub, room: room, size: size, binary: o.binary, jsonFill: o.payload == "json"}
 	want := int64(members) * int64(o.messages)
 	c0, _ := r.t.read()
 	st0, _ := r.t.stats()
@@ -208,6 +210,7 @@ func runFanout(ctx context.Context, r *runner) error {
 	res.set("server_cpu_s", round(cpu, 2))
 	res.set("cpu_s_per_million", round(cpu/float64(max(deliveries, 1))*1e6, 2))
 	res.set("bytes_out_per_delivery", round(float64(st1.BytesOut-st0.BytesOut)/float64(max(deliveries, 1)), 1))
+	res.set("deflated_deliveries", got.Deflated)
 	if c1.Writes > 0 {
 		// write(2) calls of the server per delivery: below 1 when frames
 		// for a recipient are coalesced.
@@ -218,10 +221,10 @@ func runFanout(ctx context.Context, r *runner) error {
 	res.set("p999_ms", ms(h.quantile(0.999)))
 	res.set("max_ms", ms(time.Duration(h.max)))
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d members × %d msgs (%s, %d B): all delivered in %.3fs, %.0f deliveries/s, %.2f CPU-s/M deliveries, p50 %.2fms p99 %.2fms p999 %.2fms, peak RSS %.0f MiB, lost %d",
+	res.Summary = fmt.Sprintf("%d members × %d msgs (%s, %d B): all delivered in %.3fs, %.0f deliveries/s, %.2f CPU-s/M deliveries, %.0f B sent/delivery (%d compressed), p50 %.2fms p99 %.2fms p999 %.2fms, peak RSS %.0f MiB, lost %d",
 		members, o.messages, res.Fields["frames"], size, elapsed.Seconds(), float64(deliveries)/elapsed.Seconds(),
-		cpu/float64(max(deliveries, 1))*1e6, ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-		mib(r.t.peakRSS()), want-deliveries)
+		cpu/float64(max(deliveries, 1))*1e6, float64(st1.BytesOut-st0.BytesOut)/float64(max(deliveries, 1)), got.Deflated,
+		ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)), mib(r.t.peakRSS()), want-deliveries)
 	return nil
 }
 
@@ -295,9 +298,10 @@ func runDirect(ctx context.Context, r *runner) error {
 	res.set("p999_ms", ms(h.quantile(0.999)))
 	res.set("max_ms", ms(time.Duration(h.max)))
 	res.set("server_cpu_pct", round((c1.CPU-c0.CPU)/c1.At.Sub(c0.At).Seconds()*100, 1))
-	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core",
+	res.set("cpu_s_per_million", round((c1.CPU-c0.CPU)/float64(max(got.Recv, 1))*1e6, 2))
+	res.Summary = fmt.Sprintf("%d pairs at %.0f msg/s (achieved %.0f): p50 %.2fms p99 %.2fms p999 %.2fms, lost %d of %d, server CPU %.0f%% of a core, %.2f CPU-s per million",
 		pairs, rate, float64(sent)/elapsed.Seconds(), ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-		sent-got.Recv, sent, res.Fields["server_cpu_pct"])
+		sent-got.Recv, sent, res.Fields["server_cpu_pct"], res.Fields["cpu_s_per_million"])
 	return nil
 }
 
@@ -307,7 +311,7 @@ func (r *runner) flood(ctx context.Context, label string, pub *wsConn, room stri
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
 		return nil, reply{}, 0, err
 	}
-	s := &sender{w: pub, room: room, size: size}
+	s := &sender{w: pub, room: room, size: size, jsonFill: r.o.payload == "json"}
 	var sent int64
 	start := time.Now()
 	stop := r.progress(label, func() float64 { return float64(time.Since(start)) / float64(d) })
@@ -530,6 +534,7 @@ func runChurn(ctx context.Context, r *runner) error {
 		churned.Sent += cr.Sent
 		churned.OK += cr.OK
 		churned.Failed += cr.Failed
+		churned.Handshakes += cr.Handshakes
 		if churned.FirstErr == "" {
 			churned.FirstErr = cr.FirstErr
 		}
@@ -564,6 +569,7 @@ func runChurn(ctx context.Context, r *runner) error {
 	res.set("churned", churned.Sent)
 	res.set("churn_ready", churned.OK)
 	res.set("churn_failed", churned.Failed)
+	res.set("handshakes_failed", churned.Handshakes)
 	res.set("churn_first_err", churned.FirstErr)
 	res.set("direct_sent", sent)
 	res.set("direct_lost", lost)
@@ -575,8 +581,8 @@ func runChurn(ctx context.Context, r *runner) error {
 	res.set("rss_mib_per_round", rsss)
 	res.set("heap_growth_after_first_round_mib", round(mib(last.heap-first.heap), 2))
 	res.set("rss_growth_after_first_round_mib", round(mib(last.rss-first.rss), 1))
-	res.Summary = fmt.Sprintf("%d connections churned at %.0f/s over %d steady ones in %d rounds (%s each): %d failed, %d direct lost of %d, %d unexpected closes; connections %d→%d, goroutines %v, heap MiB %v, RSS MiB %v (before, after each round)",
-		churned.Sent, o.churnRate, 2*pairs, o.rounds, o.life, churned.Failed, lost, sent, closed,
+	res.Summary = fmt.Sprintf("%d connections churned at %.0f/s over %d steady ones in %d rounds (%s each): %d failed (%d handshakes), %d direct lost of %d, %d unexpected closes; connections %d→%d, goroutines %v, heap MiB %v, RSS MiB %v (before, after each round)",
+		churned.Sent, o.churnRate, 2*pairs, o.rounds, o.life, churned.Failed, churned.Handshakes, lost, sent, closed,
 		st0.Connections, last.conns, gors, heaps, rsss)
 	if last.conns != st0.Connections {
 		return fmt.Errorf("connections after churn %d, before %d: %s", last.conns, st0.Connections, res.Summary)

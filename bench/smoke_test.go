@@ -151,3 +151,37 @@ func TestBurstSmoke(t *testing.T) {
 		t.Errorf("readers got %d of %d messages, want all 10000", res.Delivered, res.Expected)
 	}
 }
+
+// TestFanoutCompressSmoke runs the fanout scenario small with compression
+// on both sides and SDP-like payloads: every delivery arrives, compressed,
+// with fewer bytes on the wire than the payload.
+func TestFanoutCompressSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a worker process")
+	}
+	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_COMPRESSION=true")
+	var out, errs bytes.Buffer
+	args := []string{"-url", "ws://" + srv.Addr().String() + "/ws", "-members", "50", "-messages", "20", "-size", "2048",
+		"-compress", "-payload", "json", "-procs", "1", "-q", "-json", "fanout"}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("bench exited with %d:\n%s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a summary line and a JSON line, got:\n%s", out.String())
+	}
+	var res struct {
+		Deliveries int64   `json:"deliveries"`
+		Deflated   int64   `json:"deflated_deliveries"`
+		Bytes      float64 `json:"bytes_out_per_delivery"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &res); err != nil {
+		t.Fatalf("JSON line: %v\n%s", err, lines[1])
+	}
+	if res.Deliveries != 50*20 || res.Deflated != res.Deliveries {
+		t.Errorf("%d deliveries, %d of them compressed; want %d, all compressed", res.Deliveries, res.Deflated, 50*20)
+	}
+	if res.Bytes <= 0 || res.Bytes > 2048*2/3 {
+		t.Errorf("%.0f bytes sent per delivery of a 2048-byte SDP-like payload, want under two thirds", res.Bytes)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -47,11 +48,14 @@ type command struct {
 type reply struct {
 	Err string `json:"err,omitempty"`
 
-	OK       int     `json:"ok,omitempty"`
-	Failed   int     `json:"failed,omitempty"`
-	FirstErr string  `json:"first_err,omitempty"`
-	Seconds  float64 `json:"seconds,omitempty"`
-	Sent     int64   `json:"sent,omitempty"`
+	OK     int `json:"ok,omitempty"`
+	Failed int `json:"failed,omitempty"`
+	// Handshakes counts the failures that were handshakes: the dial, the
+	// upgrade or the wait for the welcome failed (churn).
+	Handshakes int     `json:"handshakes,omitempty"`
+	FirstErr   string  `json:"first_err,omitempty"`
+	Seconds    float64 `json:"seconds,omitempty"`
+	Sent       int64   `json:"sent,omitempty"`
 
 	Recv     int64       `json:"recv,omitempty"`
 	Other    int64       `json:"other,omitempty"`
@@ -60,21 +64,30 @@ type reply struct {
 	Errors   int64       `json:"errors,omitempty"`
 	Closed   int64       `json:"closed,omitempty"`
 	Pings    int64       `json:"pings,omitempty"`
+	Deflated int64       `json:"deflated,omitempty"` // compressed frames received
 	FirstRcv int64       `json:"first_rcv,omitempty"`
 	LastRcv  int64       `json:"last_rcv,omitempty"`
 	Hist     [][2]uint64 `json:"hist,omitempty"`
 	HistMax  int64       `json:"hist_max,omitempty"`
 }
 
-// runWorker serves commands until stdin ends.
+// runWorker serves commands until stdin ends. Its arguments after workerArg
+// are workerFlags.
 func runWorker() int {
+	fs := flag.NewFlagSet(workerArg, flag.ContinueOnError)
+	compress := fs.Bool("compress", false, "")
+	jsonFill := fs.Bool("json-fill", false, "")
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		return 2
+	}
 	eng, err := newEngine("bench-worker")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench worker:", err)
 		return 1
 	}
 	defer eng.stop()
-	wk := &workerState{eng: eng}
+	eng.offerDeflate.Store(*compress)
+	wk := &workerState{eng: eng, jsonFill: *jsonFill}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	out := json.NewEncoder(os.Stdout)
@@ -94,9 +107,10 @@ func runWorker() int {
 }
 
 type workerState struct {
-	eng   *engine
-	conns []*wsConn
-	slow  []net.Conn
+	eng      *engine
+	jsonFill bool // timed payloads carry SDP-like text (-payload json)
+	conns    []*wsConn
+	slow     []net.Conn
 }
 
 func (wk *workerState) do(cmd command) reply {
@@ -144,7 +158,7 @@ func report(e *engine) reply {
 	return reply{
 		Recv: e.recv.Load(), Other: e.other.Load(), Overflow: e.overflow.Load(),
 		Dropped: e.dropped.Load(), Errors: e.errs.Load(), Closed: e.closed.Load(),
-		Pings: e.pings.Load(), FirstRcv: e.firstRcv.Load(), LastRcv: e.lastRcv.Load(),
+		Pings: e.pings.Load(), Deflated: e.deflated.Load(), FirstRcv: e.firstRcv.Load(), LastRcv: e.lastRcv.Load(),
 		Hist: sp, HistMax: mx,
 	}
 }
@@ -306,7 +320,7 @@ func (wk *workerState) direct(cmd command) reply {
 	var body []byte
 	paced(cmd.Rate, cmd.For, func(now time.Time) {
 		body = append(body[:0], msgs[k]...)
-		body = appendTimed(body, now.UnixNano(), cmd.Size)
+		body = appendTimed(body, now.UnixNano(), cmd.Size, wk.jsonFill)
 		body = append(body, '}')
 		if pairs[k][0].send(frame.OpText, body) == nil {
 			sent++
@@ -358,6 +372,7 @@ func churn(e *engine, cmd command) reply {
 		i++
 		if err != nil {
 			r.Failed++
+			r.Handshakes++
 			if r.FirstErr == "" {
 				r.FirstErr = err.Error()
 			}
@@ -376,6 +391,9 @@ func churn(e *engine, cmd command) reply {
 		case err := <-ready:
 			if err != nil {
 				r.Failed++
+				if errors.Is(err, errHandshake) {
+					r.Handshakes++
+				}
 				if r.FirstErr == "" {
 					r.FirstErr = err.Error()
 				}
@@ -420,12 +438,12 @@ type worker struct {
 	out *json.Decoder
 }
 
-func startWorker(i int) (*worker, error) {
+func startWorker(i int, flags []string) (*worker, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	c := exec.Command(self, workerArg)
+	c := exec.Command(self, append([]string{workerArg}, flags...)...)
 	c.Stderr = os.Stderr
 	in, err := c.StdinPipe()
 	if err != nil {
@@ -477,10 +495,23 @@ func (w *worker) stop() error {
 // pool is the set of worker processes of a run.
 type pool []*worker
 
-func startPool(n int) (pool, error) {
+// workerFlags are the settings of a run that every worker applies to all of
+// its connections.
+func workerFlags(o *options) []string {
+	var f []string
+	if o.compress {
+		f = append(f, "-compress")
+	}
+	if o.payload == "json" {
+		f = append(f, "-json-fill")
+	}
+	return f
+}
+
+func startPool(n int, flags []string) (pool, error) {
 	var p pool
 	for i := range n {
-		w, err := startWorker(i)
+		w, err := startWorker(i, flags)
 		if err != nil {
 			p.stop()
 			return nil, err
@@ -574,6 +605,7 @@ func sum(rs []reply, h *histogram) reply {
 		t.Errors += r.Errors
 		t.Closed += r.Closed
 		t.Pings += r.Pings
+		t.Deflated += r.Deflated
 		if r.FirstRcv != 0 && (t.FirstRcv == 0 || r.FirstRcv < t.FirstRcv) {
 			t.FirstRcv = r.FirstRcv
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,15 +60,65 @@ type Options struct {
 	// Dialer is used for the upgrade (TLS config, proxy, buffer sizes).
 	// Default: a copy of websocket.DefaultDialer. It is copied, not modified.
 	Dialer *websocket.Dialer
+	// Resume makes the Client come back by itself when its connection is
+	// lost (no close frame, a network error, the relay's liveness timeout
+	// or shutdown): it reconnects with the session's resume token and the
+	// count of messages it received (PROTOCOL.md section 10), and Receive
+	// goes on where it stopped. Each reconnect is reported by a Message of
+	// Type "resumed": Resumed true when the relay resumed the session (its
+	// Missed messages could not be replayed), false when it started a new
+	// one, for which the Client has re-joined the rooms it was in. Sends
+	// during a reconnect fail with ErrClosed. Without it the Client ends
+	// with its connection.
+	Resume bool
+	// ResumeTimeout bounds how long the Client tries to reconnect. Default
+	// 30s, the relay's default resume window.
+	ResumeTimeout time.Duration
+	// Compression offers permessage-deflate (RFC 7692) without context
+	// takeover, as the Dialer's EnableCompression does. A relay with
+	// WSRELAY_COMPRESSION=true accepts it (Compressed then reports true):
+	// it sends its larger messages compressed, and the Client compresses
+	// the messages it sends of at least CompressMinBytes. Compressed
+	// messages are inflated transparently; ReadLimit applies to the
+	// inflated size.
+	Compression bool
+	// CompressMinBytes is the smallest message the Client sends compressed
+	// once compression is negotiated. Default 512, the relay's own default;
+	// smaller messages gain little and cost both sides CPU.
+	CompressMinBytes int
 }
 
 // Client is one connection to a relay, as one peer. It is safe for
 // concurrent use: the Send methods may be called from many goroutines;
 // Receive and ReceiveType from one at a time.
 type Client struct {
-	// set at construction
-	conn    *websocket.Conn
-	welcome Message
+	// conn is the current connection; a reconnect (Options.Resume) replaces
+	// it, on the reader goroutine.
+	conn atomic.Pointer[websocket.Conn]
+
+	// set at construction, for reconnects
+	url    *url.URL
+	header http.Header
+	dialer websocket.Dialer
+	opts   Options
+
+	welcomeMu sync.Mutex // guards welcome
+	welcome   Message
+
+	// received counts the data messages of the session: every message the
+	// relay sent after the welcome, as the relay numbers them.
+	received atomic.Uint64
+	// resumable: the relay handed out a resume token.
+	resumable atomic.Bool
+
+	// Owned by the reader goroutine.
+	welcomed bool                // the session's welcome was read
+	token    string              // the session's resume token
+	rooms    map[string]struct{} // rooms joined, re-joined for a new session
+	// compressMin is the smallest message written compressed; 0 when
+	// compression was not negotiated. Set by Dial; a reconnect offers the
+	// same extension to the same relay.
+	compressMin int
 
 	// msgs carries decoded frames from the reader goroutine, which is its
 	// only sender and closes it when the connection ends. Elements are
@@ -144,6 +195,7 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	if opts.Dialer != nil {
 		d = *opts.Dialer
 	}
+	d.EnableCompression = d.EnableCompression || opts.Compression
 	if opts.HandshakeTimeout > 0 {
 		d.HandshakeTimeout = opts.HandshakeTimeout
 	} else if d.HandshakeTimeout <= 0 {
@@ -162,6 +214,13 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 	}
 
 	c := newClient(conn, opts)
+	c.url, c.header, c.dialer = u, header, d
+	if negotiatedDeflate(resp.Header) {
+		c.compressMin = opts.CompressMinBytes
+		if c.compressMin <= 0 {
+			c.compressMin = defaultCompressMin
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, d.HandshakeTimeout)
 	defer cancel()
 	m, err := c.Receive(wctx)
@@ -175,9 +234,30 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 		c.CloseNow()
 		return nil, fmt.Errorf("client: dial %s: waiting for welcome: %w", endpoint, err)
 	}
-	c.welcome = m
+	c.setWelcome(m)
 	return c, nil
 }
+
+// defaultCompressMin is the default Options.CompressMinBytes.
+const defaultCompressMin = 512
+
+// negotiatedDeflate reports whether the relay's upgrade response accepted
+// permessage-deflate.
+func negotiatedDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for ext := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "permessage-deflate") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Compressed reports whether the relay accepted permessage-deflate
+// (Options.Compression).
+func (c *Client) Compressed() bool { return c.compressMin > 0 }
 
 // authContext is signed in front of the nonce of a key-auth challenge.
 const authContext = "wsrelay-auth-v1:"
@@ -217,21 +297,28 @@ func newClient(conn *websocket.Conn, opts *Options) *Client {
 	case size < 0:
 		size = 0
 	}
-	limit := opts.ReadLimit
-	if limit <= 0 {
-		limit = defaultReadLimit
-	}
 	c := &Client{
-		conn:       conn,
+		opts:       *opts,
 		msgs:       make(chan *item, size),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
+		rooms:      make(map[string]struct{}),
 	}
 	c.autoPong.Store(true)
-	conn.SetReadLimit(limit)
-	conn.SetPingHandler(c.handlePing)
+	c.install(conn)
 	go c.readLoop()
 	return c
+}
+
+// install makes conn the Client's connection.
+func (c *Client) install(conn *websocket.Conn) {
+	limit := c.opts.ReadLimit
+	if limit <= 0 {
+		limit = defaultReadLimit
+	}
+	conn.SetReadLimit(limit)
+	conn.SetPingHandler(func(data string) error { return c.handlePing(conn, data) })
+	c.conn.Store(conn)
 }
 
 // readLoop is the reader goroutine: it reads and decodes frames until the
@@ -240,12 +327,20 @@ func newClient(conn *websocket.Conn, opts *Options) *Client {
 func (c *Client) readLoop() {
 	defer close(c.readerDone)
 	for {
-		typ, raw, err := c.conn.ReadMessage()
+		conn := c.conn.Load()
+		typ, raw, err := conn.ReadMessage()
 		if err != nil {
-			c.closeErr = closeErrorFrom(err)
+			ce := closeErrorFrom(err)
+			if c.opts.Resume && resumableClose(ce.Code) {
+				if ev, ok := c.reconnect(); ok {
+					c.deliver(&item{msg: ev})
+					continue
+				}
+			}
+			c.closeErr = ce
 			// Close the socket before msgs, so a Send after Receive has
 			// returned the *CloseError fails with ErrClosed.
-			c.conn.Close()
+			c.conn.Load().Close()
 			close(c.msgs)
 			return
 		}
@@ -258,10 +353,16 @@ func (c *Client) readLoop() {
 		default:
 			continue
 		}
-		select {
-		case c.msgs <- it:
-		case <-c.stop:
-		}
+		c.track(&it.msg)
+		c.deliver(it)
+	}
+}
+
+// deliver hands it to Receive, or drops it once the Client is closing.
+func (c *Client) deliver(it *item) {
+	select {
+	case c.msgs <- it:
+	case <-c.stop:
 	}
 }
 
@@ -280,12 +381,12 @@ func closeErrorFrom(err error) *CloseError {
 
 // handlePing answers a WebSocket ping from the relay unless auto-pong is
 // off. It runs on the reader goroutine.
-func (c *Client) handlePing(data string) error {
+func (c *Client) handlePing(conn *websocket.Conn, data string) error {
 	c.pings.Add(1)
 	if !c.autoPong.Load() {
 		return nil
 	}
-	err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
+	err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
 	var ne net.Error
 	if errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
 		return nil
@@ -294,10 +395,26 @@ func (c *Client) handlePing(data string) error {
 }
 
 // PeerID returns the peer id the relay assigned, from the welcome.
-func (c *Client) PeerID() string { return c.welcome.Peer }
+func (c *Client) PeerID() string { return c.Welcome().Peer }
 
-// Welcome returns the welcome message the relay sent first.
-func (c *Client) Welcome() Message { return c.welcome }
+// Welcome returns the welcome message of the current connection.
+func (c *Client) Welcome() Message {
+	c.welcomeMu.Lock()
+	defer c.welcomeMu.Unlock()
+	return c.welcome
+}
+
+func (c *Client) setWelcome(m Message) {
+	c.welcomeMu.Lock()
+	c.welcome = m
+	c.welcomeMu.Unlock()
+	c.resumable.Store(m.Resume != "")
+}
+
+// Received returns how many data messages the Client received in its
+// session: every message after the welcome (PROTOCOL.md section 10). A
+// resume sends it to the relay.
+func (c *Client) Received() uint64 { return c.received.Load() }
 
 // Receive blocks until the next message, ctx is done, or the connection
 // closes. Messages are returned in the order the relay sent them. A
@@ -341,7 +458,7 @@ func (c *Client) SetAutoPong(on bool) { c.autoPong.Store(on) }
 // NetConn returns the underlying network connection, for tests that need to
 // act below WebSocket (socket buffers, deadlines). Reading from it races with
 // the reader goroutine.
-func (c *Client) NetConn() net.Conn { return c.conn.NetConn() }
+func (c *Client) NetConn() net.Conn { return c.conn.Load().NetConn() }
 
 // Close starts the close handshake with code 1000, waits up to one second
 // for the relay's close frame, then closes the connection and waits for the
@@ -356,7 +473,8 @@ func (c *Client) Close() error {
 		return nil
 	default:
 	}
-	err := c.conn.WriteControl(websocket.CloseMessage,
+	c.stopDelivery() // no reconnect from now on
+	err := c.conn.Load().WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(controlTimeout))
 	if errors.Is(err, websocket.ErrCloseSent) {
 		err = nil
@@ -370,7 +488,7 @@ func (c *Client) Close() error {
 		}
 		t.Stop()
 	}
-	c.conn.Close()
+	c.conn.Load().Close()
 	<-c.readerDone
 	if err != nil && c.closeErr.Code == websocket.CloseAbnormalClosure {
 		return fmt.Errorf("client: close: %w", err)
@@ -384,7 +502,7 @@ func (c *Client) Close() error {
 // after Close.
 func (c *Client) CloseNow() error {
 	c.stopDelivery()
-	err := c.conn.Close()
+	err := c.conn.Load().Close()
 	<-c.readerDone
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("client: close: %w", err)

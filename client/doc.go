@@ -56,4 +56,13 @@
 // Data frames are written through the dialer's write buffer (gorilla's default
 // is 4096 bytes); a larger message goes out as a fragmented WebSocket message.
 // Pass an Options.Dialer with a larger WriteBufferSize to send it as one frame.
+//
+// # Compression
+//
+// Options.Compression offers permessage-deflate without context takeover,
+// the only form wsrelay accepts (WSRELAY_COMPRESSION=true). Once it is
+// negotiated (Compressed), the relay sends its messages of at least
+// WSRELAY_COMPRESSION_MIN_BYTES compressed and the Client compresses its own
+// of at least Options.CompressMinBytes; either side may still send any
+// message plain. No compression state is kept between messages.
 package client

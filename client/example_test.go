@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -204,4 +205,48 @@ func ExampleClient_JoinWithToken() {
 	// Output:
 	// forbidden 1
 	// joined vip
+}
+
+// Compression against a relay started with WSRELAY_COMPRESSION=true: an SDP
+// offer of a few kilobytes travels compressed both ways, and reads the same.
+func ExampleOptions_compression() {
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_COMPRESSION=true"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := relaytest.Wire(cfg, relaytest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	url := "ws://" + srv.Addr().String() + "/ws"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	alice, err := client.Dial(ctx, url, &client.Options{Peer: "alice", Compression: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := client.Dial(ctx, url, &client.Options{Peer: "bob", Compression: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer bob.Close()
+
+	sdp := "v=0\r\n" + strings.Repeat("a=candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host\r\n", 60)
+	if err := alice.Direct("bob", map[string]string{"sdp": sdp}, nil); err != nil {
+		log.Fatal(err)
+	}
+	m, err := bob.ReceiveType(ctx, "direct")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var offer struct{ SDP string }
+	json.Unmarshal(m.Data, &offer)
+	fmt.Println(alice.Compressed(), bob.Compressed(), offer.SDP == sdp)
+	// Output: true true true
 }

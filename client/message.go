@@ -12,7 +12,9 @@ import (
 type Message struct {
 	// Type is the JSON "type": "welcome", "joined", "left", "peer_joined",
 	// "peer_left", "direct", "publish", "broadcast", "pong", "ack",
-	// "overflow", "error" or "challenge"; or "binary" for a binary frame.
+	// "overflow", "error" or "challenge"; or "binary" for a binary frame; or
+	// "resumed", the event of a reconnect (Options.Resume), which the relay
+	// never sends.
 	Type string
 
 	Peer  string   // welcome (own id), peer_joined, peer_left
@@ -34,6 +36,15 @@ type Message struct {
 	// welcome
 	HeartbeatMS, TimeoutMS, MaxMessageBytes, QueueSize int64
 	Server                                             string
+	// welcome with session resume on (PROTOCOL.md section 10): the
+	// session's resume token (a secret), whether this connection resumed a
+	// session, and for a resume its rooms and how many messages it missed.
+	// The "resumed" event that Options.Resume delivers carries Resumed,
+	// Rooms and Missed too.
+	Resume  string
+	Resumed bool
+	Rooms   []string
+	Missed  uint64
 
 	// Raw is the whole frame as received, text or binary. Binary.Payload
 	// points into it.
@@ -69,6 +80,10 @@ type wireMessage struct {
 	MaxMessageBytes int64           `json:"max_message_bytes"`
 	QueueSize       int64           `json:"queue_size"`
 	Server          string          `json:"server"`
+	Resume          string          `json:"resume"`
+	Resumed         bool            `json:"resumed"`
+	Rooms           []string        `json:"rooms"`
+	Missed          uint64          `json:"missed"`
 }
 
 // decodeText decodes one text frame. On error the returned Message still
@@ -99,6 +114,10 @@ func decodeText(raw []byte) (Message, error) {
 		MaxMessageBytes: w.MaxMessageBytes,
 		QueueSize:       w.QueueSize,
 		Server:          w.Server,
+		Resume:          w.Resume,
+		Resumed:         w.Resumed,
+		Rooms:           w.Rooms,
+		Missed:          w.Missed,
 		Raw:             raw,
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -56,9 +57,14 @@ func (c *Client) Broadcast(data any, id any) error {
 	return c.sendJSON("broadcast", "", "", true, data, id)
 }
 
-// Ping sends a protocol-level ping; the relay replies "pong". For a
-// WebSocket ping frame use WritePing.
+// Ping sends a protocol-level ping; the relay replies "pong". When the
+// relay resumes sessions it carries "received", the count of messages
+// received (Received), so the relay can let go of what it kept for a
+// resume. For a WebSocket ping frame use WritePing.
 func (c *Client) Ping(id any) error {
+	if c.resumable.Load() {
+		return c.sendJSON("ping", "received", strconv.FormatUint(c.received.Load(), 10), false, nil, id)
+	}
 	return c.sendJSON("ping", "", "", false, nil, id)
 }
 
@@ -114,6 +120,10 @@ func (c *Client) sendJSON(typ, key, val string, withData bool, data, id any, mor
 		b = append(b, ',')
 		b = appendString(b, kv[i])
 		b = append(b, ':')
+		if kv[i] == "received" { // a count, sent as a number
+			b = append(b, kv[i+1]...)
+			continue
+		}
 		b = appendString(b, kv[i+1])
 	}
 	var err error
@@ -162,7 +172,11 @@ func (c *Client) write(messageType int, b []byte) error {
 	default:
 	}
 	c.wmu.Lock()
-	err := c.conn.WriteMessage(messageType, b)
+	conn := c.conn.Load()
+	if c.compressMin > 0 {
+		conn.EnableWriteCompression(len(b) >= c.compressMin)
+	}
+	err := conn.WriteMessage(messageType, b)
 	c.wmu.Unlock()
 	return writeError(err)
 }
@@ -175,7 +189,7 @@ func (c *Client) writeControl(messageType int, b []byte) error {
 		return ErrClosed
 	default:
 	}
-	return writeError(c.conn.WriteControl(messageType, b, time.Now().Add(controlTimeout)))
+	return writeError(c.conn.Load().WriteControl(messageType, b, time.Now().Add(controlTimeout)))
 }
 
 func writeError(err error) error {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // Defaults of Config's timing fields.
@@ -35,6 +36,10 @@ const (
 	snapshotChunk = 64 << 10
 	// maxScratch bounds the publish buffers kept for reuse.
 	maxScratch = 256 << 10
+	// maxOutbox bounds the presence waiting in the outbox for the control
+	// goroutine (NATS stalled): past it, the waiting presence messages are
+	// discarded and replaced by a snapshot once NATS takes messages again.
+	maxOutbox = 4 << 20
 )
 
 // Config configures one node's membership in a cluster.
@@ -60,15 +65,18 @@ type Config struct {
 // routes anything, stop it with Close. Safe for concurrent use.
 //
 // Locks, in the order they are taken: the router's (it calls Joined, Left
-// and AppendMembers under a room's lock), the view's (taken only inside the view's methods), then
-// localMu. The Cluster calls into the router with none of its locks held.
-// The view's lock is never held across a NATS call; localMu is, by design
-// (see below).
+// and AppendMembers under a room's lock), the view's (taken only inside the
+// view's methods), then localMu. The Cluster calls into the router with none
+// of its locks held, and holds none of its locks across a NATS call: the
+// presence the router's calls produce is recorded in the outbox under
+// localMu and published by the control goroutine with no lock held; frames
+// are published by the routing goroutine after the view's lock is released.
 type Cluster struct {
 	// Set at construction.
 	cfg   Config
 	log   *slog.Logger
 	rt    *router.Router
+	st    *stats.Stats
 	subj  subjects
 	id    string
 	inc   uint64
@@ -77,7 +85,8 @@ type Cluster struct {
 	warn  rate.Sometimes
 
 	// Set by Start before it starts the goroutines; read-only afterwards.
-	nc *nats.Conn
+	nc   *nats.Conn
+	subs []*nats.Subscription // presence, broadcast and inbox
 
 	// msgs is filled by nats.go (every subscription delivers here, in
 	// arrival order) and drained only by the inbound goroutine. hello and
@@ -87,25 +96,31 @@ type Cluster struct {
 	msgs      chan *nats.Msg
 	hello     chan struct{} // (re)connected: send a snapshot asking for theirs
 	kick      chan struct{} // someone asked for a snapshot
+	wake      chan struct{} // the outbox has work
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	connected atomic.Bool // set by up, cleared on disconnect and by Close
+	slow      atomic.Bool // nats.go reported a slow consumer: count its drops
 
-	// Guarded by localMu: this node's peers and subscribed rooms, and the
-	// numbering of its presence messages. Every presence message is built
-	// and published under it, so others see them in the order of the
-	// changes; Joined and Left also subscribe and unsubscribe room subjects
-	// under it. nats.go copies a message into its write buffer, but writes
-	// synchronously once that buffer passes 32 KiB: those calls can then
-	// wait for the socket with localMu held. Nothing that takes the view's
-	// lock or calls into the router runs under localMu.
+	// Guarded by localMu: this node's peers, the numbering of its presence
+	// messages and the outbox. Every presence message is numbered and
+	// recorded in the outbox under it, together with the room subscriptions
+	// to make or cancel, in the order of the changes; the control goroutine
+	// carries the outbox out in that order, without the lock. Nothing that
+	// takes the view's lock, calls into the router or calls NATS runs under
+	// localMu.
 	localMu sync.Mutex
 	local   map[string]*localPeer
-	rooms   map[string]*nats.Subscription
 	seq     uint64
 	gen     uint64
-	pbuf    []byte
+	out     outbox
+	closed  bool // Close ran: nothing more is recorded
+
+	// Owned by the control goroutine (and by Close once it stopped).
+	spare   outbox                        // the outbox being carried out
+	rooms   map[string]*nats.Subscription // subscribed room subjects
+	counted map[*nats.Subscription]int    // slow-consumer drops counted per subscription
 }
 
 // localPeer is a peer connected to this node.
@@ -114,10 +129,13 @@ type localPeer struct {
 	rooms []string
 }
 
-// New returns a node of the cluster cfg describes, delivering into rt. It
-// does not connect yet. The caller also passes the Cluster to
-// rt.SetBackplane.
-func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
+// New returns a node of the cluster cfg describes, delivering into rt and
+// counting the messages it loses in st. It does not connect yet. The caller
+// also passes the Cluster to rt.SetBackplane.
+func New(cfg Config, rt *router.Router, st *stats.Stats, log *slog.Logger) (*Cluster, error) {
+	if st == nil {
+		return nil, errors.New("cluster: no stats")
+	}
 	if cfg.URL == "" {
 		return nil, errors.New("cluster: no NATS URL")
 	}
@@ -143,6 +161,7 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 		cfg:   cfg,
 		log:   log.With("node", cfg.NodeID),
 		rt:    rt,
+		st:    st,
 		subj:  subj,
 		id:    cfg.NodeID,
 		inc:   binary.BigEndian.Uint64(rnd[4:]),
@@ -151,10 +170,13 @@ func New(cfg Config, rt *router.Router, log *slog.Logger) (*Cluster, error) {
 		msgs:  make(chan *nats.Msg, inboundQueue),
 		hello: make(chan struct{}, 1),
 		kick:  make(chan struct{}, 1),
+		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		warn:  rate.Sometimes{First: 3, Interval: 10 * time.Second},
 		local: make(map[string]*localPeer),
 		rooms: make(map[string]*nats.Subscription),
+
+		counted: make(map[*nats.Subscription]int),
 	}
 	return c, nil
 }
@@ -196,6 +218,11 @@ func (c *Cluster) Start() error {
 		// delivered late, and presence is resent as a snapshot on reconnect.
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(2*time.Second),
+		// A write that NATS does not take within this fails and counts as
+		// a lost connection (nats.go's default is a minute): it bounds how
+		// long a stalled NATS holds the goroutine that routes a frame (a
+		// poller) or Close.
+		nats.FlusherTimeout(2*time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.up(nc, "connected") }),
@@ -206,6 +233,10 @@ func (c *Cluster) Start() error {
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				// Counted by the control goroutine (countDropped).
+				c.slow.Store(true)
+			}
 			c.warn.Do(func() { c.log.Warn("cluster error", "err", err) })
 		}),
 	)
@@ -214,10 +245,12 @@ func (c *Cluster) Start() error {
 	}
 	c.nc = nc
 	for _, subject := range []string{c.subj.presence, c.subj.all, c.inbox} {
-		if _, err := nc.ChanSubscribe(subject, c.msgs); err != nil {
+		sub, err := nc.ChanSubscribe(subject, c.msgs)
+		if err != nil {
 			nc.Close()
 			return fmt.Errorf("cluster: subscribe %s: %w", subject, err)
 		}
+		c.subs = append(c.subs, sub)
 	}
 	if nc.IsConnected() {
 		// A failure here is a lost connection: the subscriptions are
@@ -247,22 +280,39 @@ func (c *Cluster) up(nc *nats.Conn, how string) {
 	}
 }
 
-// Close leaves the cluster: it tells the other nodes (so they drop this
-// node's peers at once), closes the NATS connection and waits for the
-// node's goroutines. It blocks for up to a second while the goodbye is
-// flushed. Later calls do nothing.
+// Close leaves the cluster: it stops the node's goroutines, tells the other
+// nodes (so they drop this node's peers at once) and closes the NATS
+// connection. It blocks for up to a second while the goroutines stop and
+// the goodbye is flushed; a goroutine stuck in a NATS write (NATS stalled)
+// is released by closing the connection, and then no goodbye is sent. Later
+// calls do nothing.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
+		c.localMu.Lock()
+		if c.nc != nil {
+			c.publishPresence(recBye) // the last message of the outbox
+		}
+		c.closed = true
+		c.localMu.Unlock()
 		if c.nc == nil {
 			return
 		}
-		c.localMu.Lock()
-		c.publishPresence(recBye)
-		c.localMu.Unlock()
-		_ = c.nc.FlushTimeout(time.Second)
 		close(c.done)
+		stopped := make(chan struct{})
+		go func() { c.wg.Wait(); close(stopped) }()
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-stopped:
+			// Only this goroutine publishes now: what is left of the
+			// outbox, the goodbye last.
+			c.drain()
+			c.countDropped(true)
+			_ = c.nc.FlushTimeout(time.Second)
+		case <-t.C:
+		}
 		c.nc.Close()
-		c.wg.Wait()
+		<-stopped
 		c.connected.Store(false)
 	})
 }

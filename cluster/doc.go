@@ -27,6 +27,14 @@
 // others for theirs.
 //
 // Each Cluster runs two goroutines, both stopped and waited for by Close:
-// one delivers inbound messages in arrival order, one sends heartbeats and
-// snapshots and expires silent nodes.
+// one delivers inbound messages in arrival order, one (control) makes every
+// NATS call of presence, expires silent nodes and counts what nats.go
+// dropped. No lock is held across a NATS call: presence changes, which the
+// router reports under its room locks, are recorded in an outbox that the
+// control goroutine carries out in order (outbox.go).
+//
+// Every loss is counted once in wsrelay_messages_dropped_total: a frame NATS
+// did not take (cluster_send_failed; the sender gets no ack), a message
+// nats.go dropped because this node fell behind (cluster_slow_consumer),
+// and a message from another node that does not decode (cluster_malformed).
 package cluster

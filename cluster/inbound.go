@@ -5,6 +5,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // inbound is the inbound goroutine, started by Start and stopped by Close.
@@ -36,13 +37,24 @@ func (c *Cluster) inbound() {
 }
 
 // handle decodes one message from NATS and hands it to the router or to the
-// presence state machine; malformed ones are ignored. Only the inbound
-// goroutine calls it. data is not kept: a frame's body is copied into one
-// frame.Buf shared by its local recipients, whose connections are queued in
-// bt for the caller to flush.
+// presence state machine. A malformed one is counted once as a
+// cluster_malformed drop (a presence message possibly after its valid
+// records were applied). Only the inbound goroutine calls it. data is not
+// kept: a frame's body is copied into one frame.Buf shared by its local
+// recipients, whose connections are queued in bt for the caller to flush.
+// It makes no NATS call (a snapshot request goes through the outbox), so it
+// can be driven without a connection.
 func (c *Cluster) handle(data []byte, bt *router.Batch) {
+	if !c.decode(data, bt) {
+		c.st.Drop(stats.DropClusterMalformed, 1)
+		c.warn.Do(func() { c.log.Warn("cluster message malformed", "bytes", len(data)) })
+	}
+}
+
+// decode is handle; false means data is malformed.
+func (c *Cluster) decode(data []byte, bt *router.Batch) bool {
 	if len(data) < 2 {
-		return
+		return false
 	}
 	r := reader{b: data[1:]}
 	switch data[0] {
@@ -53,7 +65,7 @@ func (c *Cluster) handle(data []byte, bt *router.Batch) {
 			key = r.field()
 		}
 		if r.bad || op != frame.OpText && op != frame.OpBinary {
-			return
+			return false
 		}
 		buf := frame.NewBuf(len(r.b))
 		buf.B = append(buf.B, r.b...)
@@ -68,10 +80,16 @@ func (c *Cluster) handle(data []byte, bt *router.Batch) {
 		}
 		buf.Release()
 	case kindSyncReq:
+		if r.field(); r.bad || len(r.b) > 0 {
+			return false
+		}
 		c.wantSnapshot()
 	case kindPresence:
-		c.presence(&r)
+		return c.presence(&r)
+	default:
+		return false
 	}
+	return true
 }
 
 // wantSnapshot schedules a snapshot on the control goroutine. It never
@@ -86,17 +104,19 @@ func (c *Cluster) wantSnapshot() {
 // presence applies one presence message of another node to the view, then,
 // with the view's lock released, asks that node for a snapshot if the view
 // saw a gap, tells the local members what changed, and schedules this
-// node's snapshot if it was asked for. Only the inbound goroutine calls it.
-func (c *Cluster) presence(r *reader) {
+// node's snapshot if it was asked for. It returns false when the message is
+// malformed: its records up to the bad one were applied. Only the inbound
+// goroutine calls it.
+func (c *Cluster) presence(r *reader) bool {
 	nodeID := r.field()
 	inc := r.uint64()
 	seq := r.uint64()
-	if r.bad || len(r.b) == 0 {
-		return
+	if r.bad || len(r.b) == 0 || len(nodeID) == 0 {
+		return false
 	}
 	if string(nodeID) == c.id {
 		c.warn.Do(func() { c.log.Error("another node uses this node's WSRELAY_NODE_ID") })
-		return
+		return true
 	}
 	var ch changes
 	ask, hello := c.view.applyPresence(nodeID, inc, seq, r, time.Now(), c.localNewer, &ch)
@@ -107,6 +127,7 @@ func (c *Cluster) presence(r *reader) {
 	if hello {
 		c.wantSnapshot()
 	}
+	return !r.bad
 }
 
 // localNewer reports whether a local connection of peer is newer than its
@@ -148,9 +169,10 @@ func (c *Cluster) apply(ch *changes) {
 	}
 }
 
-// requestSnapshot asks the node whose inbox is inbox for a snapshot. It
-// publishes on NATS, so its caller (the inbound goroutine) holds no lock.
+// requestSnapshot asks the node whose inbox is inbox for a snapshot,
+// through the outbox: the control goroutine publishes it.
 func (c *Cluster) requestSnapshot(inbox string) {
-	var b [2 + 128]byte
-	_ = c.nc.Publish(inbox, appendField(append(b[:0], kindSyncReq), c.id))
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	c.queue(inbox, appendField(append(c.out.buf[:c.out.mark], kindSyncReq), c.id))
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
 )
 
 // scratch holds the buffers send builds a frame message in. A buffer is
@@ -13,9 +14,10 @@ import (
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // PeerUp implements router.Backplane. The router calls it without holding
-// any of its locks. It publishes the registration under localMu, then drops
-// an older registration of id on another node from the view and tells the
-// local members (apply, which calls back into the router).
+// any of its locks. It records the registration in the outbox under
+// localMu, then drops an older registration of id on another node from the
+// view and tells the local members (apply, which calls back into the
+// router).
 func (c *Cluster) PeerUp(id string) {
 	c.localMu.Lock()
 	lp := c.local[id]
@@ -24,8 +26,7 @@ func (c *Cluster) PeerUp(id string) {
 		c.local[id] = lp
 	}
 	lp.ts = time.Now().UnixNano()
-	c.pbuf = appendRecUp(c.startPresence(), id, lp.ts)
-	c.flushPresence()
+	c.queuePresence(appendRecUp(c.startPresence(), id, lp.ts))
 	c.localMu.Unlock()
 
 	// An older connection of id on another node is replaced: forget it now
@@ -36,20 +37,21 @@ func (c *Cluster) PeerUp(id string) {
 	c.apply(&ch)
 }
 
-// PeerDown implements router.Backplane: it publishes the peer's leave
-// under localMu. The router calls it without holding any of its locks.
+// PeerDown implements router.Backplane: it records the peer's leave in the
+// outbox under localMu. The router calls it without holding any of its
+// locks.
 func (c *Cluster) PeerDown(id string) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
 	delete(c.local, id)
-	c.pbuf = appendField(append(c.startPresence(), recDown), id)
-	c.flushPresence()
+	c.queuePresence(appendField(append(c.startPresence(), recDown), id))
 }
 
 // Joined implements router.Backplane: the first local member subscribes
 // the node to the room's subject. The router calls it under the room's
-// lock, so the subscription and the publish of the join (under localMu)
-// happen under that lock too.
+// lock, so for one room the subscriptions and joins are recorded in the
+// outbox (under localMu) in the order they happen; the control goroutine
+// makes the NATS calls later, with no lock held. It never blocks.
 func (c *Cluster) Joined(room, peer string, first bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -64,22 +66,17 @@ func (c *Cluster) Joined(room, peer string, first bool) {
 		b = appendRecUp(b, peer, lp.ts)
 	}
 	lp.rooms = append(lp.rooms, room)
-	if first && c.rooms[room] == nil {
-		sub, err := c.nc.ChanSubscribe(c.subj.roomSubject(room), c.msgs)
-		if err != nil {
-			c.warn.Do(func() { c.log.Warn("cluster subscribe failed", "err", err) })
-		} else {
-			c.rooms[room] = sub
-		}
+	if first {
+		// Before the join: the node hears the room's frames from the time
+		// the others learn of its member.
+		c.queueRoom(opSubscribe, room)
 	}
-	c.pbuf = appendRecRoom(b, recJoin, peer, room)
-	c.flushPresence()
+	c.queuePresence(appendRecRoom(b, recJoin, peer, room))
 }
 
 // Left implements router.Backplane: the last local member unsubscribes the
-// node from the room's subject. The router calls it under the room's
-// lock, so the unsubscription and the publish of the leave (under localMu)
-// happen under that lock too.
+// node from the room's subject. Like Joined, it is called under the room's
+// lock, records the change in the outbox and never blocks.
 func (c *Cluster) Left(room, peer string, last bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
@@ -95,13 +92,9 @@ func (c *Cluster) Left(room, peer string, last bool) {
 		}
 	}
 	if last {
-		if sub := c.rooms[room]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(c.rooms, room)
-		}
+		c.queueRoom(opUnsubscribe, room)
 	}
-	c.pbuf = appendRecRoom(c.startPresence(), recLeave, peer, room)
-	c.flushPresence()
+	c.queuePresence(appendRecRoom(c.startPresence(), recLeave, peer, room))
 }
 
 // AppendMembers implements router.Backplane from the replicated view,
@@ -113,41 +106,42 @@ func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
 // Direct implements router.Backplane: the peer directory names the node,
 // whose inbox gets the frame. The view is read under its lock; the frame is
 // published after the lock is released.
-func (c *Cluster) Direct(to string, buf *frame.Buf) bool {
+func (c *Cluster) Direct(to string, buf *frame.Buf) router.Reach {
 	inbox, ok := c.view.peerInbox(to)
 	if !ok {
-		return false
+		return router.Unreached
 	}
-	c.send(inbox, kindDirect, to, buf)
-	return true
+	return c.send(inbox, kindDirect, to, buf)
 }
 
 // Publish implements router.Backplane: one message on the room's subject,
 // which only nodes with members of the room subscribe to. The view is read
 // under its lock; the frame is published after the lock is released.
-func (c *Cluster) Publish(room string, buf *frame.Buf) bool {
+func (c *Cluster) Publish(room string, buf *frame.Buf) router.Reach {
 	subject, ok := c.view.roomSubject(room)
 	if !ok {
-		return false
+		return router.Unreached
 	}
 	return c.send(subject, kindRoom, room, buf)
 }
 
 // Broadcast implements router.Backplane: one message on the broadcast
 // subject, when the view knows at least one other node.
-func (c *Cluster) Broadcast(buf *frame.Buf) bool {
+func (c *Cluster) Broadcast(buf *frame.Buf) router.Reach {
 	if c.view.nodeCount() == 0 {
-		return false
+		return router.Unreached
 	}
 	return c.send(c.subj.all, kindBroadcast, "", buf)
 }
 
-// send publishes buf's body behind a routing header. nats.go copies it into
-// its write buffer, flushed by its own goroutine, so back-to-back messages
-// leave in one write; nothing here waits for the network unless that
-// buffer is past 32 KiB. buf is neither kept nor released. The caller holds
-// no lock of the Cluster.
-func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) bool {
+// send publishes buf's body behind a routing header: Sent, or Lost when
+// nats.go refused it (disconnected, over the payload limit, closed).
+// nats.go copies it into its write buffer, flushed by its own goroutine, so
+// back-to-back messages leave in one write; nothing here waits for the
+// network unless that buffer is past 32 KiB. buf is neither kept nor
+// released. The caller holds no lock, neither the Cluster's nor the
+// router's.
+func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) router.Reach {
 	bp := scratch.Get().(*[]byte)
 	b := append((*bp)[:0], kind, buf.Bytes()[0]&0x0F)
 	if kind != kindBroadcast {
@@ -159,5 +153,8 @@ func (c *Cluster) send(subject string, kind byte, key string, buf *frame.Buf) bo
 		*bp = b
 		scratch.Put(bp)
 	}
-	return err == nil
+	if err != nil {
+		return router.Lost
+	}
+	return router.Sent
 }

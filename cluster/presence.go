@@ -5,34 +5,33 @@ import (
 	"time"
 )
 
-// This node's presence. startPresence, flushPresence and publishPresence
-// are guarded by localMu: a message is numbered, built and published under
-// it, so the others receive them in the order of the changes.
+// This node's presence. startPresence, queuePresence and publishPresence
+// are guarded by localMu: a message is numbered and recorded in the outbox
+// under it, so the others receive them in the order of the changes.
 
-// startPresence starts the next presence message in c.pbuf.
+// startPresence starts the next presence message at the end of the
+// outbox's buffer and returns the buffer.
 func (c *Cluster) startPresence() []byte {
 	c.seq++
-	return appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
+	return appendPresenceHeader(c.out.buf[:c.out.mark], c.id, c.inc, c.seq)
 }
 
-// flushPresence publishes c.pbuf. A failure (NATS unreachable) leaves a gap
-// in the sequence; the others then ask for a snapshot.
-func (c *Cluster) flushPresence() {
-	_ = c.nc.Publish(c.subj.presence, c.pbuf)
-	if cap(c.pbuf) > maxScratch {
-		c.pbuf = nil
-	}
+// queuePresence records the message started by startPresence, whose
+// records b now ends with, for the control goroutine to publish.
+func (c *Cluster) queuePresence(b []byte) {
+	c.queue(c.subj.presence, b)
 }
 
-// publishPresence publishes a message holding one record without fields.
+// publishPresence records a message holding one record without fields. A
+// heartbeat repeats the number of the last message.
 func (c *Cluster) publishPresence(rec byte) {
+	var b []byte
 	if rec == recHeartbeat {
-		c.pbuf = appendPresenceHeader(c.pbuf[:0], c.id, c.inc, c.seq)
+		b = appendPresenceHeader(c.out.buf[:c.out.mark], c.id, c.inc, c.seq)
 	} else {
-		c.pbuf = c.startPresence()
+		b = c.startPresence()
 	}
-	c.pbuf = append(c.pbuf, rec)
-	c.flushPresence()
+	c.queuePresence(append(b, rec))
 }
 
 func appendRecUp(dst []byte, peer string, ts int64) []byte {
@@ -44,14 +43,16 @@ func appendRecRoom(dst []byte, rec byte, peer, room string) []byte {
 	return appendField(appendField(append(dst, rec), peer), room)
 }
 
-// publishSnapshot publishes this node's whole presence: every local peer and
-// its rooms, between a start and an end record, cut into messages of about
-// snapshotChunk bytes. hello asks every other node to answer with its own.
-// It takes localMu and publishes every chunk under it. Only the control
-// goroutine calls it.
+// publishSnapshot records this node's whole presence in the outbox: every
+// local peer and its rooms, between a start and an end record, cut into
+// messages of about snapshotChunk bytes. hello asks every other node to
+// answer with its own. It takes localMu; the caller drains the outbox. Only
+// the control goroutine calls it.
 func (c *Cluster) publishSnapshot(hello bool) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
+	c.out.inSnapshot = true
+	defer func() { c.out.inSnapshot = false }()
 	c.gen++
 	b := binary.BigEndian.AppendUint64(append(c.startPresence(), recSnapStart), c.gen)
 	h := byte(0)
@@ -60,9 +61,8 @@ func (c *Cluster) publishSnapshot(hello bool) {
 	}
 	b = append(b, h)
 	for id, lp := range c.local {
-		if len(b) > snapshotChunk {
-			c.pbuf = b
-			c.flushPresence()
+		if len(b)-c.out.mark > snapshotChunk {
+			c.queuePresence(b)
 			b = c.startPresence()
 		}
 		b = appendRecUp(b, id, lp.ts)
@@ -70,14 +70,15 @@ func (c *Cluster) publishSnapshot(hello bool) {
 			b = appendRecRoom(b, recJoin, id, room)
 		}
 	}
-	c.pbuf = binary.BigEndian.AppendUint64(append(b, recSnapEnd), c.gen)
-	c.flushPresence()
+	c.queuePresence(binary.BigEndian.AppendUint64(append(b, recSnapEnd), c.gen))
 }
 
 // control is the control goroutine, started by Start and stopped by Close.
-// It sends heartbeats, expires silent nodes (telling the local members,
-// with the view's lock released) and publishes the snapshots that were
-// asked for, one at a time.
+// It is the only one to make the NATS calls of presence: it carries out the
+// outbox (presence changes, snapshot requests, room subscriptions) with no
+// lock held, sends heartbeats and the snapshots that were asked for, counts
+// the messages nats.go dropped, and expires silent nodes (telling the local
+// members, with the view's lock released).
 func (c *Cluster) control() {
 	defer c.wg.Done()
 	tick := time.NewTicker(c.cfg.Heartbeat / 4)
@@ -87,22 +88,35 @@ func (c *Cluster) control() {
 		select {
 		case <-c.done:
 			return
+		case <-c.wake:
 		case <-c.hello:
 			c.publishSnapshot(true)
 		case <-c.kick:
 			c.publishSnapshot(false)
 		case now := <-tick.C:
-			if now.Sub(last) >= c.cfg.Heartbeat-c.cfg.Heartbeat/8 {
+			beat := now.Sub(last) >= c.cfg.Heartbeat-c.cfg.Heartbeat/8
+			if beat {
 				last = now
 				c.localMu.Lock()
 				c.publishPresence(recHeartbeat)
 				c.localMu.Unlock()
+			}
+			// Drops are read at every heartbeat, and at every tick after
+			// nats.go reported a slow consumer until they stop growing.
+			if c.countDropped(beat) {
+				c.slow.Store(true)
 			}
 			var ch changes
 			for _, id := range c.view.expire(now.Add(-c.cfg.DeadAfter), &ch) {
 				c.log.Warn("cluster node lost", "peer_node", id)
 			}
 			c.apply(&ch)
+		}
+		if c.drain() {
+			// Presence was discarded while NATS stalled: the snapshot
+			// puts the others right.
+			c.publishSnapshot(false)
+			c.drain()
 		}
 	}
 }
@@ -187,6 +201,11 @@ func (v *view) applyPresence(node []byte, inc, seq uint64, r *reader, now time.T
 			}
 		case recBye:
 			v.dropNode(n, ch)
+			// Nothing may follow: a record after it would land on a node
+			// the view no longer knows, and never expire.
+			if len(r.b) > 0 {
+				r.bad = true
+			}
 		default:
 			r.bad = true
 		}

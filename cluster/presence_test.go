@@ -32,7 +32,7 @@ func TestPresenceGapAndExpiry(t *testing.T) {
 
 	st := stats.New(metrics.NewSet(), 10)
 	rt := router.New(router.Options{MaxRoomsPerPeer: 4}, st)
-	c, err := New(Config{URL: url, NodeID: "me", Prefix: "gap", Heartbeat: 100 * time.Millisecond, DeadAfter: 300 * time.Millisecond}, rt, nil)
+	c, err := New(Config{URL: url, NodeID: "me", Prefix: "gap", Heartbeat: 100 * time.Millisecond, DeadAfter: 300 * time.Millisecond}, rt, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ const masked = "******"
 type Config struct {
 	// Listener and event loop.
 	Addr    string `env:"ADDR" envDefault:":8080"` // host:port to listen on
-	Workers int    `env:"WORKERS"`                 // event-loop pollers; default runtime.NumCPU()
+	Workers int    `env:"WORKERS"`                 // event-loop pollers; default GOMAXPROCS - 1, at least 1
 
 	// Connection limits.
 	MaxClients      int           `env:"MAX_CLIENTS" envDefault:"100000"`      // open connections at most
@@ -90,6 +90,14 @@ type Config struct {
 	// pause a bursting sender for at most StallTimeout per backlog.
 	FlowControl  bool          `env:"FLOW_CONTROL" envDefault:"true"` // false: drop as in version 1
 	StallTimeout time.Duration `env:"STALL_TIMEOUT" envDefault:"1s"`  // at least MinStallTimeout
+	// ResumeWindow is how long a session outlives a connection that ended
+	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
+	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
+	// Compression (docs/protocol.md section 13): permessage-deflate accepted
+	// when a client offers it; messages of at least CompressionMinBytes
+	// go out compressed to the clients that negotiated it.
+	Compression         bool `env:"COMPRESSION" envDefault:"false"`
+	CompressionMinBytes int  `env:"COMPRESSION_MIN_BYTES" envDefault:"512"`
 }
 
 // Load parses the WSRELAY_* variables out of environ, a list of "KEY=value"
@@ -100,7 +108,7 @@ type Config struct {
 // On failure it returns the zero Config and an *Error naming the first bad
 // variable.
 func Load(environ []string) (Config, error) {
-	c := Config{Workers: runtime.NumCPU()} // env only overwrites it when WSRELAY_WORKERS is set
+	c := Config{Workers: defaultWorkers(runtime.GOMAXPROCS(0))} // env only overwrites it when WSRELAY_WORKERS is set
 	err := env.ParseWithOptions(&c, env.Options{
 		Environment: env.ToMap(environ),
 		Prefix:      Prefix,
@@ -290,6 +298,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative, got %s", c.ShutdownTimeout)
 	}
+	if c.ResumeWindow < 0 {
+		return bad("RESUME_WINDOW", "must not be negative, got %s", c.ResumeWindow)
+	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
 		return bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
@@ -355,7 +366,7 @@ func (c Config) Validate() error {
 			return bad("NATS_SUBJECT_PREFIX", "must be dot-separated tokens of letters, digits, '_' or '-', got %q", c.NATSPrefix)
 		}
 	}
-	return nil
+	return atLeast("COMPRESSION_MIN_BYTES", c.CompressionMinBytes, 0)
 }
 
 // MaxNodeIDLen is the longest WSRELAY_NODE_ID.
@@ -527,6 +538,9 @@ func (c Config) settings() []setting {
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
 		{"FLOW_CONTROL", strconv.FormatBool(c.FlowControl)},
 		{"STALL_TIMEOUT", formatDuration(c.StallTimeout)},
+		{"RESUME_WINDOW", formatDuration(c.ResumeWindow)},
+		{"COMPRESSION", strconv.FormatBool(c.Compression)},
+		{"COMPRESSION_MIN_BYTES", strconv.Itoa(c.CompressionMinBytes)},
 	}
 }
 

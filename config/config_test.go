@@ -5,18 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// protocolVars is docs/protocol.md section 7's table, in its order.
+// protocolVars is docs/protocol.md section 7's table, in its order, then
+// the variables of later sections (13: compression).
 var protocolVars = []string{
 	"WSRELAY_ADDR", "WSRELAY_WORKERS", "WSRELAY_MAX_CLIENTS", "WSRELAY_MAX_CONNS_PER_IP",
 	"WSRELAY_MAX_MESSAGE_BYTES", "WSRELAY_PING_INTERVAL", "WSRELAY_CLIENT_TIMEOUT",
@@ -29,13 +32,15 @@ var protocolVars = []string{
 	"WSRELAY_TELEGRAM_BOT_TOKEN", "WSRELAY_TELEGRAM_MAX_AGE", "WSRELAY_TLS_CERT_FILE",
 	"WSRELAY_TLS_KEY_FILE", "WSRELAY_NATS_URL", "WSRELAY_NODE_ID", "WSRELAY_NATS_SUBJECT_PREFIX",
 	"WSRELAY_FLOW_CONTROL", "WSRELAY_STALL_TIMEOUT",
+	"WSRELAY_RESUME_WINDOW",
+	"WSRELAY_COMPRESSION", "WSRELAY_COMPRESSION_MIN_BYTES",
 }
 
 // defaults is docs/protocol.md section 7's default column.
 func defaults() Config {
 	return Config{
 		Addr:            ":8080",
-		Workers:         runtime.NumCPU(),
+		Workers:         max(1, runtime.GOMAXPROCS(0)-1),
 		MaxClients:      100000,
 		MaxConnsPerIP:   0,
 		MaxMessageBytes: 65536,
@@ -54,6 +59,9 @@ func defaults() Config {
 		NATSPrefix:      "wsrelay",
 		FlowControl:     true,
 		StallTimeout:    time.Second,
+		ResumeWindow:    30 * time.Second,
+
+		CompressionMinBytes: 512,
 	}
 }
 
@@ -99,6 +107,42 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// TestDefaultWorkersLeaveAP checks that the default number of pollers
+// leaves one of the runtime's Ps free (or is one, on a single P), so that
+// sysmon can back off (config/workers.go), and that it follows GOMAXPROCS,
+// which follows a container's CPU limit.
+func TestDefaultWorkersLeaveAP(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	for _, tc := range []struct {
+		procs, want int
+	}{
+		{1, 1},
+		{2, 1},
+		{3, 2},
+		{8, 7},
+		{64, 63},
+	} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", tc.procs), func(t *testing.T) {
+			runtime.GOMAXPROCS(tc.procs)
+			c, err := Load(nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.want {
+				t.Errorf("Workers = %d, want %d", c.Workers, tc.want)
+			}
+			c, err = Load([]string{"WSRELAY_WORKERS=" + strconv.Itoa(tc.procs+3)})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Workers != tc.procs+3 {
+				t.Errorf("explicit WSRELAY_WORKERS=%d: Workers = %d", tc.procs+3, c.Workers)
+			}
+		})
+	}
+}
+
 func TestLoadEachVariable(t *testing.T) {
 	keyFile := tempFile(t, "jwt.pem")
 	certFile := tempFile(t, "cert.pem")
@@ -136,6 +180,8 @@ func TestLoadEachVariable(t *testing.T) {
 			func(c *Config) { c.BinaryTypes = BinaryTypes{1: 65536, 2: 262144} }},
 		{"SHUTDOWN_TIMEOUT zero", []string{"WSRELAY_SHUTDOWN_TIMEOUT=0s"}, func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"SHUTDOWN_TIMEOUT", []string{"WSRELAY_SHUTDOWN_TIMEOUT=1m30s"}, func(c *Config) { c.ShutdownTimeout = 90 * time.Second }},
+		{"RESUME_WINDOW off", []string{"WSRELAY_RESUME_WINDOW=0"}, func(c *Config) { c.ResumeWindow = 0 }},
+		{"RESUME_WINDOW", []string{"WSRELAY_RESUME_WINDOW=2m"}, func(c *Config) { c.ResumeWindow = 2 * time.Minute }},
 		{"ECHO", []string{"WSRELAY_ECHO=true"}, func(c *Config) { c.Echo = true }},
 		{"DEMO", []string{"WSRELAY_DEMO=TRUE"}, func(c *Config) { c.Demo = true }},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=debug"}, func(c *Config) { c.LogLevel = "debug" }},
@@ -162,6 +208,8 @@ func TestLoadEachVariable(t *testing.T) {
 		{"NATS_URL without scheme", []string{"WSRELAY_NATS_URL=localhost:4222"}, func(c *Config) { c.NATSURL = "localhost:4222" }},
 		{"NODE_ID", []string{"WSRELAY_NODE_ID=eu-1_a"}, func(c *Config) { c.NodeID = "eu-1_a" }},
 		{"NATS_SUBJECT_PREFIX", []string{"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay-2"}, func(c *Config) { c.NATSPrefix = "acme.relay-2" }},
+		{"COMPRESSION", []string{"WSRELAY_COMPRESSION=true"}, func(c *Config) { c.Compression = true }},
+		{"COMPRESSION_MIN_BYTES", []string{"WSRELAY_COMPRESSION_MIN_BYTES=0"}, func(c *Config) { c.CompressionMinBytes = 0 }},
 		{"last duplicate wins", []string{"WSRELAY_QUEUE_SIZE=1", "WSRELAY_QUEUE_SIZE=2"}, func(c *Config) { c.QueueSize = 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,6 +279,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"STALL_TIMEOUT too short", []string{"WSRELAY_STALL_TIMEOUT=99ms"}, "WSRELAY_STALL_TIMEOUT", "at least 100ms, got 99ms"},
 		{"STALL_TIMEOUT zero", []string{"WSRELAY_STALL_TIMEOUT=0"}, "WSRELAY_STALL_TIMEOUT", "at least 100ms"},
 		{"SHUTDOWN_TIMEOUT negative", []string{"WSRELAY_SHUTDOWN_TIMEOUT=-1s"}, "WSRELAY_SHUTDOWN_TIMEOUT", "negative"},
+		{"RESUME_WINDOW negative", []string{"WSRELAY_RESUME_WINDOW=-1s"}, "WSRELAY_RESUME_WINDOW", "negative"},
 		{"ECHO", []string{"WSRELAY_ECHO=on"}, "WSRELAY_ECHO", ""},
 		{"DEMO", []string{"WSRELAY_DEMO=2"}, "WSRELAY_DEMO", ""},
 		{"LOG_LEVEL", []string{"WSRELAY_LOG_LEVEL=trace"}, "WSRELAY_LOG_LEVEL", `"trace"`},
@@ -257,6 +306,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"NODE_ID too long", []string{"WSRELAY_NODE_ID=" + strings.Repeat("n", 65)}, "WSRELAY_NODE_ID", ""},
 		{"NATS_SUBJECT_PREFIX empty token", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a..b"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
 		{"NATS_SUBJECT_PREFIX wildcard", []string{"WSRELAY_NATS_SUBJECT_PREFIX=a.>"}, "WSRELAY_NATS_SUBJECT_PREFIX", ""},
+		{"COMPRESSION not a boolean", []string{"WSRELAY_COMPRESSION=gzip"}, "WSRELAY_COMPRESSION", ""},
+		{"COMPRESSION_MIN_BYTES negative", []string{"WSRELAY_COMPRESSION_MIN_BYTES=-1"}, "WSRELAY_COMPRESSION_MIN_BYTES", ""},
 		{"newline in value", []string{"WSRELAY_PING_INTERVAL=1s\n2s"}, "WSRELAY_PING_INTERVAL", ""},
 		{"first of several errors", []string{"WSRELAY_QUEUE_SIZE=x", "WSRELAY_PING_INTERVAL=y"}, "WSRELAY_PING_INTERVAL", ""},
 	} {
@@ -430,6 +481,7 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_ALLOW_BROADCAST": "false", "WSRELAY_AUTH": "none", "WSRELAY_JWT_SECRET": "", "WSRELAY_JWT_REQUIRE_ROOMS": "false",
 			"WSRELAY_TELEGRAM_BOT_TOKEN": "", "WSRELAY_NATS_URL": "", "WSRELAY_BINARY_TYPES": "",
 			"WSRELAY_NODE_ID": "", "WSRELAY_NATS_SUBJECT_PREFIX": "wsrelay",
+			"WSRELAY_COMPRESSION": "false", "WSRELAY_COMPRESSION_MIN_BYTES": "512",
 		} {
 			if m[name] != want {
 				t.Errorf("%s=%q, want %q", name, m[name], want)
@@ -467,6 +519,7 @@ func TestPrint(t *testing.T) {
 			"WSRELAY_JWT_AUDIENCE=aud", "WSRELAY_NATS_URL=nats://n1:4222", "WSRELAY_NODE_ID=n-1",
 			"WSRELAY_NATS_SUBJECT_PREFIX=acme.relay", "WSRELAY_AUTH=key",
 			"WSRELAY_JWT_PUBLIC_KEY_FILE=" + tempFile(t, "jwt.pem"), "WSRELAY_JWT_REQUIRE_ROOMS=true",
+			"WSRELAY_COMPRESSION=true", "WSRELAY_COMPRESSION_MIN_BYTES=1024",
 		}
 		c, err := Load(environ)
 		if err != nil {

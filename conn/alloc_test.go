@@ -5,6 +5,8 @@ package conn
 import (
 	"fmt"
 	"testing"
+
+	"github.com/wsrelay/wsrelay/frame"
 )
 
 // The zero-allocation promise of the send path: queueing a shared frame
@@ -75,5 +77,61 @@ func TestEnqueueFromAllocs(t *testing.T) {
 	cycle()
 	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
 		t.Errorf("EnqueueFrom x64 + Park + Flush: %v allocs, want 0", n)
+	}
+}
+
+// TestResumeAllocs: with resume on, numbering a frame, keeping it for
+// replay and acknowledging it by a ping round allocate nothing once the
+// pools are warm.
+func TestResumeAllocs(t *testing.T) {
+	env := newEnv(t, 256, 0)
+	env.EnableResume()
+	c, s := newConn(t, env, "a")
+	s.discard = true
+	frame := paddedBuf("m", 200)
+	var scratch []byte
+	var ping []byte
+	cycle := func() {
+		for range 20 { // more than the small replay storage
+			c.Enqueue(frame)
+		}
+		scratch = c.Flush(scratch)
+		ping = c.AppendPing(ping[:0])
+		c.OnPong(ping[2:])
+	}
+	cycle()
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Errorf("Enqueue x20 + Flush + ping round: %v allocs, want 0", n)
+	}
+	if c.Replayable() != 0 || frame.Refs() != 1 {
+		t.Fatalf("Replayable %d, Refs %d", c.Replayable(), frame.Refs())
+	}
+}
+
+// TestEnqueueFlushDeflateAllocs: a peer that negotiated permessage-deflate
+// costs no allocation either, whether its flush compresses the frame (the
+// first recipient) or reuses the compressed form (every later one).
+func TestEnqueueFlushDeflateAllocs(t *testing.T) {
+	env := newEnv(t, 256, 0)
+	env.CompressMin = 512
+	first, s1 := newConn(t, env, "first")
+	later, s2 := newConn(t, env, "later")
+	first.Deflate, later.Deflate = true, true
+	s1.discard, s2.discard = true, true
+	var scratch []byte
+	body := paddedBuf(`{"type":"publish","data":"`, 2000).Body()
+	cycle := func() {
+		b := frame.NewBuf(len(body))
+		b.B = append(b.B, body...)
+		b.Finish(frame.OpText)
+		first.Enqueue(b)
+		later.Enqueue(b)
+		b.Release()
+		scratch = first.Flush(scratch)
+		scratch = later.Flush(scratch)
+	}
+	cycle() // warm the pools
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Errorf("compressed fan-out to two peers: %v allocs, want 0", n)
 	}
 }

@@ -52,9 +52,18 @@ type Env struct {
 	// queue, for at most StallTimeout per backlog.
 	Flow         bool
 	StallTimeout time.Duration
+	// Resume turns on session resume (PROTOCOL.md section 10): data
+	// messages are numbered and kept for replay until acknowledged, and a
+	// connection may be detached from its socket and attached to another.
+	// Set it with EnableResume.
+	Resume bool
+	// CompressMin is the smallest frame body sent compressed to the peers
+	// that negotiated permessage-deflate (Conn.Deflate).
+	CompressMin int
 
-	rings sync.Pool
-	epoch time.Time
+	rings   sync.Pool
+	replays [2]sync.Pool // replay storage: small, then QueueSize frames
+	epoch   time.Time
 }
 
 // NewEnv returns an Env for queues of queueSize frames.
@@ -63,6 +72,13 @@ func NewEnv(queueSize int, st *stats.Stats, d *Drainer) *Env {
 	// One spare slot so a shutdown close frame always fits.
 	e.rings.New = func() any { return newRing(queueSize + 1) }
 	return e
+}
+
+// EnableResume turns on session resume for every Conn of e. It is called
+// before the first Conn is made.
+func (e *Env) EnableResume() {
+	e.Resume = true
+	e.initReplays()
 }
 
 // Mono returns the monotonic time since the Env was made, the clock of
@@ -76,11 +92,11 @@ func (e *Env) putRing(r *ring) { e.rings.Put(r) }
 // stated otherwise.
 type Conn struct {
 	// Set at construction.
-	ID      string
-	IP      string
-	sock    Socket
-	resumer Resumer // sock, when flow control may pause its reading; else nil
-	env     *Env
+	ID       string
+	IP       string
+	env      *Env
+	resume   bool // Env.Resume, unless NoResume was called
+	pausable bool // its socket is a Resumer: flow control may pause its reading
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -92,6 +108,14 @@ type Conn struct {
 	lastNotice  time.Duration
 	excessSeen  bool
 	noticeSent  bool
+
+	// Deflate: the peer negotiated permessage-deflate, so queued data
+	// frames of at least Env.CompressMin body bytes go to it compressed,
+	// in the form shared by every such recipient (frame.Buf.Deflated).
+	// Set right after New, before the Conn is shared; never changed. (It
+	// sits here to use the padding after the bools above: an idle peer
+	// costs no more with it.)
+	Deflate bool
 
 	// Write accounting: bytes handed to the socket and bytes it reported
 	// written. Their difference is in flight inside the transport.
@@ -107,8 +131,14 @@ type Conn struct {
 	holds    atomic.Int32
 	pausedAt atomic.Int64
 
+	// wrote is the number of the last data message whose write to the
+	// current socket returned (Env.Resume): a ping sent now proves, once
+	// answered, that the client received every message up to it.
+	wrote atomic.Uint64
+
 	// Guarded by mu.
 	mu         sync.Mutex
+	sock       Socket // nil while detached
 	ring       *ring  // nil while nothing waits
 	dropped    uint64 // frames dropped since the last overflow notice
 	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
@@ -117,12 +147,39 @@ type Conn struct {
 	holdSince  time.Duration // when the current backlog began to hold senders
 	stalled    bool          // held a sender for StallTimeout; until the ring is empty
 	stallTimer *time.Timer   // made by the first backlog
+
+	// Session resume (Env.Resume), guarded by mu. Data messages are
+	// numbered from 1 as they enter the ring: the ring holds the numbers
+	// after sent (every frame in it but Shutdown's close frame), the replay
+	// buffer those up to sent that the client has not acknowledged.
+	sent    uint64
+	replay  *replay  // nil while empty
+	opening *opening // nil once the first frames of a connection were taken
+}
+
+// opening is what a Conn writes first on a new socket, before its queue:
+// the transport's upgrade response, the welcome, and after a resume the
+// replayed frames. It is allocated for the occasion and dropped once
+// written, so that an open connection does not pay for it.
+type opening struct {
+	preface   []byte       // the transport's upgrade response
+	greeting  *frame.Buf   // the welcome
+	resend    []*frame.Buf // replayed frames owed after the greeting, one reference each
+	resendSeq uint64       // the number of resend[0]
+}
+
+// openingLocked returns c.opening, making it if needed. Called under mu.
+func (c *Conn) openingLocked() *opening {
+	if c.opening == nil {
+		c.opening = &opening{}
+	}
+	return c.opening
 }
 
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
-	c := &Conn{ID: id, IP: ip, sock: sock, env: env}
-	c.resumer, _ = sock.(Resumer)
+	c := &Conn{ID: id, IP: ip, sock: sock, env: env, resume: env.Resume}
+	_, c.pausable = sock.(Resumer)
 	c.Touch()
 	return c
 }
@@ -185,7 +242,9 @@ func (c *Conn) enqueue(b *frame.Buf, s *Conn) (queued, mustFlush bool) {
 	if c.ring == nil {
 		c.ring = c.env.getRing()
 	}
-	if s != nil && c.env.Flow && !c.stalled && s.resumer != nil && c.ring.len()+1 >= c.env.holdAt() {
+	// A detached recipient (session resume) drains nothing until it is
+	// resumed: it never holds a sender back.
+	if s != nil && c.env.Flow && !c.stalled && s.pausable && c.load() != phaseDetached && c.ring.len()+1 >= c.env.holdAt() {
 		c.holdLocked(s)
 	}
 	if c.ring.len() >= c.env.QueueSize {
@@ -225,8 +284,24 @@ func (c *Conn) Flush(scratch []byte) []byte {
 	// mine is the phase in which this call may act: scheduled when it
 	// starts, writing once it runs.
 	mine := phaseScheduled
+	var sock Socket // the socket of the batch being written
+	var hi uint64   // the number of its last data message (Env.Resume)
+	ep, first := uint32(0), true
 	for {
 		c.mu.Lock()
+		if first {
+			ep, first = c.epoch(), false
+		} else if c.epoch() != ep {
+			// Detached since this Flush started: the next socket's Flush
+			// owns the send path; what this one wrote is in the replay
+			// buffer.
+			c.mu.Unlock()
+			return scratch
+		}
+		if hi > 0 {
+			c.noteWritten(sock, hi)
+			hi = 0
+		}
 		switch p := c.load(); {
 		case p == mine:
 		case p == phaseClosing && mine == phaseWriting:
@@ -234,8 +309,9 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			// goes after the frames written.
 			closeFrame := c.closeFrame
 			c.closeFrame = nil
+			sock = c.sock
 			c.mu.Unlock()
-			c.write(closeFrame)
+			c.write(sock, closeFrame)
 			c.linger()
 			return scratch
 		case p == phaseLingering:
@@ -244,7 +320,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			return scratch
 		default:
 			// Not owed (idle, blocked), another Flush runs (writing,
-			// closing), or closed.
+			// closing), detached, or closed.
 			c.mu.Unlock()
 			return scratch
 		}
@@ -253,15 +329,41 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			c.set(phaseBlocked)
 			c.mu.Unlock()
 			// Re-check: Written may have run between the load and the store.
-			if c.InFlight() >= c.env.HighWater || !c.swap(phaseBlocked, phaseWriting) {
+			if c.InFlight() >= c.env.HighWater || !c.swapIn(ep, phaseBlocked, phaseWriting) {
 				return scratch
 			}
 			mine = phaseWriting
 			continue
 		}
 
+		sock = c.sock
+		var pre []byte
 		n, size := 0, 0
-		for n < maxBatchFrames {
+		if o := c.opening; o != nil {
+			pre, o.preface = o.preface, nil
+			if o.greeting != nil {
+				batch[0], o.greeting = o.greeting, nil
+				n, size = 1, len(batch[0].Bytes())
+			}
+			for n < maxBatchFrames && len(o.resend) > 0 {
+				b := o.resend[0]
+				l := len(b.Bytes())
+				if n > 0 && size+l > maxBatchBytes {
+					break
+				}
+				batch[n] = b
+				o.resend[0] = nil
+				o.resend = o.resend[1:]
+				hi = o.resendSeq
+				o.resendSeq++
+				n++
+				size += l
+			}
+			if len(o.resend) == 0 {
+				c.opening = nil
+			}
+		}
+		for n < maxBatchFrames && c.opening == nil {
 			b := c.ring.peek()
 			if b == nil {
 				break
@@ -273,6 +375,14 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			batch[n] = c.ring.pop()
 			n++
 			size += l
+			if c.resume && !(c.ring.isSealed() && c.ring.len() == 0) {
+				// A data message (not Shutdown's close frame): it stays
+				// for replay until the client acknowledges it.
+				c.sent++
+				hi = c.sent
+				b.Retain(1)
+				c.replayPush(b)
+			}
 		}
 		var held []*Conn
 		if c.waiters != nil && c.ring.len() < c.env.releaseBelow() {
@@ -281,9 +391,19 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		sealed := c.ring.isSealed()
 		var notice uint64
 		if c.dropped > 0 && !sealed {
-			notice, c.dropped = c.dropped, 0
+			if c.resume {
+				// The notice is a data message: it is numbered and
+				// queued behind the frames still waiting.
+				c.queueOverflow()
+			} else {
+				notice, c.dropped = c.dropped, 0
+			}
 		}
-		if n == 0 && notice == 0 {
+		if n == 0 && notice == 0 && pre == nil {
+			if c.ring.peek() != nil {
+				c.mu.Unlock() // the overflow notice just queued
+				continue
+			}
 			c.releaseRing() // empty
 			if sealed {
 				// Shutdown's close frame was the last frame written.
@@ -306,24 +426,57 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		release(held)
 
 		var out []byte
-		if n == 1 && notice == 0 {
-			out = batch[0].Bytes()
+		if n == 1 && notice == 0 && pre == nil {
+			out = c.wire(batch[0])
 		} else {
-			scratch = scratch[:0]
+			scratch = append(scratch[:0], pre...)
 			for i := 0; i < n; i++ {
-				scratch = append(scratch, batch[i].Bytes()...)
+				scratch = append(scratch, c.wire(batch[i])...)
 			}
 			if notice > 0 {
 				scratch = appendOverflow(scratch, notice)
 			}
 			out = scratch
 		}
-		c.write(out)
+		c.write(sock, out)
 		for i := 0; i < n; i++ {
 			batch[i].Release()
 			batch[i] = nil
 		}
 	}
+}
+
+// queueOverflow queues the overflow notice for the frames dropped since the
+// last one, when the ring has room. Called under mu, with Env.Resume.
+func (c *Conn) queueOverflow() {
+	if c.ring == nil {
+		c.ring = c.env.getRing()
+	}
+	if c.ring.len() >= c.env.QueueSize {
+		return // later, when the ring has room
+	}
+	b := frame.NewBuf(48)
+	b.B = frame.AppendOverflow(b.B, c.dropped)
+	b.Finish(frame.OpText)
+	c.dropped = 0
+	c.ring.push(b) // the ring takes b's reference
+}
+
+// wire returns the bytes of b to write to this peer: the compressed form
+// when the peer negotiated permessage-deflate and b is worth compressing
+// (compressed now if no earlier recipient needed it), else the plain frame.
+// It runs outside mu: compressing takes microseconds.
+func (c *Conn) wire(b *frame.Buf) []byte {
+	p := b.Bytes()
+	if !c.Deflate {
+		return p
+	}
+	z := b.Deflated(c.env.CompressMin)
+	if z == nil {
+		return p
+	}
+	c.env.Stats.CompressionSaved(len(p) - len(z))
+	return z
 }
 
 // appendOverflow appends a complete overflow text frame.
@@ -334,17 +487,28 @@ func appendOverflow(dst []byte, dropped uint64) []byte {
 	return append(dst, body...)
 }
 
-func (c *Conn) write(p []byte) {
+func (c *Conn) write(sock Socket, p []byte) {
+	if sock == nil {
+		return // detached
+	}
 	c.submitted.Add(int64(len(p)))
-	_, _ = c.sock.Write(p) // a failed write closes the socket; teardown follows
+	_, _ = sock.Write(p) // a failed write closes the socket; teardown follows
 	c.env.Stats.BytesOut(len(p))
 }
 
+// socket returns the socket the Conn writes to, nil while detached.
+func (c *Conn) socket() Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sock
+}
+
 // WriteControl writes a complete control frame (ping, pong, close) now,
-// ahead of queued frames. p may be reused when WriteControl returns.
+// ahead of queued frames. p may be reused when WriteControl returns. A
+// detached Conn writes nothing.
 func (c *Conn) WriteControl(p []byte) {
 	if c.load() != phaseClosed {
-		c.write(p)
+		c.write(c.socket(), p)
 	}
 }
 
@@ -371,12 +535,24 @@ func (c *Conn) Written(n int) {
 // second). Later calls do nothing.
 func (c *Conn) CloseWith(code int, reason string) {
 	c.mu.Lock()
+	var pre []byte // the transport's upgrade response, if no Flush wrote it yet
+	if c.opening != nil {
+		pre, c.opening.preface = c.opening.preface, nil
+	}
 	from, ok := c.teardown(phaseClosing)
 	if !ok {
 		c.mu.Unlock()
 		return
 	}
 	held := c.takeWaitersLocked()
+	if from == phaseDetached {
+		// No socket to tell: the session ends here.
+		c.set(phaseClosed)
+		c.mu.Unlock()
+		release(held)
+		return
+	}
+	sock := c.sock
 	if from == phaseWriting {
 		// A Flush is writing frames it took from the queue: it writes the
 		// close frame after them, so that nothing follows a close frame.
@@ -388,7 +564,7 @@ func (c *Conn) CloseWith(code int, reason string) {
 	c.mu.Unlock()
 	release(held)
 	var tmp [128]byte
-	c.write(frame.AppendCloseFrame(tmp[:0], code, reason))
+	c.write(sock, frame.AppendCloseFrame(append(tmp[:0], pre...), code, reason))
 	c.linger()
 }
 
@@ -423,23 +599,32 @@ func (c *Conn) linger() {
 	if c.load() == phaseClosing {
 		c.set(phaseLingering)
 	}
+	sock := c.sock
 	c.mu.Unlock()
-	if c.InFlight() <= 0 {
-		_ = c.sock.Close()
+	if sock == nil {
 		return
 	}
-	time.AfterFunc(closeLinger, func() { _ = c.sock.Close() })
+	if c.InFlight() <= 0 {
+		_ = sock.Close()
+		return
+	}
+	time.AfterFunc(closeLinger, func() { _ = sock.Close() })
 	c.closeIfWritten()
 }
 
 func (c *Conn) closeIfWritten() {
 	if c.load() == phaseLingering && c.InFlight() <= 0 {
-		_ = c.sock.Close()
+		c.Close()
 	}
 }
 
-// Close closes the socket at once, without a close frame.
-func (c *Conn) Close() { _ = c.sock.Close() }
+// Close closes the socket at once, without a close frame. A detached Conn
+// has no socket to close.
+func (c *Conn) Close() {
+	if sock := c.socket(); sock != nil {
+		_ = sock.Close()
+	}
+}
 
 // Teardown is called once the socket is closed. It releases the queue and
 // counts the frames that were still waiting. Enqueue refuses frames from now on.
@@ -473,6 +658,7 @@ func (c *Conn) teardown(to phase) (from phase, ok bool) {
 	if n := c.releaseRing(); n > 0 {
 		c.env.Stats.DiscardedAtClose(n)
 	}
+	c.releaseSession()
 	return from, true
 }
 

@@ -17,6 +17,13 @@
 // pool only while frames wait and is returned as soon as it is empty, so an
 // idle peer costs no queue memory.
 //
+// A peer that negotiated permessage-deflate (Conn.Deflate) gets the
+// compressed form of each queued data frame of at least Env.CompressMin body
+// bytes. That form belongs to the frame.Buf: the first such recipient's
+// flush compresses it, every other one writes the same bytes, and it is
+// released with the frame. Other peers get the plain frame. The peer holds
+// no compression state of its own.
+//
 // The send path is one state machine, the phase type in phase.go: whether a
 // flush is owed and by whom, whether one is writing or parked at HighWater,
 // whether a close frame is on its way or the socket lingers until it is
@@ -24,4 +31,15 @@
 // which lock. Frames still queued when a
 // connection closes are released and counted in one place (teardown), for
 // CloseWith and Teardown alike.
+//
+// # Session resume
+//
+// With Env.Resume (PROTOCOL.md section 10) a Conn is a session that may
+// outlive its socket, in resume.go: it numbers the data messages entering
+// its queue, keeps the ones it wrote in a replay buffer (replay.go) of
+// references to the shared frames until the client acknowledges them (a
+// pong to a ping sent after them, or a received count), and Detach and
+// Attach move it from a lost socket to the one that resumed it. A detach
+// starts a new epoch of the send path, so that nothing done for the old
+// socket can act on the new one.
 package conn

@@ -28,7 +28,9 @@ import (
 const parked = 1 << 30
 
 // Resumer is implemented by a Socket whose reading flow control may pause.
-// Only a Conn whose Socket implements it is ever held back.
+// Only a Conn whose Socket implements it is ever held back. Resume goes to
+// the socket attached when the last hold is released (session resume may
+// have replaced the one that parked).
 type Resumer interface {
 	// Resume is called when the last recipient holding a parked sender
 	// released it. It must not block and must not read on the calling
@@ -117,7 +119,11 @@ func (c *Conn) unhold() {
 	}
 	c.env.Stats.FlowResumed(c.env.Mono() - time.Duration(c.pausedAt.Load()))
 	c.Touch() // time paused does not count toward CLIENT_TIMEOUT
-	c.resumer.Resume()
+	// The reader of the socket attached now; a detached Conn (session
+	// resume) has none, and the next socket's reader starts unpaused.
+	if r, ok := c.socket().(Resumer); ok {
+		r.Resume()
+	}
 }
 
 // Park is called by the reading goroutine after every message it handled.
@@ -156,7 +162,8 @@ func (c *Conn) Stalled() bool {
 	return c.stalled
 }
 
-// unpark ends the pause of a connection that closes while parked.
+// unpark ends the pause of a connection that closes, or detaches, while
+// parked.
 func (c *Conn) unpark() {
 	for {
 		v := c.holds.Load()

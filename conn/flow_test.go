@@ -296,3 +296,68 @@ func (c *Conn) waitersLen() int {
 	defer c.mu.Unlock()
 	return len(c.waiters)
 }
+
+// TestFlowDetached: with session resume, a detached recipient drains
+// nothing until it is resumed, so it never holds a sender back: detaching
+// releases the senders it held, and frames for it are queued, then dropped
+// as queue_full, without pausing anyone. A sender that detaches while
+// paused is paused no more, and its next socket is the one resumed.
+func TestFlowDetached(t *testing.T) {
+	t.Run("recipient", func(t *testing.T) {
+		env := flowEnv(t)
+		env.EnableResume()
+		s, ss := newSender(t, env, "s")
+		r, rs := newConn(t, env, "r")
+		fill(t, r, s, 4)
+		if !s.Park() {
+			t.Fatal("not held with 4 of 8 frames waiting")
+		}
+		if res := r.Detach(rs); res != Detached {
+			t.Fatalf("Detach = %v, want Detached", res)
+		}
+		if ss.resumes.Load() != 1 || s.Paused() || env.Stats.FlowPausedNow() != 0 {
+			t.Fatalf("after the recipient detached: %d resumes, paused %v, gauge %d; want 1, false, 0",
+				ss.resumes.Load(), s.Paused(), env.Stats.FlowPausedNow())
+		}
+		fill(t, r, s, 5) // 8 queued, one dropped
+		if s.Park() || r.waitersLen() != 0 {
+			t.Fatal("a detached recipient holds its sender")
+		}
+		if got := env.Stats.DroppedBy(stats.DropQueueFull); got != 1 {
+			t.Fatalf("queue_full drops = %d, want 1", got)
+		}
+		r.Expire()
+		s.Teardown()
+	})
+	t.Run("sender", func(t *testing.T) {
+		env := flowEnv(t)
+		env.EnableResume()
+		s, ss := newSender(t, env, "s")
+		r, _ := newConn(t, env, "r")
+		fill(t, r, s, 4)
+		if !s.Park() {
+			t.Fatal("not held with 4 of 8 frames waiting")
+		}
+		if res := s.Detach(ss); res != Detached {
+			t.Fatalf("Detach = %v, want Detached", res)
+		}
+		if s.Paused() || env.Stats.FlowPausedNow() != 0 {
+			t.Fatalf("a detached sender: paused %v, gauge %d; want false, 0", s.Paused(), env.Stats.FlowPausedNow())
+		}
+		next := &readerSocket{}
+		next.c = s
+		if _, ok := s.Attach(next, 0, welcomeOf("welcome")); !ok {
+			t.Fatal("Attach refused")
+		}
+		fill(t, r, s, 1) // still 4 or more waiting: held again
+		if !s.Park() {
+			t.Fatal("not held again on the new socket")
+		}
+		r.Flush(nil)
+		if ss.resumes.Load() != 0 || next.resumes.Load() != 1 {
+			t.Fatalf("resumes: old socket %d, new socket %d; want 0, 1", ss.resumes.Load(), next.resumes.Load())
+		}
+		r.Teardown()
+		s.Teardown()
+	})
+}

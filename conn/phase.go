@@ -11,6 +11,9 @@ package conn
 //	                them without holding mu
 //	phaseBlocked    the Flush stopped at Env.HighWater bytes in flight; Written
 //	                owes the flush now
+//	phaseDetached   the socket went away but the session lives on for a
+//	                resume (Env.Resume): Enqueue queues and numbers frames,
+//	                nobody flushes, nothing is written
 //	phaseClosing    CloseWith decided the close frame; the frame is not yet
 //	                handed to the socket. Enqueue refuses frames from here on
 //	phaseLingering  the close frame was handed to the socket; the socket is
@@ -32,8 +35,15 @@ package conn
 //	                           hands the Conn to the Drainer: CAS
 //	writing -> lingering       Flush wrote the last frame of a sealed ring
 //	                           (Shutdown's close frame): mu
-//	idle..blocked -> closing   CloseWith (teardown): mu, CAS (blocked may
-//	                           become scheduled meanwhile)
+//	idle..blocked -> detached  Detach or Takeover, into the next epoch: mu,
+//	                           CAS (blocked may become scheduled meanwhile).
+//	                           A Flush still writing finds the epoch changed
+//	                           at its next batch and stops
+//	detached -> scheduled      Attach gives the Conn a new socket; its caller
+//	                           owes the Flush: mu
+//	idle..detached -> closing  CloseWith (teardown): mu, CAS (blocked may
+//	                           become scheduled meanwhile); from detached it
+//	                           goes on to closed at once, there is no socket
 //	closing -> lingering       whoever wrote the close frame: CloseWith
 //	                           itself, or the Flush that was writing when
 //	                           CloseWith ran (it writes the frame after its
@@ -59,16 +69,55 @@ const (
 	phaseScheduled
 	phaseWriting
 	phaseBlocked
+	phaseDetached
 	phaseClosing
 	phaseLingering
 	phaseClosed
 )
 
-func (c *Conn) load() phase { return phase(c.phase.Load()) }
+// The phase word holds the phase in its low byte and, above it, the epoch:
+// the number of times the Conn was detached from a socket (session resume).
+// A Flush belongs to the epoch it started in: after a detach, a Flush still
+// writing to the old socket finds the epoch changed and stops, and its
+// compare-and-swap out of blocked fails, even if a Flush of the next socket
+// brought the phase back to the same value meanwhile.
+const phaseBits = 8
 
-// set moves the send path to p. Called under mu, from a phase that only
-// changes under mu (not blocked).
-func (c *Conn) set(p phase) { c.phase.Store(uint32(p)) }
+func (c *Conn) load() phase { return phase(c.phase.Load() & (1<<phaseBits - 1)) }
 
-// swap moves the send path from old to p if it is still in old.
-func (c *Conn) swap(old, p phase) bool { return c.phase.CompareAndSwap(uint32(old), uint32(p)) }
+// epoch returns the Conn's current epoch.
+func (c *Conn) epoch() uint32 { return c.phase.Load() >> phaseBits }
+
+// set moves the send path to p in the current epoch. Called under mu, from a
+// phase that only changes under mu (not blocked).
+func (c *Conn) set(p phase) { c.phase.Store(c.phase.Load()&^(1<<phaseBits-1) | uint32(p)) }
+
+// swap moves the send path from old to p if it is still in old, in whatever
+// epoch.
+func (c *Conn) swap(old, p phase) bool {
+	for {
+		w := c.phase.Load()
+		if phase(w&(1<<phaseBits-1)) != old {
+			return false
+		}
+		if c.phase.CompareAndSwap(w, w&^(1<<phaseBits-1)|uint32(p)) {
+			return true
+		}
+	}
+}
+
+// swapIn moves the send path from old to p if it is still in old and in
+// epoch ep.
+func (c *Conn) swapIn(ep uint32, old, p phase) bool {
+	return c.phase.CompareAndSwap(ep<<phaseBits|uint32(old), ep<<phaseBits|uint32(p))
+}
+
+// swapNext moves the send path from old to p and to the next epoch, if it is
+// still in old.
+func (c *Conn) swapNext(old, p phase) bool {
+	w := c.phase.Load()
+	if phase(w&(1<<phaseBits-1)) != old {
+		return false
+	}
+	return c.phase.CompareAndSwap(w, (w>>phaseBits+1)<<phaseBits|uint32(p))
+}

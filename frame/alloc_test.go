@@ -95,3 +95,28 @@ func TestBufCycleAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestBufDeflatedAllocs: compressing a frame for its recipients takes a
+// pooled compressor and a pooled Buf, so a steady stream of compressed
+// fan-outs does not allocate; later recipients only load a pointer.
+func TestBufDeflatedAllocs(t *testing.T) {
+	for _, size := range []int{600, 2000, 20000} {
+		body := []byte(`"` + strings.Repeat("hello world ", size/12) + `"`)
+		cycle := func() {
+			buf := NewBuf(len(body) + 64)
+			buf.B = AppendPublish(buf.B, "lobby", "alice", body)
+			buf.Finish(OpText)
+			buf.Retain(2)
+			for range 3 {
+				if buf.Deflated(512) == nil {
+					t.Fatal("not compressed")
+				}
+				buf.Release()
+			}
+		}
+		cycle() // warm the pools
+		if n := testing.AllocsPerRun(100, cycle); n != 0 {
+			t.Errorf("compressed Buf cycle with a %d-byte body: %v allocs", size, n)
+		}
+	}
+}

@@ -33,8 +33,12 @@ var bufPools [len(bufClasses)]sync.Pool
 // After Finish the bytes are immutable: nobody may write to B or append to
 // it. They stay valid until the holder's own Release; after that the Buf may
 // already be reused for another frame, so neither it nor any slice of it may
-// be kept. Retain and Release are safe for concurrent use; the rest belong
-// to the owner until Finish.
+// be kept. Retain, Release and Deflated are safe for concurrent use; the
+// rest belong to the owner until Finish.
+//
+// A data frame may also carry its permessage-deflate form (Deflated), made
+// by the first holder that needs it and shared by the others like the frame
+// itself; it is released with the frame.
 type Buf struct {
 	// B is the reserved header space followed by the body. Append the body
 	// to it before Finish; never shrink it below MaxHeaderLen.
@@ -42,6 +46,13 @@ type Buf struct {
 	start int          // index of the first header byte, set by Finish
 	refs  atomic.Int32 // holders that have yet to Release
 	class int8         // index in bufClasses, or -1 when not pooled
+	op    byte         // opcode given to Finish
+
+	// deflated is the compressed form of the frame once made, or noDeflate
+	// when compressing did not make it shorter; nil before. Set once,
+	// under deflateMu; read without it.
+	deflated  atomic.Pointer[Buf]
+	deflateMu sync.Mutex
 }
 
 // NewBuf returns a Buf with one reference, an empty body and room for at
@@ -77,9 +88,16 @@ func (b *Buf) Body() []byte { return b.B[MaxHeaderLen:] }
 // frames (close, ping, pong) must have bodies of at most 125 bytes (RFC 6455
 // section 5.5); Finish does not check. After Finish the frame is immutable.
 func (b *Buf) Finish(op byte) {
+	b.finish(op & 0x0F)
+}
+
+// finish writes the header of a FIN frame whose first byte has the bits of
+// b0 (opcode, and RSV1 for a compressed frame).
+func (b *Buf) finish(b0 byte) {
 	n := len(b.B) - MaxHeaderLen
 	b.start = MaxHeaderLen - headerLen(n)
-	putHeader(b.B[b.start:MaxHeaderLen], op, n)
+	b.op = b0 & 0x0F
+	putHeader(b.B[b.start:MaxHeaderLen], b0, n)
 }
 
 // Bytes returns the complete frame, header and body, ready to be written to
@@ -110,6 +128,9 @@ func (b *Buf) Release() {
 	if n < 0 {
 		panic("frame: Buf released more times than retained")
 	}
+	if d := b.deflated.Swap(nil); d != nil && d != noDeflate {
+		d.Release()
+	}
 	if b.class >= 0 && cap(b.B) == bufClasses[b.class] {
 		bufPools[b.class].Put(b)
 	}
@@ -131,9 +152,10 @@ func headerLen(n int) int {
 }
 
 // putHeader writes into h, which is exactly headerLen(n) bytes long, the
-// header of an unmasked FIN frame with opcode op and payload length n.
+// header of an unmasked FIN frame with opcode op (and RSV1, when op has bit
+// 0x40) and payload length n.
 func putHeader(h []byte, op byte, n int) {
-	h[0] = 0x80 | op&0x0F
+	h[0] = 0x80 | op&0x4F
 	switch len(h) {
 	case 2:
 		h[1] = byte(n)

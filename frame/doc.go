@@ -10,6 +10,13 @@
 // only frames split across reads and fragmented messages are assembled in a
 // pooled buffer, released as soon as the message was delivered.
 //
+// permessage-deflate (RFC 7692) is supported without context takeover in
+// either direction, so no compression state outlives a message:
+// NegotiateDeflate reads a client's offer, Buf.Deflated compresses an
+// outgoing frame once for all of its recipients, and a Reader with Deflate
+// set inflates compressed messages with a limit on the inflated size.
+// Compressors and decompressors come from pools for one message at a time.
+//
 // Every error is a sentinel declared in errors.go, matched with errors.Is.
 // The Reader reports each RFC 6455 violation as its own *CloseError value,
 // which carries the close code and reason to send, so one value decides the

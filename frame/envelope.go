@@ -31,6 +31,10 @@ type Envelope struct {
 	// Data is the raw bytes of the "data" value exactly as sent (any JSON
 	// value, "null" included), nil when absent.
 	Data []byte
+	// Received is the raw JSON value of "received" (a ping's count of the
+	// data messages received, PROTOCOL.md section 10; see ParseCount), nil
+	// when absent.
+	Received []byte
 	// Token is the contents of the "token" string (a join's room token,
 	// PROTOCOL.md section 11), raw: escapes are not decoded, and a JWT has
 	// none. nil when absent or not a string.
@@ -42,8 +46,8 @@ type Envelope struct {
 
 // ScanEnvelope checks that msg is exactly one JSON object (RFC 8259; leading
 // and trailing whitespace allowed) whose top-level "type" is a string, and
-// fills *e with the top-level "type", "id", "to", "room", "data" and "token"
-// fields.
+// fills *e with the top-level "type", "id", "to", "room", "data", "token"
+// and "received" fields.
 // Other keys and nested keys are ignored; of duplicate keys the last one
 // wins, as with encoding/json. Keys are compared on their raw bytes, so a key
 // written with escapes does not match.
@@ -106,6 +110,8 @@ func scanEnvelope(msg []byte, e *Envelope) bool {
 				e.HasRoom = true
 			case "data":
 				e.Data = val
+			case "received":
+				e.Received = val
 			case "token":
 				e.Token, _ = stringContents(val)
 				e.HasToken = true
@@ -362,4 +368,27 @@ func skipLiteral(s []byte, i int, lit string) int {
 		return -1
 	}
 	return i + len(lit)
+}
+
+// ParseCount parses a count of messages: a JSON number that is a
+// non-negative integer without fraction, exponent or sign, at most 2^64-1
+// (the "received" of a ping, the received= of a resume). It does not
+// allocate.
+func ParseCount(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		hi, lo := bits.Mul64(n, 10)
+		sum, carry := bits.Add64(lo, uint64(c-'0'), 0)
+		if hi != 0 || carry != 0 {
+			return 0, false
+		}
+		n = sum
+	}
+	return n, true
 }

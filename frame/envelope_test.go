@@ -441,6 +441,8 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 			e.HasRoom = true
 		case "data":
 			e.Data = v
+		case "received":
+			e.Received = v
 		case "token":
 			e.Token, _ = contents(v)
 			e.HasToken = true
@@ -456,7 +458,7 @@ func refEnvelope(msg []byte) (Envelope, bool) {
 		_, hasRoom := m["room"]
 		_, hasToken := m["token"]
 		if (has && typ[0] == '"') != typeOK || hasTo != e.HasTo || hasRoom != e.HasRoom || hasToken != e.HasToken ||
-			!bytes.Equal(m["data"], e.Data) || !bytes.Equal(m["id"], e.ID) {
+			!bytes.Equal(m["data"], e.Data) || !bytes.Equal(m["id"], e.ID) || !bytes.Equal(m["received"], e.Received) {
 			panic(fmt.Sprintf("refEnvelope: Decoder and Unmarshal disagree on %q", msg))
 		}
 	}
@@ -495,7 +497,7 @@ func bs(s string) []byte { return []byte(s) }
 func envelopeEqual(a, b Envelope) bool {
 	eq := func(x, y []byte) bool { return (x == nil) == (y == nil) && bytes.Equal(x, y) }
 	return eq(a.Type, b.Type) && eq(a.ID, b.ID) && eq(a.To, b.To) && eq(a.Room, b.Room) && eq(a.Data, b.Data) &&
-		eq(a.Token, b.Token) && a.HasTo == b.HasTo && a.HasRoom == b.HasRoom && a.HasToken == b.HasToken
+		eq(a.Token, b.Token) && eq(a.Received, b.Received) && a.HasTo == b.HasTo && a.HasRoom == b.HasRoom && a.HasToken == b.HasToken
 }
 
 func fmtEnvelope(e Envelope) string {
@@ -505,8 +507,8 @@ func fmtEnvelope(e Envelope) string {
 		}
 		return fmt.Sprintf("%q", x)
 	}
-	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s Token:%s HasTo:%v HasRoom:%v HasToken:%v}",
-		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), q(e.Token), e.HasTo, e.HasRoom, e.HasToken)
+	return fmt.Sprintf("{Type:%s ID:%s To:%s Room:%s Data:%s Token:%s Received:%s HasTo:%v HasRoom:%v HasToken:%v}",
+		q(e.Type), q(e.ID), q(e.To), q(e.Room), q(e.Data), q(e.Token), q(e.Received), e.HasTo, e.HasRoom, e.HasToken)
 }
 
 func TestValidPeerID(t *testing.T) {

@@ -65,9 +65,18 @@ func (e *CloseError) Error() string {
 // Protocol violations found by Reader.Feed (RFC 6455, client to server), one
 // per check. Reason is what the close frame carries, word for word.
 var (
-	// ErrReservedBits: a frame has RSV1, RSV2 or RSV3 set; no extension is
-	// negotiated (section 5.2).
+	// ErrReservedBits: a frame has RSV2 or RSV3 set, or RSV1 on a
+	// connection that did not negotiate permessage-deflate
+	// (Reader.Deflate false); no extension defines them (section 5.2).
 	ErrReservedBits = &CloseError{Code: CloseProtocolError, Reason: "reserved bits set"}
+	// ErrCompressedControl: a close, ping or pong frame has RSV1 set;
+	// permessage-deflate compresses data messages only (RFC 7692 section
+	// 6.1).
+	ErrCompressedControl = &CloseError{Code: CloseProtocolError, Reason: "RSV1 set on a control frame"}
+	// ErrCompressedContinuation: a continuation frame has RSV1 set; only
+	// the first frame of a compressed message carries it (RFC 7692
+	// section 6.1).
+	ErrCompressedContinuation = &CloseError{Code: CloseProtocolError, Reason: "RSV1 set on a continuation frame"}
 	// ErrBadOpcode: a frame's opcode is reserved (section 5.2).
 	ErrBadOpcode = &CloseError{Code: CloseProtocolError, Reason: "unknown opcode"}
 	// ErrInterleavedMessage: a text or binary frame starts a new message
@@ -89,9 +98,19 @@ var (
 	// (section 5.2).
 	ErrLengthMSB = &CloseError{Code: CloseProtocolError, Reason: "payload length with the most significant bit set"}
 	// ErrMessageTooBig: a frame's declared length takes its message past
-	// Reader.MaxMessage, counting the fragments already received. It is
-	// reported from the header, before the payload arrives.
+	// Reader.MaxMessage, counting the fragments already received (past
+	// DeflatedLimit(MaxMessage) for a compressed message, which is checked
+	// again once inflated: ErrInflatedTooBig). It is reported from the
+	// header, before the payload arrives.
 	ErrMessageTooBig = &CloseError{Code: CloseTooBig, Reason: "message too big"}
+	// ErrInflatedTooBig: a compressed message inflates to more than
+	// Reader.MaxMessage bytes. Inflating stops at the first byte past the
+	// limit, so the message costs no more than the limit.
+	ErrInflatedTooBig = &CloseError{Code: CloseTooBig, Reason: "message too big once inflated"}
+	// ErrBadDeflate: a compressed message is not a valid DEFLATE stream
+	// (RFC 7692 section 7.2.2). It is data inconsistent with its message,
+	// hence 1007, as for invalid UTF-8.
+	ErrBadDeflate = &CloseError{Code: CloseInvalidPayload, Reason: "invalid compressed data"}
 	// ErrInvalidUTF8: a text message is not valid UTF-8 (section 8.1). It is
 	// reported as soon as the bytes received cannot start valid UTF-8,
 	// without waiting for the end of the frame or message.

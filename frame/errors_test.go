@@ -27,6 +27,10 @@ var violations = map[string]*CloseError{
 	"ErrShortClose":             ErrShortClose,
 	"ErrBadCloseCode":           ErrBadCloseCode,
 	"ErrInvalidCloseReason":     ErrInvalidCloseReason,
+	"ErrCompressedControl":      ErrCompressedControl,
+	"ErrCompressedContinuation": ErrCompressedContinuation,
+	"ErrInflatedTooBig":         ErrInflatedTooBig,
+	"ErrBadDeflate":             ErrBadDeflate,
 }
 
 // TestViolationsListed fails when errors.go declares a *CloseError sentinel
@@ -77,28 +81,42 @@ func TestReaderViolations(t *testing.T) {
 		in       []byte
 		code     int
 		reason   string
+		deflate  bool // the Reader accepts permessage-deflate
 	}{
-		{"ErrReservedBits", "RSV1 on a text frame", 0, withB0(0x81|0x40, "x"), 1002, "reserved bits set"},
-		{"ErrReservedBits", "RSV3 on a ping", 0, withB0(0x89|0x10, "x"), 1002, "reserved bits set"},
-		{"ErrBadOpcode", "reserved data opcode 3", 0, withB0(0x83, "x"), 1002, "unknown opcode"},
-		{"ErrBadOpcode", "reserved control opcode 0xB", 0, withB0(0x8B, "x"), 1002, "unknown opcode"},
-		{"ErrInterleavedMessage", "text inside a fragmented binary", 0, cat(mf(false, OpBinary, "a"), text("b")), 1002, "new message inside a fragmented message"},
-		{"ErrUnexpectedContinuation", "continuation first", 0, mf(true, OpContinuation, "a"), 1002, "continuation frame without a message"},
-		{"ErrUnexpectedContinuation", "continuation after a whole message", 0, cat(text("a"), mf(true, OpContinuation, "b")), 1002, "continuation frame without a message"},
-		{"ErrFragmentedControl", "ping without FIN", 0, mf(false, OpPing, "a"), 1002, "fragmented control frame"},
-		{"ErrUnmaskedClientFrame", "unmasked text", 0, unmasked(OpText, "a"), 1002, "unmasked client frame"},
-		{"ErrControlTooLong", "ping of 126 bytes", 0, ping(stars(126)), 1002, "control frame payload over 125 bytes"},
-		{"ErrControlTooLong", "close of 126 bytes", 0, closeFrame(1000, stars(124)), 1002, "control frame payload over 125 bytes"},
-		{"ErrLengthMSB", "64-bit length with the top bit set", 0, rawLen(0x82, 127, be64(1<<63), ""), 1002, "payload length with the most significant bit set"},
-		{"ErrMessageTooBig", "one frame over MaxMessage", 10, text(stars(11)), 1009, "message too big"},
-		{"ErrMessageTooBig", "fragments summing over MaxMessage", 10, fragments(OpBinary, stars(6), stars(5)), 1009, "message too big"},
-		{"ErrInvalidUTF8", "invalid byte", 0, text("ok\xff"), 1007, "invalid UTF-8 in text message"},
-		{"ErrInvalidUTF8", "surrogate across fragments", 0, fragments(OpText, "a\xed", "\xa0\x80"), 1007, "invalid UTF-8 in text message"},
-		{"ErrInvalidUTF8", "message ends inside a rune", 0, fragments(OpText, "a", "\xce"), 1007, "invalid UTF-8 in text message"},
-		{"ErrShortClose", "close payload of 1 byte", 0, mf(true, OpClose, "\x03"), 1002, "close payload of 1 byte"},
-		{"ErrBadCloseCode", "close code 1005", 0, closeFrame(1005, ""), 1002, "invalid close code"},
-		{"ErrBadCloseCode", "close code 999", 0, closeFrame(999, "bye"), 1002, "invalid close code"},
-		{"ErrInvalidCloseReason", "close reason not UTF-8", 0, closeFrame(1000, "\xff"), 1007, "invalid UTF-8 in close reason"},
+		{"ErrReservedBits", "RSV1 on a text frame", 0, withB0(0x81|0x40, "x"), 1002, "reserved bits set", false},
+		{"ErrReservedBits", "RSV3 on a ping", 0, withB0(0x89|0x10, "x"), 1002, "reserved bits set", false},
+		{"ErrBadOpcode", "reserved data opcode 3", 0, withB0(0x83, "x"), 1002, "unknown opcode", false},
+		{"ErrBadOpcode", "reserved control opcode 0xB", 0, withB0(0x8B, "x"), 1002, "unknown opcode", false},
+		{"ErrInterleavedMessage", "text inside a fragmented binary", 0, cat(mf(false, OpBinary, "a"), text("b")), 1002, "new message inside a fragmented message", false},
+		{"ErrUnexpectedContinuation", "continuation first", 0, mf(true, OpContinuation, "a"), 1002, "continuation frame without a message", false},
+		{"ErrUnexpectedContinuation", "continuation after a whole message", 0, cat(text("a"), mf(true, OpContinuation, "b")), 1002, "continuation frame without a message", false},
+		{"ErrFragmentedControl", "ping without FIN", 0, mf(false, OpPing, "a"), 1002, "fragmented control frame", false},
+		{"ErrUnmaskedClientFrame", "unmasked text", 0, unmasked(OpText, "a"), 1002, "unmasked client frame", false},
+		{"ErrControlTooLong", "ping of 126 bytes", 0, ping(stars(126)), 1002, "control frame payload over 125 bytes", false},
+		{"ErrControlTooLong", "close of 126 bytes", 0, closeFrame(1000, stars(124)), 1002, "control frame payload over 125 bytes", false},
+		{"ErrLengthMSB", "64-bit length with the top bit set", 0, rawLen(0x82, 127, be64(1<<63), ""), 1002, "payload length with the most significant bit set", false},
+		{"ErrMessageTooBig", "one frame over MaxMessage", 10, text(stars(11)), 1009, "message too big", false},
+		{"ErrMessageTooBig", "fragments summing over MaxMessage", 10, fragments(OpBinary, stars(6), stars(5)), 1009, "message too big", false},
+		{"ErrInvalidUTF8", "invalid byte", 0, text("ok\xff"), 1007, "invalid UTF-8 in text message", false},
+		{"ErrInvalidUTF8", "surrogate across fragments", 0, fragments(OpText, "a\xed", "\xa0\x80"), 1007, "invalid UTF-8 in text message", false},
+		{"ErrInvalidUTF8", "message ends inside a rune", 0, fragments(OpText, "a", "\xce"), 1007, "invalid UTF-8 in text message", false},
+		{"ErrShortClose", "close payload of 1 byte", 0, mf(true, OpClose, "\x03"), 1002, "close payload of 1 byte", false},
+		{"ErrBadCloseCode", "close code 1005", 0, closeFrame(1005, ""), 1002, "invalid close code", false},
+		{"ErrBadCloseCode", "close code 999", 0, closeFrame(999, "bye"), 1002, "invalid close code", false},
+		{"ErrInvalidCloseReason", "close reason not UTF-8", 0, closeFrame(1000, "\xff"), 1007, "invalid UTF-8 in close reason", false},
+		{"ErrReservedBits", "RSV2 with permessage-deflate", 0, withB0(0x81|0x20, "x"), 1002, "reserved bits set", true},
+		{"ErrReservedBits", "RSV1 and RSV3 with permessage-deflate", 0, withB0(0x82|0x50, "x"), 1002, "reserved bits set", true},
+		{"ErrCompressedControl", "RSV1 on a ping", 0, withB0(0x89|0x40, "x"), 1002, "RSV1 set on a control frame", true},
+		{"ErrCompressedControl", "RSV1 on a close", 0, withB0(0x88|0x40, "\x03\xe8"), 1002, "RSV1 set on a control frame", true},
+		{"ErrCompressedContinuation", "RSV1 on the second fragment", 0, cat(zfirst(false, OpText, "a"), zfirst(true, OpContinuation, "b")), 1002, "RSV1 set on a continuation frame", true},
+		{"ErrMessageTooBig", "compressed frame over DeflatedLimit", 10, withB0(0xC2, stars(DeflatedLimit(10)+1)), 1009, "message too big", true},
+		{"ErrInflatedTooBig", "inflates to MaxMessage+1", 10, zmsg(OpBinary, stars(11), 1), 1009, "message too big once inflated", true},
+		{"ErrInflatedTooBig", "fragmented, inflates past MaxMessage", 100, zmsg(OpText, stars(5000), 3), 1009, "message too big once inflated", true},
+		{"ErrBadDeflate", "stored block length check fails", 0, withB0(0xC1, "\x01\x02\x00\x00\x00ab"), 1007, "invalid compressed data", true},
+		{"ErrBadDeflate", "zero-length payload with RSV1 (an empty message compresses to one byte)", 0, zfirst(true, OpBinary, ""), 1007, "invalid compressed data", true},
+		{"ErrBadDeflate", "reserved block type", 0, withB0(0xC2, "\x07"), 1007, "invalid compressed data", true},
+		{"ErrBadDeflate", "stored block longer than the message", 0, withB0(0xC2, "\x00\x64\x00\x9b\xff0123456789"), 1007, "invalid compressed data", true},
+		{"ErrInvalidUTF8", "invalid UTF-8 once inflated", 0, zmsg(OpText, "ok\xff", 2), 1007, "invalid UTF-8 in text message", true},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -120,7 +138,7 @@ func TestReaderViolations(t *testing.T) {
 				mode string
 				cuts []int
 			}{{"whole", nil}, {"byte by byte", every}} {
-				_, err, _ := feedChunks(t, max, tt.in, run.cuts)
+				_, err, _ := feedReader(t, &Reader{MaxMessage: max, Deflate: tt.deflate}, tt.in, run.cuts)
 				if !errors.Is(err, want) {
 					t.Fatalf("%s: err = %v, want %s", run.mode, err, tt.sentinel)
 				}

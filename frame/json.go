@@ -164,3 +164,26 @@ func AppendError(dst []byte, code, message string, id []byte) []byte {
 	}
 	return append(dst, '}')
 }
+
+// AppendResumeFields appends the session resume fields (PROTOCOL.md section
+// 10) to a welcome that AppendWelcome just appended to dst, inside its
+// object: "resume":TOKEN and "resumed":false for a new session; for a
+// resumed one "resumed":true, "rooms":[...] and "missed":K as well.
+func AppendResumeFields(dst []byte, token string, resumed bool, rooms []string, missed uint64) []byte {
+	dst = dst[:len(dst)-1] // the welcome's closing brace
+	dst = append(dst, `,"resume":`...)
+	dst = AppendString(dst, token)
+	if !resumed {
+		return append(dst, `,"resumed":false}`...)
+	}
+	dst = append(dst, `,"resumed":true,"rooms":[`...)
+	for i, r := range rooms {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, r)
+	}
+	dst = append(dst, `],"missed":`...)
+	dst = strconv.AppendUint(dst, missed, 10)
+	return append(dst, '}')
+}

@@ -35,11 +35,15 @@ type Handler interface {
 // sync.Pool (size classes of 4 KiB, 64 KiB, and larger ones up to
 // MaxMessage), which goes back to its pool as soon as the message has been
 // delivered, the Reader fails, the peer closes, or Reset is called. A frame
-// that arrives whole within one chunk is delivered without any copy.
+// that arrives whole within one chunk is delivered without any copy. A
+// compressed message (Deflate) is inflated into such a pooled buffer, by a
+// pooled decompressor, when its last frame has arrived.
 type Reader struct {
 	// MaxMessage is the largest message payload accepted, after reassembly
-	// of fragments; a message of exactly MaxMessage bytes is accepted. Set
-	// before the first Feed; zero or less accepts only empty messages.
+	// of fragments and, for a compressed message, after inflating; a
+	// message of exactly MaxMessage bytes is accepted. Set before the
+	// first Feed, at most 1<<31 - 1; zero or less accepts only empty
+	// messages.
 	MaxMessage int
 
 	// Decoder state, owned by the goroutine that calls Feed.
@@ -47,7 +51,7 @@ type Reader struct {
 	ctl    []byte      // pooled (cap maxControlPayload): partial control payload; nil when none
 	err    *CloseError // first protocol violation; Feed returns it forever after
 	remain int         // payload bytes of the current frame not yet received
-	vpos   int         // msg[:vpos] is valid UTF-8 ending on a rune boundary (text only)
+	vpos   int32       // msg[:vpos] is valid UTF-8 ending on a rune boundary (text only)
 	key    uint32      // masking key of the current frame, rotated to the next byte
 	hdr    [maxWSHeader]byte
 	hdrN   uint8 // bytes of a partial header held in hdr
@@ -56,10 +60,22 @@ type Reader struct {
 	fin    bool  // FIN bit of the current frame
 	inBody bool  // header done, payload of the current frame still arriving
 	closed bool  // a close frame was delivered
+	// compressed: the data message in progress (or the frame delivered
+	// without a copy) had RSV1 on its first frame.
+	compressed bool
 
 	// Stop and Resume: input kept undecoded while stopped (pooled).
 	held    []byte
 	stopped bool
+
+	// Deflate accepts messages compressed with permessage-deflate
+	// (RFC 7692) without context takeover: the connection negotiated
+	// DeflateResponse. A compressed message is marked by RSV1 on its first
+	// frame; the Reader inflates it, with a decompressor taken from a pool
+	// for that message only, and delivers the inflated payload. Without
+	// Deflate, RSV1 is ErrReservedBits. Set before the first Feed. (It is
+	// last so that it shares the padding of the state above.)
+	Deflate bool
 }
 
 // Feed decodes data, calling h for every complete message and control frame,
@@ -100,7 +116,14 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 				data = data[r.remain:]
 				maskBytes(r.key, p)
 				r.remain = 0
-				if err := r.deliver(r.op, p, h); err != nil {
+				var err *CloseError
+				if r.op < OpClose && r.compressed {
+					r.compressed = false
+					err = r.deliverDeflated(r.op, p, h)
+				} else {
+					err = r.deliver(r.op, p, h)
+				}
+				if err != nil {
 					return r.fail(err)
 				}
 				continue
@@ -122,12 +145,12 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 			r.ctl = append(r.ctl, p...)
 		} else if n > 0 {
 			r.appendMsg(p)
-			if r.msgOp == OpText {
+			if r.msgOp == OpText && !r.compressed {
 				v, ok := validUTF8Prefix(r.msg[r.vpos:])
 				if !ok {
 					return r.fail(ErrInvalidUTF8)
 				}
-				r.vpos += v
+				r.vpos += int32(v)
 			}
 		}
 		if r.remain > 0 {
@@ -144,8 +167,18 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 			if err != nil {
 				return r.fail(err)
 			}
+		case r.fin && r.compressed:
+			// Detach the buffer before inflating so the Reader never
+			// refers to memory it has given back.
+			p, op := r.msg, r.msgOp
+			r.msg, r.msgOp, r.compressed = nil, 0, false
+			err := r.deliverDeflated(op, p, h)
+			putMsg(p)
+			if err != nil {
+				return r.fail(err)
+			}
 		case r.fin:
-			if r.msgOp == OpText && r.vpos != len(r.msg) {
+			if r.msgOp == OpText && int(r.vpos) != len(r.msg) {
 				return r.fail(ErrInvalidUTF8) // ends inside a rune
 			}
 			// Detach the buffer before the call so the Reader never
@@ -166,7 +199,7 @@ func (r *Reader) Reset() {
 	putMsg(r.msg)
 	putControl(r.ctl)
 	putMsg(r.held)
-	*r = Reader{MaxMessage: r.MaxMessage}
+	*r = Reader{MaxMessage: r.MaxMessage, Deflate: r.Deflate}
 }
 
 // Stop is called by a Handler, during a Feed, to stop decoding: that Feed
@@ -216,7 +249,9 @@ func (r *Reader) hold(data []byte) {
 // Buffered reports the number of input bytes the Reader currently holds: a
 // partial frame header, the part of a message received so far, and a partial
 // control payload. It is 0 between messages. It never exceeds
-// MaxMessage+125 (a full fragmented message plus a partial ping inside it).
+// MaxMessage+125 (a full fragmented message plus a partial ping inside it),
+// or, with Deflate, DeflatedLimit(MaxMessage)+125 (a compressed message is
+// held compressed until its last frame).
 func (r *Reader) Buffered() int {
 	return int(r.hdrN) + len(r.msg) + len(r.ctl)
 }
@@ -263,22 +298,32 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 		return 2, nil
 	}
 	b0 := h[0]
-	if b0&0x70 != 0 {
+	rsv1 := b0&0x40 != 0
+	if b0&0x30 != 0 || rsv1 && !r.Deflate {
 		return 0, ErrReservedBits
 	}
 	op := b0 & 0x0F
+	compressed := false
 	switch op {
 	case OpText, OpBinary:
 		if r.msgOp != 0 {
 			return 0, ErrInterleavedMessage
 		}
+		compressed = rsv1
 	case OpContinuation:
 		if r.msgOp == 0 {
 			return 0, ErrUnexpectedContinuation
 		}
+		if rsv1 {
+			return 0, ErrCompressedContinuation
+		}
+		compressed = r.compressed
 	case OpClose, OpPing, OpPong:
 		if b0&0x80 == 0 {
 			return 0, ErrFragmentedControl
+		}
+		if rsv1 {
+			return 0, ErrCompressedControl
 		}
 	default:
 		return 0, ErrBadOpcode
@@ -314,7 +359,11 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 			return 0, ErrLengthMSB
 		}
 	}
-	if op < OpClose && n > uint64(max(r.MaxMessage-len(r.msg), 0)) {
+	limit := r.MaxMessage
+	if compressed {
+		limit = DeflatedLimit(r.MaxMessage)
+	}
+	if op < OpClose && n > uint64(max(limit-len(r.msg), 0)) {
 		return 0, ErrMessageTooBig
 	}
 	return need, nil
@@ -324,6 +373,9 @@ func (r *Reader) checkHeader(h []byte) (int, *CloseError) {
 func (r *Reader) begin(h []byte) {
 	r.fin = h[0]&0x80 != 0
 	r.op = h[0] & 0x0F
+	if r.op == OpText || r.op == OpBinary {
+		r.compressed = h[0]&0x40 != 0
+	}
 	n := int(h[1] & 0x7F)
 	k := 2
 	switch n {
@@ -374,6 +426,22 @@ func (r *Reader) deliver(op byte, p []byte, h Handler) *CloseError {
 	return nil
 }
 
+// deliverDeflated inflates the compressed payload p of a complete data
+// message with opcode op, checks it, and passes it to h.
+func (r *Reader) deliverDeflated(op byte, p []byte, h Handler) *CloseError {
+	m, err := inflate(p, r.MaxMessage)
+	if err != nil {
+		return err
+	}
+	if op == OpText && !utf8.Valid(m) {
+		putMsg(m)
+		return ErrInvalidUTF8
+	}
+	h.OnMessage(op, m)
+	putMsg(m)
+	return nil
+}
+
 // appendMsg appends p to the message in progress, growing its buffer as
 // bytes arrive (never ahead of them by more than a size class or a doubling,
 // so a header that only claims a large payload costs little). In the final
@@ -386,6 +454,9 @@ func (r *Reader) appendMsg(p []byte) {
 		limit := need + r.remain
 		if !r.fin {
 			limit = r.MaxMessage
+			if r.compressed {
+				limit = DeflatedLimit(r.MaxMessage)
+			}
 		}
 		nb := getMsg(need, cap(r.msg), limit)
 		nb = append(nb, r.msg...)

@@ -30,19 +30,30 @@ func TestReaderFeedAllocs(t *testing.T) {
 	fragmented = AppendMaskedFrame(fragmented, false, OpContinuation, key, []byte("part two, "))
 	fragmented = AppendMaskedFrame(fragmented, true, OpContinuation, key, []byte("the end"))
 
+	// Compressed messages with short Huffman codes: for longer ones
+	// compress/flate allocates its overflow tables itself (see inflate).
+	var compressed []byte
+	for _, s := range []string{"", strings.Repeat(`{"type":"publish","room":"r","data":"hello"}`, 100)} {
+		compressed = append(compressed, zmsg(OpText, s, 1)...)
+	}
+	compressed = append(compressed, zmsg(OpBinary, strings.Repeat("abc", 5000), 3)...)
+
 	tests := []struct {
 		name     string
+		deflate  bool
 		in       []byte
 		cut      int // fed in two chunks cut here; 0: one chunk
 		messages int
 	}{
-		{"complete frames in one chunk", frames, 0, 6},
-		{"frame split across chunks", frames, len(frames) / 2, 6},
-		{"fragmented message", fragmented, 0, 1},
+		{"complete frames in one chunk", false, frames, 0, 6},
+		{"frame split across chunks", false, frames, len(frames) / 2, 6},
+		{"fragmented message", false, fragmented, 0, 1},
+		{"compressed messages", true, compressed, 0, 3},
+		{"compressed messages split across chunks", true, compressed, len(compressed) / 2, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Reader{MaxMessage: 1 << 16}
+			r := &Reader{MaxMessage: 1 << 16, Deflate: tt.deflate}
 			h := &countHandler{}
 			buf := make([]byte, len(tt.in))
 			allocs := testing.AllocsPerRun(100, func() {
@@ -81,10 +92,13 @@ func TestReaderFailAllocs(t *testing.T) {
 		{"header violation", AppendMaskedFrame(nil, true, 0x3, key, []byte("x")), ErrBadOpcode},
 		{"payload violation", AppendMaskedFrame(nil, true, OpText, key, []byte("\xff")), ErrInvalidUTF8},
 		{"close violation", AppendMaskedFrame(nil, true, OpClose, key, []byte{0x03, 0xED}), ErrBadCloseCode},
+		{"compressed control frame", zfirst(true, OpPing, "x"), ErrCompressedControl},
+		{"corrupt compressed data", zfirst(true, OpText, "\x07"), ErrBadDeflate},
+		{"inflation bomb", zfirst(true, OpBinary, string(bomb(1))), ErrInflatedTooBig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Reader{MaxMessage: 1 << 16}
+			r := &Reader{MaxMessage: 1 << 16, Deflate: true}
 			h := &countHandler{}
 			buf := make([]byte, len(tt.in))
 			var err error

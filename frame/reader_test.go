@@ -343,9 +343,20 @@ func bytesOf(s string) []string {
 // OnClose. It checks the Reader's memory bounds after every Feed.
 func feedChunks(t testing.TB, maxMsg int, in []byte, cuts []int) ([]event, error, *Reader) {
 	t.Helper()
+	return feedReader(t, &Reader{MaxMessage: maxMsg}, in, cuts)
+}
+
+// feedReader is feedChunks with a Reader the caller configured (Deflate).
+// A compressed message is held compressed, so the bound on what the Reader
+// buffers is then DeflatedLimit(MaxMessage).
+func feedReader(t testing.TB, r *Reader, in []byte, cuts []int) ([]event, error, *Reader) {
+	t.Helper()
 	data := append([]byte(nil), in...)
-	r := &Reader{MaxMessage: maxMsg}
+	maxMsg := r.MaxMessage
 	limit := max(maxMsg, 0)
+	if r.Deflate {
+		limit = DeflatedLimit(limit)
+	}
 	h := &recorder{}
 	var err error
 	prev := 0
@@ -361,6 +372,11 @@ func feedChunks(t testing.TB, maxMsg int, in []byte, cuts []int) ([]event, error
 		}
 		if len(r.msg) > limit {
 			t.Fatalf("message buffer holds %d bytes, over MaxMessage %d", len(r.msg), maxMsg)
+		}
+	}
+	for _, e := range h.events {
+		if e.kind == "message" && len(e.data) > max(maxMsg, 0) {
+			t.Fatalf("delivered a message of %d bytes, over MaxMessage %d", len(e.data), maxMsg)
 		}
 	}
 	return h.events, err, r

@@ -87,8 +87,10 @@ func TestDuplicatePeerReplacesOld(t *testing.T) {
 	}
 }
 
+// TestAbruptDisconnect: with resume off (version 1 behaviour), a peer that
+// vanishes without a close frame is reported peer_left at once.
 func TestAbruptDisconnect(t *testing.T) {
-	ts := relaytest.Start(t)
+	ts := relaytest.Start(t, "WSRELAY_RESUME_WINDOW=0")
 	a, b := ts.Dial("a"), ts.Dial("b")
 	relaytest.Join(t, a, "room")
 	relaytest.Join(t, b, "room")

@@ -17,4 +17,10 @@
 // hands a connection's bytes to wsrelay's own RFC 6455 decoder
 // (frame.Reader) on the poller goroutine; messages are handled there by the
 // session and the touched recipients are flushed once per read.
+//
+// Sockets reach nbio through a gate (gate.go): nbio finds a socket's
+// connection by descriptor number, and a number freed by a close on any
+// goroutine but the socket's own poller may still have an event pending
+// there, so a new socket is registered only once its poller has moved past
+// every event that could carry its number.
 package loop

@@ -31,8 +31,9 @@ func (h panicCounter) Handle(_ context.Context, r slog.Record) error {
 }
 
 // FuzzLiveConnection feeds random bytes to a live connection right after
-// the upgrade, alternately on /ws (the relay: JSON and binary messages,
-// routing, rate limit) and /echo, then drops the socket. The server must
+// the upgrade, in turn on /ws (the relay: JSON and binary messages,
+// routing, rate limit) and /echo, each with and without permessage-deflate
+// negotiated (compressed messages, inflation limits), then drops the socket. The server must
 // not panic, must keep serving another client, and must release the
 // connection (the open-connection count returns to one: the probe's).
 // One server serves every input of a fuzzing process.
@@ -59,8 +60,18 @@ func FuzzLiveConnection(f *testing.F) {
 	for _, m := range malformedFrames() {
 		f.Add(m.bytes)
 	}
+	// Compressed messages: a join and a publish, a fragmented one, a bomb.
+	zf := func(fin bool, op byte, p []byte) []byte {
+		b := frame.AppendMaskedFrame(nil, fin, op, [4]byte{1, 2, 3, 4}, p)
+		b[0] |= 0x40
+		return b
+	}
+	f.Add(cat(zf(true, frame.OpText, deflated([]byte(`{"type":"join","room":"r"}`))), zf(true, frame.OpText, deflated([]byte(`{"type":"publish","room":"r","data":"`+strings.Repeat("ab", 400)+`"}`)))))
+	z := deflated([]byte(strings.Repeat("hello ", 300)))
+	f.Add(cat(zf(false, frame.OpBinary, z[:10]), mf(true, frame.OpContinuation, string(z[10:]))))
+	f.Add(zf(true, frame.OpBinary, deflated(make([]byte, 1<<20))[:2000]))
 
-	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0", "WSRELAY_MAX_MESSAGE_BYTES=4096", "WSRELAY_WORKERS=1"})
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_ECHO=true", "WSRELAY_RATE_MSGS=0", "WSRELAY_MAX_MESSAGE_BYTES=4096", "WSRELAY_WORKERS=1", "WSRELAY_COMPRESSION=true"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -86,7 +97,12 @@ func FuzzLiveConnection(f *testing.F) {
 		if len(data)%2 == 0 {
 			path = "/ws"
 		}
-		rc := relaytest.RawDial(t, addr, path)
+		var rc net.Conn
+		if len(data)%4 >= 2 {
+			rc = zDial(t, addr, path, "permessage-deflate")
+		} else {
+			rc = relaytest.RawDial(t, addr, path)
+		}
 		_, _ = rc.Write(data)
 		// Give the server the bytes, read what it answers, then vanish.
 		_ = rc.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
@@ -96,7 +112,7 @@ func FuzzLiveConnection(f *testing.F) {
 				break
 			}
 		}
-		if tcp, ok := rc.Conn.(*net.TCPConn); ok && round%2 == 0 {
+		if tcp, ok := underlying(rc).(*net.TCPConn); ok && round%2 == 0 {
 			_ = tcp.SetLinger(0)
 		}
 		rc.Close()
@@ -129,4 +145,15 @@ func FuzzLiveConnection(f *testing.F) {
 			time.Sleep(200 * time.Microsecond)
 		}
 	})
+}
+
+// underlying returns the socket of a test client connection.
+func underlying(c net.Conn) net.Conn {
+	switch c := c.(type) {
+	case *relaytest.RawConn:
+		return c.Conn
+	case *zConn:
+		return c.Conn
+	}
+	return c
 }

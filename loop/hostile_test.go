@@ -435,10 +435,9 @@ func TestAbruptDisconnectMidFrame(t *testing.T) {
 	full := frame.AppendMaskedFrame(nil, true, frame.OpBinary, [4]byte{5, 6, 7, 8}, make([]byte, 3000))
 	frag := frame.AppendMaskedFrame(nil, false, frame.OpText, [4]byte{5, 6, 7, 8}, []byte("part one "))
 	cuts := [][]byte{full[:1], full[:3], full[:8], full[:1500], frag, append(frag, full[:2]...)}
-	// A handshake may fail now and then while other sockets are reset at
-	// the same moment (nbio can act on a stale epoll event for a reused file
-	// descriptor); that costs one client one retry and is counted, not
-	// fatal: this test is about what disconnects leave behind.
+	// Other sockets are reset at the same moment: no handshake may fail
+	// (a stale epoll event for a reused descriptor number once closed new
+	// connections; see TestChurnHandshakes).
 	var failed atomic.Int64
 	for round := range 50 {
 		var wg sync.WaitGroup
@@ -464,10 +463,8 @@ func TestAbruptDisconnectMidFrame(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := failed.Load(); n > 3 {
+	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d of %d handshakes failed", n, 50*len(cuts))
-	} else if n > 0 {
-		t.Logf("%d of %d handshakes failed", n, 50*len(cuts))
 	}
 	waitConns(t, ts.Server, 0)
 	if n := ts.Stats.Connections(); n != 0 {

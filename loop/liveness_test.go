@@ -25,9 +25,11 @@ func TestHeartbeatKeepsLiveClients(t *testing.T) {
 	relaytest.Recv(t, a, "pong")
 }
 
+// TestSilentClientIsClosed: with resume off (version 1 behaviour), a silent
+// peer is closed and reported peer_left once CLIENT_TIMEOUT passes.
 func TestSilentClientIsClosed(t *testing.T) {
 	t.Parallel()
-	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s", "WSRELAY_RESUME_WINDOW=0")
 	watcher := ts.Dial("w")
 	relaytest.Join(t, watcher, "r")
 	// A raw client that never answers pings nor sends anything.

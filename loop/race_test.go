@@ -2,6 +2,5 @@
 
 package loop_test
 
-// raceEnabled shrinks the heaviest load tests: the race detector makes
-// every delivery many times slower.
+// raceEnabled tells tests that the race detector slows the server down.
 const raceEnabled = true

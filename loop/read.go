@@ -54,7 +54,8 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 
 // onRead is the engine's OnRead: the socket of c became readable.
 func (s *Server) onRead(c *nbio.Conn) {
-	s.accepted.Load() // see Start
+	s.accepted.Load()      // see Start
+	s.yield.Tick(c.Hash()) // runs on the poller goroutine, before it reads
 	if w, ok := c.Session().(*wsConn); ok {
 		w.onEdge(s.engine.Engine.PollerBuffer(c))
 		return

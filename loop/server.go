@@ -56,6 +56,8 @@ type Server struct {
 	sweeper *sweeper
 	engine  *nbhttp.Engine
 	ln      net.Listener
+	gate    *gate        // wraps ln for nbio
+	yield   *pollerYield // see onRead
 
 	// Atomics, used by any goroutine.
 	draining atomic.Bool
@@ -148,16 +150,22 @@ func (s *Server) Start() error {
 	s.env = conn.NewEnv(s.cfg.QueueSize, s.stats, s.drainer)
 	s.env.RateMsgs = s.cfg.RateMsgs
 	s.env.RateBurst = s.cfg.RateBurst
+	s.env.CompressMin = s.cfg.CompressionMinBytes
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
 	s.env.Flow = s.cfg.FlowControl
 	s.env.StallTimeout = s.cfg.StallTimeout
+	if s.cfg.ResumeWindow > 0 {
+		s.env.EnableResume()
+	}
 
 	ncfg := nbhttp.Config{
 		Name:    "wsrelay",
 		Network: "tcp",
 		// The listener is bound above so a busy port fails fast: nbio's own
 		// Start can hang on it.
-		Listen:          func(string, string) (net.Listener, error) { return ln, nil },
+		// The gate hands nbio each socket once no stale event can reach its
+		// descriptor number.
+		Listen:          func(string, string) (net.Listener, error) { return s.gate, nil },
 		NPoller:         workers,
 		MaxLoad:         s.cfg.MaxClients + 4096,
 		ReadLimit:       64 << 10, // HTTP requests; WebSocket frames are limited by frame.Reader
@@ -180,6 +188,7 @@ func (s *Server) Start() error {
 	} else {
 		ncfg.Addrs = []string{ln.Addr().String()}
 	}
+	s.gate = newGate(ln)
 	s.engine = nbhttp.NewEngine(ncfg)
 	// The accepting goroutine and the executor build a connection's state
 	// and the poller reads it; epoll and the client's round trip order them,
@@ -194,6 +203,7 @@ func (s *Server) Start() error {
 			s.stats.HTTPTimeout()
 		}
 	})
+	s.yield = newPollerYield(workers)
 	s.engine.Engine.OnRead(s.onRead)
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if w, ok := c.Session().(*wsConn); ok {
@@ -201,8 +211,14 @@ func (s *Server) Start() error {
 		}
 	})
 	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
-	if err := s.engine.Start(); err != nil {
-		_ = ln.Close()
+	err = s.engine.Start()
+	if err == nil {
+		if err = s.gate.arm(s.engine.Engine); err != nil {
+			s.engine.Stop()
+		}
+	}
+	if err != nil {
+		_ = s.gate.Close()
 		s.sweeper.stop()
 		s.exec.stop()
 		s.drainer.Stop()
@@ -264,6 +280,7 @@ func (s *Server) stopNow() {
 	if s.engine != nil {
 		s.engine.Stop()
 	}
+	s.session.Close() // detached sessions end with the server
 	if s.cluster != nil {
 		s.cluster.Close()
 	}

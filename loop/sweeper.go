@@ -12,9 +12,6 @@ import (
 // most this long after CLIENT_TIMEOUT.
 const sweepTick = 250 * time.Millisecond
 
-// pingFrame is an empty WebSocket ping.
-var pingFrame = []byte{0x80 | frame.OpPing, 0}
-
 // sweeper sends the heartbeat pings, closes silent connections and fails
 // key-auth challenges left unanswered past their deadline. It is a
 // timing wheel with one slot per tick: a connection sits in the slot of its
@@ -31,6 +28,7 @@ type sweeper struct {
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
 	cur   int
+	ping  []byte // scratch for a ping frame
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -78,6 +76,13 @@ func (sw *sweeper) run() {
 			// again now that the race is long over.
 			_ = w.nbc.SetReadDeadline(time.Time{})
 			w.lastPing = now
+			if w.Sent() > 0 {
+				// With session resume on, its pong acknowledges the first
+				// replies (joined, presence) at once, so that they do not
+				// stay in the replay buffer for a whole ping interval.
+				sw.ping = w.AppendPing(sw.ping[:0])
+				w.WriteControl(sw.ping)
+			}
 			sw.schedule(w, now)
 			fresh[i] = nil
 		}
@@ -107,12 +112,14 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 		// Time paused by flow control is not silence: the peer is not
 		// read, and resuming counts as a sign of life.
 		sw.srv.stats.Evict(stats.EvictTimeout)
-		w.CloseWith(frame.CloseNormal, "timeout")
+		// With resume on the session detaches: the client may come back.
+		w.Suspend(w, frame.CloseNormal, "timeout")
 		return
 	}
 	if now-w.lastPing >= sw.interval {
 		w.lastPing = now
-		w.WriteControl(pingFrame)
+		sw.ping = w.AppendPing(sw.ping[:0]) // with resume on, it acknowledges what was written before it
+		w.WriteControl(sw.ping)
 	}
 	sw.schedule(w, now)
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -116,15 +118,42 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.releaseIP(ip)
 	}
 
+	// A resume (PROTOCOL.md section 10) takes its session over now, before
+	// the upgrade: a refusal is still an HTTP answer. The token is a secret
+	// and is never logged.
+	var resumed *session.Session
+	var received uint64
+	// In auth mode key the peer id is only claimed until the challenge is
+	// answered, so nothing is bound to it: a resume starts a new session.
+	if q := r.URL.Query(); !echo && ident.Key == nil && q.Has("resume") {
+		n, ok := frame.ParseCount([]byte(q.Get("received")))
+		if !ok {
+			n = ^uint64(0) // not a count: the resume fails, a new session starts
+		}
+		received = n
+		resumed, err = s.session.Resume(q.Get("resume"), n, id)
+		if err != nil {
+			release()
+			s.rejectAuth(w, r, err)
+			return
+		}
+	}
+	fail := func() {
+		release()
+		if resumed != nil {
+			resumed.Abandon()
+		}
+	}
+
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		release()
+		fail()
 		http.Error(w, "upgrade not supported", http.StatusInternalServerError)
 		return
 	}
 	raw, _, err := hj.Hijack()
 	if err != nil {
-		release()
+		fail()
 		http.Error(w, "upgrade failed", http.StatusInternalServerError)
 		return
 	}
@@ -141,22 +170,39 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		}
 	}
 	if nbc == nil {
-		release()
+		fail()
 		_ = raw.Close()
 		return
 	}
 
+	// permessage-deflate (docs/protocol.md section 13): an offer that cannot be
+	// accepted with no context takeover is declined, never refused.
+	deflate := s.cfg.Compression && frame.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
 	wc := &wsConn{srv: s, hc: hc, nbc: nbc, tc: tc, ip: ip}
 	wc.reader.MaxMessage = s.cfg.MaxMessageBytes
-	wc.Conn = conn.New(s.env, id, ip, wc)
+	wc.reader.Deflate = deflate
 	if tc != nil {
 		wc.tlsRecord = tlsRecordOverhead(tc.ConnectionState())
 	}
-	if echo {
+	if resumed != nil {
+		// Set before Attach, whose replay may flush at once: whether frames
+		// go compressed is a property of the new socket.
+		resumed.Conn().Deflate = deflate
+	}
+	switch {
+	case resumed != nil && resumed.Attach(wc, received):
+		wc.Conn = resumed.Conn()
+		wc.sess = resumed
+	case echo:
+		wc.Conn = conn.New(s.env, id, ip, wc)
+		wc.Conn.NoResume()
 		wc.sess = s.session.OpenEcho(wc.Conn)
-	} else {
+	default:
+		resumed = nil
+		wc.Conn = conn.New(s.env, id, ip, wc)
 		wc.sess = s.session.Open(wc.Conn, ident)
 	}
+	wc.Conn.Deflate = deflate
 	if ident.Key != nil {
 		// Auth mode key: the peer is admitted once it answered the
 		// challenge (keyauth.go); the sweeper enforces the time limit.
@@ -166,6 +212,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		wc.authDeadline = s.env.Mono() + s.challengeTimeout
 		wc.auth.Store(authPending)
 	}
+	wc.epoch = wc.Epoch()
 	hc.Parser = nil
 	nbc.SetSession(wc)
 	_ = nbc.SetReadDeadline(time.Time{})
@@ -181,12 +228,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	var resp [256]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, r.Header.Get("Sec-WebSocket-Key"))
+	if deflate {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "+frame.DeflateResponse...)
+	}
 	b = append(b, "\r\n\r\n"...)
-	if wc.challenge != nil {
+	switch {
+	case wc.challenge != nil:
 		// The challenge goes out with the response, in the same write.
 		b = appendChallenge(b, wc.challenge)
 		wc.WriteControl(b)
-	} else {
+	case resumed != nil:
+		// The response, the welcome, the replay, what was queued meanwhile.
+		wc.Preface(b)
+		wc.Flush(nil)
+	default:
 		wc.sess.Greet(b)
 	}
 	s.sweeper.add(wc)

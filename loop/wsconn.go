@@ -38,7 +38,8 @@ type wsConn struct {
 	// Owned by the goroutine that reads the connection: its poller, or a
 	// worker after a flow-control pause (read.go); rd hands the role over.
 	reader frame.Reader
-	done   bool // a close frame or a protocol error ended reading
+	done   bool   // a close frame or a protocol error ended reading
+	epoch  uint32 // the Conn's epoch when this socket was attached (set before publication)
 	rd     atomic.Uint32
 
 	// Owned by the sweeper goroutine.
@@ -75,6 +76,21 @@ func (w *wsConn) Close() error {
 		return w.nbc.Close()
 	}
 	return w.tc.Close()
+}
+
+// WriteControl writes a control frame to this socket, and only while it is
+// the socket of its session: a socket a resume took the session from never
+// writes to its successor.
+func (w *wsConn) WriteControl(p []byte) { w.Conn.WriteControlTo(w, p) }
+
+// closeWith closes the session with code and reason (for good) when w is
+// its socket; a socket a resume took the session from is only closed.
+func (w *wsConn) closeWith(code int, reason string) {
+	if w.Owns(w) {
+		w.CloseWith(code, reason)
+		return
+	}
+	_ = w.Close()
 }
 
 // UnderlayerConn implements nbhttp.ParserCloser.
@@ -127,7 +143,7 @@ func (w *wsConn) decode(data []byte) {
 			w.srv.stats.Evict(stats.EvictTooLarge)
 		}
 		w.srv.logBadInput("closing on protocol error", w, "code", code, "reason", reason)
-		w.CloseWith(code, reason)
+		w.closeWith(code, reason)
 	}
 }
 
@@ -138,12 +154,13 @@ func (w *wsConn) CloseAndClean(error) {
 		return
 	}
 	s := w.srv
-	w.Teardown()
 	admitted := w.admitted()
 	if admitted {
 		bt := router.Batch{Handoff: fanoutHandoff}
-		w.sess.OnClose(&bt)
+		w.sess.OnClose(w, &bt) // ends the session, or detaches it for a resume
 		bt.Flush()
+	} else {
+		w.Teardown()
 	}
 	s.mu.Lock()
 	delete(s.all, w)
@@ -177,6 +194,12 @@ func (h *handler) OnMessage(op byte, p []byte) {
 		w.answer(op, p)
 		return
 	}
+	if w.Epoch() != w.epoch {
+		// A resume took the session to another socket: what still comes
+		// on this one is not the session's any more.
+		w.done = true
+		return
+	}
 	if !w.sess.OnMessage(op, p, &h.sc) {
 		w.done = true
 		return
@@ -203,15 +226,23 @@ func (h *handler) OnPing(p []byte) {
 	h.w.WriteControl(append(b, p...))
 }
 
-// OnPong needs nothing: every frame already counted as a sign of life.
-func (h *handler) OnPong([]byte) {}
+// OnPong acknowledges, with resume on, the data messages written before the
+// server's ping it answers. It counted as a sign of life already.
+func (h *handler) OnPong(p []byte) { h.w.Conn.OnPong(p) }
 
 // OnClose answers the client's close frame with the same code and closes.
+// Codes 1000 and 1001 end the session; with resume on, any other code
+// detaches it (PROTOCOL.md section 10).
 func (h *handler) OnClose(code int, _ string) {
-	h.w.done = true
+	w := h.w
+	w.done = true
 	if code == frame.CloseNoStatus {
 		code = 0
 	}
 	h.sc.Batch.Flush()
-	h.w.CloseWith(code, "")
+	if code == frame.CloseNormal || code == frame.CloseGoingAway {
+		w.closeWith(code, "")
+		return
+	}
+	w.Suspend(w, code, "")
 }

@@ -18,7 +18,8 @@ import (
 //
 // The frame methods (Direct, Publish, Broadcast) send buf's body as built
 // once by the caller; they neither keep buf nor its bytes after returning,
-// and report whether the frame was handed to the cluster.
+// and report with a Reach what became of the frame. The Router counts a
+// Lost frame (cluster_send_failed) and answers its sender with ErrNotSent.
 type Backplane interface {
 	// PeerUp announces that peer id registered on this node, replacing any
 	// older connection of that id on another node.
@@ -34,15 +35,30 @@ type Backplane interface {
 	// AppendMembers appends the ids of room's members on other nodes to
 	// dst while len(dst) < max, and returns the extended slice.
 	AppendMembers(dst []string, room string, max int) []string
-	// Direct sends buf to peer to on another node; false when no node
+	// Direct sends buf to peer to on another node; Unreached when no node
 	// holds it.
-	Direct(to string, buf *frame.Buf) bool
-	// Publish sends buf to room's members on other nodes; false when there
-	// are none (or the cluster is unreachable).
-	Publish(room string, buf *frame.Buf) bool
-	// Broadcast sends buf to every peer on other nodes.
-	Broadcast(buf *frame.Buf) bool
+	Direct(to string, buf *frame.Buf) Reach
+	// Publish sends buf to room's members on other nodes; Unreached when
+	// there are none.
+	Publish(room string, buf *frame.Buf) Reach
+	// Broadcast sends buf to every peer on other nodes; Unreached when no
+	// other node is known.
+	Broadcast(buf *frame.Buf) Reach
 }
+
+// Reach is what a Backplane did with a frame.
+type Reach uint8
+
+const (
+	// Unreached: no other node holds a recipient; nothing was sent.
+	Unreached Reach = iota
+	// Sent: the frame was handed to the cluster for the other nodes.
+	Sent
+	// Lost: another node holds a recipient, but the cluster did not take
+	// the frame (NATS unreachable, its buffer full, the frame over its
+	// payload limit). The frame did not leave this node.
+	Lost
+)
 
 // SetBackplane connects the router to the other nodes of a cluster. It must
 // be called before the router is used, and at most once.

@@ -23,7 +23,9 @@
 //  2. a room shard's lock (roomShard.mu): the rooms of that shard and their
 //     members. Written by Join and removeMember, read by Publish, Members,
 //     DeliverRoom and remoteNote. The Backplane's Joined, Left and
-//     AppendMembers are called under it.
+//     AppendMembers are called under it; they never wait for the network
+//     (the cluster records presence and makes its NATS calls later, on its
+//     own goroutine, with no lock held).
 //  3. a connection's queue lock, inside conn.Conn (Enqueue), taken for each
 //     recipient of a fan-out.
 //

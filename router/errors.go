@@ -11,3 +11,10 @@ var (
 	ErrTooManyRooms = errors.New("router: too many rooms joined")
 	ErrRoomFull     = errors.New("router: room is full")
 )
+
+// ErrNotSent reports a message meant for peers on other nodes that the
+// cluster did not take: it did not leave this node (local recipients, if
+// any, got it). It is counted as a cluster_send_failed drop. It is not a
+// refusal: the protocol has no error code for it, so the sender gets neither
+// an ack nor an error.
+var ErrNotSent = errors.New("router: not handed to the cluster")

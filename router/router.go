@@ -178,8 +178,14 @@ func (r *Router) Each(f func(*conn.Conn)) {
 func (r *Router) Direct(to string, buf *frame.Buf, bt *Batch) error {
 	c := r.Lookup(to)
 	if c == nil {
-		if r.bp != nil && r.bp.Direct(to, buf) {
-			return nil
+		if r.bp != nil {
+			switch r.bp.Direct(to, buf) {
+			case Sent:
+				return nil
+			case Lost:
+				r.st.Drop(stats.DropClusterSendFailed, 1)
+				return ErrNotSent
+			}
 		}
 		r.st.Drop(stats.DropNoRoute, 1)
 		return ErrPeerNotFound
@@ -217,7 +223,29 @@ func (r *Router) Publish(from *conn.Conn, name string, buf *frame.Buf, bt *Batch
 	n := r.fanout(rm.members, from, buf, bt)
 	recipients := len(rm.members) - 1 // read under the lock: Join and Leave change it
 	s.mu.RUnlock()
-	if r.bp != nil && r.bp.Publish(name, buf) && recipients == 0 {
+	var reach Reach
+	if r.bp != nil {
+		reach = r.bp.Publish(name, buf)
+	}
+	return r.accountRemote(reach, recipients, n)
+}
+
+// accountRemote counts a publish or broadcast that reached recipients local
+// peers (queued for n of them) and, as reach says, the other nodes. It
+// counts exactly one drop when the message reached no one: no_route when
+// there was no one to reach, cluster_send_failed when the cluster did not
+// take it; and cluster_send_failed beside the local deliveries when the
+// message reached local peers only because the cluster did not take it.
+func (r *Router) accountRemote(reach Reach, recipients, n int) error {
+	switch {
+	case reach == Lost:
+		r.st.Drop(stats.DropClusterSendFailed, 1)
+		r.st.Fanout(recipients)
+		if n > 0 {
+			r.st.Delivered(n)
+		}
+		return ErrNotSent
+	case reach == Sent && recipients == 0:
 		r.st.Fanout(0) // members on other nodes only: not a no_route drop
 		return nil
 	}
@@ -259,12 +287,11 @@ func (r *Router) Broadcast(from *conn.Conn, buf *frame.Buf, bt *Batch) error {
 		return ErrForbidden
 	}
 	recipients, queued := r.enqueueAll(from, buf, bt)
-	if r.bp != nil && r.bp.Broadcast(buf) && recipients == 0 {
-		r.st.Fanout(0) // peers on other nodes only: not a no_route drop
-		return nil
+	var reach Reach
+	if r.bp != nil {
+		reach = r.bp.Broadcast(buf)
 	}
-	r.account(recipients, queued)
-	return nil
+	return r.accountRemote(reach, recipients, queued)
 }
 
 // enqueueAll hands buf to every registered peer but skip, one peer shard
@@ -476,4 +503,16 @@ func (r *Router) Members(name string) []string {
 		ids[i] = c.ID
 	}
 	return ids
+}
+
+// RoomsOf returns the rooms c is a member of, in no particular order (a
+// resumed session's welcome lists them), or nil when c is not registered.
+func (r *Router) RoomsOf(c *conn.Conn) []string {
+	p := r.record(c)
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.rooms...)
 }

@@ -16,4 +16,14 @@
 // goroutine that learns the connection closed. OnClose does not wait for a
 // concurrent OnMessage: what that message routes to the closed peer's own
 // connection is discarded and counted by package conn.
+//
+// # Session resume
+//
+// With a resume window (PROTOCOL.md section 10), resume.go keeps a registry
+// of sessions by resume token. A Session then outlives its connection:
+// OnClose detaches it instead of ending it when the connection was lost
+// rather than closed for good, a runtime timer per detached session expires
+// it, and Handler.Resume and Session.Attach hand it to the connection that
+// resumed it. A Session then belongs to one connection at a time: the
+// transport ignores what still arrives on a socket the session left.
 package session

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -146,7 +147,18 @@ func (s *Session) leave(sc *Scratch, e *frame.Envelope, id []byte) {
 	}
 }
 
-func (s *Session) ping(sc *Scratch, _ *frame.Envelope, _ []byte) {
+// ping answers pong. With resume on, "received":N acknowledges the data
+// messages up to N: they leave the replay buffer (PROTOCOL.md section 10);
+// with resume off the field is ignored like any unknown field.
+func (s *Session) ping(sc *Scratch, e *frame.Envelope, id []byte) {
+	if e.Received != nil && s.h.resume != nil {
+		n, ok := frame.ParseCount(e.Received)
+		if !ok {
+			s.fail(sc, CodeBadRequest, id)
+			return
+		}
+		s.c.Ack(n)
+	}
 	buf := frame.NewBuf(48)
 	buf.B = frame.AppendPong(buf.B, time.Now().UnixMilli())
 	buf.Finish(frame.OpText)
@@ -167,8 +179,14 @@ func (s *Session) routed(sc *Scratch, err error, id []byte) {
 	}
 }
 
-// refused answers a request the router refused.
+// refused answers a request the router refused. A message the cluster did
+// not take (router.ErrNotSent) gets no answer: no ack, as it did not leave
+// the node, and no error, as the protocol has no code for it; the router
+// counted it as cluster_send_failed.
 func (s *Session) refused(sc *Scratch, err error, id []byte) {
+	if err == router.ErrNotSent {
+		return
+	}
 	if code, ok := codeOf(err); ok {
 		s.fail(sc, code, id)
 		return

@@ -27,6 +27,13 @@ type Config struct {
 	QueueSize       int
 	// BinaryTypes limits binary content types; empty allows every type.
 	BinaryTypes config.BinaryTypes
+	// ResumeWindow is how long a detached session waits for a resume
+	// (PROTOCOL.md section 10); 0 turns resume off. The transport's
+	// conn.Env must have resume on exactly when it is not 0.
+	ResumeWindow time.Duration
+	// BindPeer: a resume must authenticate as the session's peer id (auth
+	// is on).
+	BindPeer bool
 }
 
 // ConfigFrom takes the protocol's settings from the server configuration.
@@ -38,6 +45,8 @@ func ConfigFrom(cfg config.Config, version string) Config {
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		QueueSize:       cfg.QueueSize,
 		BinaryTypes:     cfg.BinaryTypes,
+		ResumeWindow:    cfg.ResumeWindow,
+		BindPeer:        cfg.Auth != "none",
 	}
 }
 
@@ -66,6 +75,7 @@ type Handler struct {
 	tokens   *auth.RoomTokens
 	errors   [numCodes]*vm.Counter
 	badInput rate.Sometimes
+	resume   *registry // nil when resume is off
 }
 
 // New returns a Handler and registers its error counters in deps.Metrics.
@@ -77,7 +87,7 @@ func New(cfg Config, deps Deps) *Handler {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Handler{
+	h := &Handler{
 		cfg:      cfg,
 		server:   "wsrelay/" + cfg.Version,
 		router:   deps.Router,
@@ -87,12 +97,25 @@ func New(cfg Config, deps Deps) *Handler {
 		errors:   errorCounters(deps.Metrics),
 		badInput: rate.Sometimes{First: 10, Interval: time.Second},
 	}
+	if cfg.ResumeWindow > 0 {
+		h.resume = newRegistry(cfg.ResumeWindow, deps.Router, deps.Metrics)
+	}
+	return h
+}
+
+// Close ends every detached session at once (server shutdown). Sessions
+// with an open connection end with it.
+func (h *Handler) Close() {
+	if h.resume != nil {
+		h.resume.stop()
+	}
 }
 
 // Errors returns how many errors of code c were sent to peers.
 func (h *Handler) Errors(c Code) uint64 { return h.errors[c].Get() }
 
-// Session is the protocol state of one connection, made by Open or OpenEcho.
+// Session is the protocol state of one peer, made by Open or OpenEcho. With
+// resume on it outlives its connection (Attach gives it the next one).
 type Session struct {
 	// Set at construction.
 	h    *Handler
@@ -103,6 +126,11 @@ type Session struct {
 	// without a room token (PROTOCOL.md section 11).
 	base  string
 	rooms auth.Rooms
+
+	// Session resume; guarded by the Handler's registry lock.
+	state  resumeState
+	key    tokenKey
+	secret [tokenSecretLen]byte
 }
 
 // Open makes the session of a relay connection whose credential proved id
@@ -129,10 +157,10 @@ func (h *Handler) OpenEcho(c *conn.Conn) *Session {
 // so that it is the first frame even when a message for the peer is routed
 // at once. The peer is registered before hello is written, so that a
 // message the client sends as soon as it sees the handshake response (a
-// join, say) finds it registered. And hello is written before the queue is
-// flushed, so that it precedes the welcome on the wire: nobody else flushes
-// in between, because the first Enqueue makes this call the one that owes
-// the flush.
+// join, say) finds it registered. And hello is the Conn's preface, written
+// in the first Flush ahead of the welcome, or ahead of the close frame when
+// a newer connection of the same peer id replaces this one before that
+// Flush: it always comes first on the wire.
 func (s *Session) Greet(hello []byte) {
 	c := s.c
 	if s.echo {
@@ -142,12 +170,12 @@ func (s *Session) Greet(hello []byte) {
 		return
 	}
 	welcome := s.h.welcome(s)
-	_, flush := c.Enqueue(welcome)
+	if hello != nil {
+		c.Preface(hello)
+	}
+	flush := c.Greet(welcome)
 	welcome.Release()
 	s.h.router.Register(c)
-	if hello != nil {
-		c.WriteControl(hello)
-	}
 	if flush {
 		c.Flush(nil)
 	}
@@ -155,13 +183,25 @@ func (s *Session) Greet(hello []byte) {
 
 // welcome builds the first frame a peer receives. It is the one place that
 // decides what a peer is told on arrival.
+// With resume on it carries the session's first token.
 func (h *Handler) welcome(s *Session) *frame.Buf {
-	b := frame.NewBuf(256)
-	b.B = frame.AppendWelcome(b.B, s.c.ID, h.server,
-		h.cfg.PingInterval.Milliseconds(), h.cfg.ClientTimeout.Milliseconds(),
-		int64(h.cfg.MaxMessageBytes), int64(h.cfg.QueueSize))
+	b := frame.NewBuf(200 + len(s.c.ID)) // a typical welcome fits the smallest pooled buffer
+	b.B = h.appendWelcome(b.B, s)
+	if g := h.resume; g != nil {
+		g.mu.Lock()
+		token := g.issue(s)
+		g.mu.Unlock()
+		b.B = frame.AppendResumeFields(b.B, token, false, nil, 0)
+	}
 	b.Finish(frame.OpText)
 	return b
+}
+
+// appendWelcome appends the welcome's version 1 fields.
+func (h *Handler) appendWelcome(dst []byte, s *Session) []byte {
+	return frame.AppendWelcome(dst, s.c.ID, h.server,
+		h.cfg.PingInterval.Milliseconds(), h.cfg.ClientTimeout.Milliseconds(),
+		int64(h.cfg.MaxMessageBytes), int64(h.cfg.QueueSize))
 }
 
 // Conn returns the connection of the session.
@@ -194,12 +234,31 @@ func (s *Session) OnMessage(op byte, p []byte, sc *Scratch) bool {
 	}
 }
 
-// OnClose ends the session once the connection closed: the peer leaves its
-// rooms (the other members are told through bt) and the registry.
-func (s *Session) OnClose(bt *router.Batch) {
-	if !s.echo {
-		s.h.router.Remove(s.c, bt)
+// OnClose is called once sock, a connection of the session, closed. With
+// resume on, an end that is not for good (PROTOCOL.md section 10: no close
+// frame, a network error, the liveness timeout, a close code other than
+// 1000 and 1001) detaches the session for RESUME_WINDOW, and the end of a
+// socket that a resume took the session from does nothing. Otherwise the
+// session ends: its queue is released, and the peer leaves its rooms (the
+// other members are told through bt) and the registry.
+func (s *Session) OnClose(sock conn.Socket, bt *router.Batch) {
+	c := s.c
+	if s.echo {
+		c.Teardown()
+		return
 	}
+	if g := s.h.resume; g != nil {
+		switch c.Detach(sock) {
+		case conn.Detached:
+			g.onDetached(s)
+			return
+		case conn.NotAttached:
+			return
+		}
+		g.onEnded(s)
+	}
+	c.Teardown()
+	s.h.router.Remove(c, bt)
 }
 
 // bstr views b as a string for the duration of a call that does not keep it.

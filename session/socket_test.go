@@ -163,7 +163,7 @@ func (r *rig) openRooms(id string, echo bool, rooms auth.Rooms) *peer {
 // close ends the session as the transport does when the socket closed.
 func (p *peer) close() {
 	var bt router.Batch
-	p.sess.OnClose(&bt)
+	p.sess.OnClose(p.sock, &bt)
 	bt.Flush()
 	p.sess.Conn().Teardown()
 }

@@ -28,10 +28,21 @@ const (
 	DropQueueFull   DropReason = iota // the recipient's send queue was full
 	DropRateLimited                   // the sender exceeded its rate limit
 	DropNoRoute                       // no recipient could be found
+	// DropClusterSendFailed is a frame meant for peers on other nodes that
+	// NATS did not take (disconnected, its buffer full, over its payload
+	// limit): one per frame, whatever the number of remote recipients.
+	DropClusterSendFailed
+	// DropClusterSlowConsumer is a message from another node that the NATS
+	// client dropped because this node did not take it in time.
+	DropClusterSlowConsumer
+	// DropClusterMalformed is a message from another node that could not be
+	// decoded.
+	DropClusterMalformed
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"queue_full", "rate_limited", "no_route"}
+var dropNames = [numDropReasons]string{"queue_full", "rate_limited", "no_route",
+	"cluster_send_failed", "cluster_slow_consumer", "cluster_malformed"}
 
 func (r DropReason) String() string { return dropNames[r] }
 
@@ -111,6 +122,7 @@ type Stats struct {
 	httpTimeouts *vm.Counter
 	bytesIn      *vm.Counter
 	bytesOut     *vm.Counter
+	saved        *vm.Counter
 	evicted      [numEvictReasons]*vm.Counter
 	fanout       *vm.PrometheusHistogram
 
@@ -143,6 +155,7 @@ func New(set *vm.Set, maxClients int) *Stats {
 	s.httpTimeouts = s.Set.NewCounter("wsrelay_http_timeouts_total")
 	s.bytesIn = s.Set.NewCounter("wsrelay_bytes_received_total")
 	s.bytesOut = s.Set.NewCounter("wsrelay_bytes_sent_total")
+	s.saved = s.Set.NewCounter("wsrelay_compression_saved_bytes_total")
 	for i := range s.evicted {
 		s.evicted[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_evictions_total{reason=%q}`, evictNames[i]))
 	}
@@ -172,6 +185,11 @@ func (s *Stats) BytesIn(n int) { s.bytesIn.Add(n) }
 
 // BytesOut counts bytes handed to sockets.
 func (s *Stats) BytesOut(n int) { s.bytesOut.Add(n) }
+
+// CompressionSaved counts n bytes that one delivery did not put on the
+// wire because it went compressed (permessage-deflate): the plain frame's
+// length minus the compressed frame's.
+func (s *Stats) CompressionSaved(n int) { s.saved.Add(n) }
 
 // Delivered counts n messages handed to recipients' queues.
 func (s *Stats) Delivered(n int) { s.delivered.Add(n) }
@@ -236,9 +254,12 @@ type Snapshot struct {
 
 // DropCounts is wsrelay_messages_dropped_total per reason, on /stats.
 type DropCounts struct {
-	QueueFull   uint64 `json:"queue_full"`
-	RateLimited uint64 `json:"rate_limited"`
-	NoRoute     uint64 `json:"no_route"`
+	QueueFull           uint64 `json:"queue_full"`
+	RateLimited         uint64 `json:"rate_limited"`
+	NoRoute             uint64 `json:"no_route"`
+	ClusterSendFailed   uint64 `json:"cluster_send_failed"`
+	ClusterSlowConsumer uint64 `json:"cluster_slow_consumer"`
+	ClusterMalformed    uint64 `json:"cluster_malformed"`
 }
 
 func sum(cs []*vm.Counter) uint64 {
@@ -272,6 +293,10 @@ func (s *Stats) Snapshot() Snapshot {
 			QueueFull:   s.dropped[DropQueueFull].Get(),
 			RateLimited: s.dropped[DropRateLimited].Get(),
 			NoRoute:     s.dropped[DropNoRoute].Get(),
+
+			ClusterSendFailed:   s.dropped[DropClusterSendFailed].Get(),
+			ClusterSlowConsumer: s.dropped[DropClusterSlowConsumer].Get(),
+			ClusterMalformed:    s.dropped[DropClusterMalformed].Get(),
 		},
 		Rejected:   sum(s.rejected[:]),
 		Evicted:    sum(s.evicted[:]),

@@ -29,7 +29,8 @@ func TestSnapshotSplitsDropsByReason(t *testing.T) {
 	if got.Dropped != 6 {
 		t.Errorf("dropped = %d, want 6 (the sum over reasons)", got.Dropped)
 	}
-	want := map[string]uint64{"queue_full": 2, "rate_limited": 1, "no_route": 3}
+	want := map[string]uint64{"queue_full": 2, "rate_limited": 1, "no_route": 3,
+		"cluster_send_failed": 0, "cluster_slow_consumer": 0, "cluster_malformed": 0}
 	for reason, n := range want {
 		if got.DroppedBy[reason] != n {
 			t.Errorf("dropped_by_reason.%s = %d, want %d (body %s)", reason, got.DroppedBy[reason], n, body)

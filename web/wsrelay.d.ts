@@ -119,6 +119,13 @@ export interface RelayClientOptions {
   pongTimeout?: number;
   /** With auth none and no peer option, reconnect with the id the relay assigned (default true). */
   keepPeer?: boolean;
+  /**
+   * Resume the session after a lost connection when the relay offers it
+   * (default true): same peer id and rooms, every message not yet received
+   * delivered in order, a 'resumed' event. With false a reconnect starts a
+   * new session and joins the rooms again.
+   */
+  resume?: boolean;
   /** Random source in [0, 1) for the backoff jitter (default Math.random). */
   random?: () => number;
 }
@@ -131,6 +138,23 @@ export interface Welcome {
   timeout_ms: number;
   max_message_bytes: number;
   queue_size: number;
+  /** The session's resume token, a secret (when the relay resumes sessions). */
+  resume?: string;
+  /** Whether this connection resumed the session. */
+  resumed?: boolean;
+  /** A resumed session's rooms. */
+  rooms?: string[];
+  /** Messages of a resumed session that could not be replayed. */
+  missed?: number;
+}
+
+export interface ResumedEvent {
+  /** true: the relay resumed the session; false: a new session, whose rooms the client joins again. */
+  resumed: boolean;
+  /** Messages sent while the connection was down that could not be delivered (0 for a new session). */
+  missed: number;
+  /** The session's rooms (resumed), or the rooms being joined again. */
+  rooms: string[];
 }
 
 export interface DirectMessage { type: 'direct'; from: string; data: JSONValue }
@@ -184,6 +208,8 @@ export interface RelayEvents {
   pong: PongMessage;
   /** The relay dropped `dropped` messages for this peer because its queue was full. */
   overflow: { dropped: number };
+  /** After every reconnect, once welcomed: whether the session was resumed and what it missed. */
+  resumed: ResumedEvent;
   /**
    * An error not tied to a pending request (binary frames, rate limiting, a failed re-join,
    * auth_failed: a key-auth challenge the client cannot answer).
@@ -207,8 +233,16 @@ export class RelayClient {
   readonly peer: string | null;
   /** The last welcome message. */
   readonly welcome: Welcome | null;
+  /**
+   * Whether the current connection negotiated permessage-deflate (RFC 7692).
+   * Browsers offer it by themselves; a relay with WSRELAY_COMPRESSION=true
+   * accepts it. Messages are compressed and inflated by the WebSocket itself.
+   */
+  readonly compressed: boolean;
   /** Reconnect attempts since the last welcome. */
   readonly attempt: number;
+  /** Data messages received in this session (every message after the welcome). */
+  readonly received: number;
 
   on<K extends keyof RelayEvents>(type: K, fn: (ev: RelayEvents[K]) => void): () => void;
   off<K extends keyof RelayEvents>(type: K, fn: (ev: RelayEvents[K]) => void): void;

@@ -11,9 +11,13 @@
 //   await relay.publish('lobby', { text: 'hi' }); // resolves on the relay's ack
 //
 // The client reconnects on its own after a lost connection (exponential
-// backoff with jitter) and joins its rooms again. It does not reconnect after
-// close code 4001: another connection took over the same peer id, and
-// reconnecting would take it back, forever.
+// backoff with jitter). When the relay resumes sessions (protocol 1.1,
+// section 10) it comes back to the same session: same peer id, same rooms,
+// and every message it had not received is delivered, in order, exactly
+// once; a 'resumed' event reports what could not be replayed. Otherwise it
+// joins its rooms again. It does not reconnect after close code 4001:
+// another connection took over the same peer id, and reconnecting would take
+// it back, forever.
 
 /** Binary frame operations (docs/protocol.md section 4). */
 export const OP_DIRECT = 1;
@@ -204,6 +208,8 @@ export class RelayClient {
     this.state = 'idle';
     this.peer = null;
     this.welcome = null;
+    /** Whether the connection negotiated permessage-deflate (the browser offers it by itself). */
+    this.compressed = false;
     this.attempt = 0;
     this._listeners = new Map();
     this._ws = null;
@@ -217,6 +223,10 @@ export class RelayClient {
     this._lastRecv = 0;
     this._opened = null;
     this._key = null; // options.keyPair's public key, base64url, once exported
+    this._token = null; // the session's resume token (a secret), when the relay resumes sessions
+    this._greeted = false; // the current socket's welcome arrived: what follows is counted
+    /** Data messages received in this session (every message after the welcome). */
+    this.received = 0;
   }
 
   /** on subscribes fn to events of type and returns a function that unsubscribes it. */
@@ -291,6 +301,10 @@ export class RelayClient {
     const peer = o.peer || (o.keepPeer && !o.token && !o.tma && !o.keyPair ? this.peer : null);
     if (peer) q.set('peer', peer);
     for (const [k, v] of Object.entries(o.params || {})) q.set(k, String(v));
+    if (this._token && o.resume !== false) {
+      q.set('resume', this._token);
+      q.set('received', String(this.received));
+    }
     return u.toString();
   }
 
@@ -319,6 +333,7 @@ export class RelayClient {
     }
     ws.binaryType = 'arraybuffer';
     this._ws = ws;
+    this._greeted = false;
     ws.onmessage = (ev) => this._onMessage(ev.data);
     ws.onclose = (ev) => {
       if (this._ws === ws) this._lost(ev.code, ev.reason);
@@ -345,7 +360,7 @@ export class RelayClient {
   _lost(code, reason) {
     const wasOpen = this.state === 'open';
     this._detach();
-    this._presence.clear();
+    if (!this._token) this._presence.clear(); // a resumed session keeps its rooms and replays their news
     this._failPending('disconnected', 'connection lost before the relay answered');
     const replaced = code === CLOSE_REPLACED;
     const again = this.options.reconnect && !replaced && this.state !== 'closed';
@@ -381,6 +396,7 @@ export class RelayClient {
   close(code = 1000, reason = '') {
     if (this.state === 'closed') return;
     const ws = this._detach();
+    this._token = null; // close 1000 ends the session on the relay
     this._presence.clear();
     this._failPending('disconnected', 'client closed');
     this._finish(new RelayError('closed', 'client closed'));
@@ -410,6 +426,7 @@ export class RelayClient {
       this._pongTimer = null;
     }
     if (!this._pingTimer && this.state === 'open') this._schedulePing();
+    if (this._greeted) this.received++; // the relay numbers every message after the welcome
     if (typeof data !== 'string') {
       if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) return; // Blob: binaryType not honoured
       let frame;
@@ -516,18 +533,41 @@ export class RelayClient {
   }
 
   _onWelcome(msg) {
+    const again = this.welcome !== null;
     this.welcome = msg;
+    // Browsers offer permessage-deflate on their own and a relay with
+    // WSRELAY_COMPRESSION=true accepts it; compression is then invisible
+    // here, and the negotiated extension is only reported.
+    this.compressed = /permessage-deflate/i.test((this._ws && this._ws.extensions) || '');
     this.peer = msg.peer;
     this.attempt = 0;
+    this._greeted = true;
+    const resumed = msg.resumed === true;
+    if (!resumed) {
+      this.received = 0; // a new session
+      this._presence.clear();
+    }
+    this._token = typeof msg.resume === 'string' ? msg.resume : null;
     this._setState('open');
     this._schedulePing();
     if (this._opened) this._opened.resolve(msg);
     this._emit('open', msg);
+    if (again) this._emit('resumed', { resumed, missed: resumed ? msg.missed || 0 : 0, rooms: resumed ? msg.rooms || [] : [...this._wanted.keys()] });
+    // A resumed session is still in its rooms; a new one joins them again.
+    const inRooms = new Set(resumed ? msg.rooms || [] : []);
     for (const [room, token] of this._wanted) {
+      if (inRooms.has(room)) continue;
       this._sendJoin(room, token).catch((err) => {
         if (err.code !== 'disconnected') this._emit('error', err);
       });
     }
+  }
+
+  _pingMessage(id) {
+    const m = { type: 'ping' };
+    if (this._token) m.received = this.received; // lets the relay drop what it kept for a resume
+    if (id !== undefined) m.id = id;
+    return m;
   }
 
   // Pending requests: every request that can fail carries a numeric id; the
@@ -700,7 +740,7 @@ export class RelayClient {
 
   /** ping asks the relay for a pong and resolves with the server time (Unix ms). */
   ping({ timeout } = {}) {
-    return this._request({ type: 'ping' }, 'ping', undefined, timeout);
+    return this._request(this._pingMessage(), 'ping', undefined, timeout);
   }
 
   // Liveness: browsers cannot send WebSocket pings, so after pingInterval
@@ -719,7 +759,7 @@ export class RelayClient {
         return;
       }
       try {
-        this._ws.send('{"type":"ping"}');
+        this._ws.send(JSON.stringify(this._pingMessage()));
       } catch {
         // the close event follows
       }

@@ -68,7 +68,7 @@ func Wire(cfg config.Config, opts Options) (*Server, error) {
 	}, st)
 	var cl *cluster.Cluster
 	if cfg.NATSURL != "" {
-		cl, err = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, rt, opts.Logger)
+		cl, err = cluster.New(cluster.Config{URL: cfg.NATSURL, NodeID: cfg.NodeID, Prefix: cfg.NATSPrefix}, rt, st, opts.Logger)
 		if err != nil {
 			return nil, err
 		}

@@ -207,3 +207,65 @@ test('a key identity made in the browser signs the challenge and meets another k
   assert.deepEqual(pageErrors, [], 'no script errors in the pages');
   assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
 });
+
+test('with WSRELAY_COMPRESSION=true Chromium negotiates permessage-deflate and messages arrive intact', async () => {
+  const zrelay = await startRelay(await freePort(), { WSRELAY_COMPRESSION: 'true' });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (err) => pageErrors.push(`compression page: ${err.message}`));
+    await page.goto(`${zrelay.base}/`);
+    const r = await page.evaluate(async () => {
+      const { RelayClient, OP_DIRECT } = await import('/wsrelay.js');
+      const a = new RelayClient('/ws', { peer: 'za', reconnect: false });
+      const b = new RelayClient('/ws', { peer: 'zb', reconnect: false });
+      await a.connect();
+      await b.connect();
+      await a.join('zip');
+      await b.join('zip');
+      // An SDP offer of about 6 KB, and a small chat line.
+      const sdp = 'v=0\r\n' + 'a=candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0\r\n'.repeat(90);
+      const published = new Promise((resolve) => {
+        const got = [];
+        b.on('message', (m) => {
+          if (m.type === 'publish') got.push(m.data);
+          if (got.length === 2) resolve(got);
+        });
+      });
+      await a.publish('zip', { kind: 'offer', sdp });
+      await a.publish('zip', { kind: 'chat', text: 'hi' });
+      const got = await published;
+      // A binary frame of 5000 bytes, b to a.
+      const payload = new Uint8Array(5000).map((_, i) => i % 7);
+      const binary = new Promise((resolve) => a.on('binary', (f) => resolve(Array.from(f.payload))));
+      b.sendBinary({ op: OP_DIRECT, to: 'za', payload });
+      const bin = await binary;
+      const out = {
+        compressed: [a.compressed, b.compressed],
+        sdpIntact: got[0].kind === 'offer' && got[0].sdp === sdp,
+        chatIntact: got[1].kind === 'chat' && got[1].text === 'hi',
+        binaryIntact: bin.length === payload.length && bin.every((x, i) => x === payload[i]),
+        sdpBytes: sdp.length,
+      };
+      a.close();
+      b.close();
+      return out;
+    });
+    assert.deepEqual(r.compressed, [true, true], 'both connections negotiated permessage-deflate');
+    assert.ok(r.sdpIntact, 'the 6 KB offer arrived intact');
+    assert.ok(r.chatIntact, 'the small message arrived intact');
+    assert.ok(r.binaryIntact, 'the binary frame arrived intact');
+    // The relay sent the offer compressed, and Chromium sent it compressed:
+    // the relay read fewer bytes than the offer alone.
+    const metrics = await (await fetch(`${zrelay.base}/metrics`)).text();
+    const saved = Number(/^wsrelay_compression_saved_bytes_total (\d+)/m.exec(metrics)?.[1]);
+    assert.ok(saved > r.sdpBytes / 2, `wsrelay_compression_saved_bytes_total ${saved}, want most of the ${r.sdpBytes}-byte offer`);
+    const received = Number(/^wsrelay_bytes_received_total (\d+)/m.exec(metrics)?.[1]);
+    assert.ok(received < r.sdpBytes, `the relay read ${received} bytes in all, less than the ${r.sdpBytes}-byte offer: Chromium compressed it`);
+    await context.close();
+    assert.deepEqual(pageErrors, [], 'no script errors in the page');
+  } finally {
+    await zrelay.stop();
+  }
+});

@@ -177,6 +177,37 @@ test('a client survives a relay restart: it reconnects with its id and joins its
   assert.equal((await got).data, 'after restart');
 });
 
+test('a client whose connection is cut resumes its session: every message exactly once, no peer_left', async () => {
+  const alice = open('alice-resume');
+  const bob = open('bob-resume');
+  const w = await alice.connect();
+  assert.equal(typeof w.resume, 'string', 'the relay offers resume');
+  assert.equal(w.resumed, false);
+  await bob.connect();
+  await alice.join('resume-room');
+  await bob.join('resume-room');
+  await waitFor(() => alice.peersIn('resume-room').includes('bob-resume'), 5000, 'alice sees bob');
+
+  const got = [];
+  alice.on('publish', (m) => got.push(m.data));
+  let bobSawLeft = false;
+  bob.on('peer_left', () => (bobSawLeft = true));
+  for (let i = 1; i <= 3; i++) await bob.publish('resume-room', i);
+  await waitFor(() => got.length === 3, 5000, 'the first three');
+
+  const resumed = next(alice, 'resumed');
+  alice._ws._socket.destroy(); // the network drops the TCP connection, no close frame
+  for (let i = 4; i <= 10; i++) await bob.publish('resume-room', i); // acked: routed to alice's session
+  const ev = await resumed;
+  assert.deepEqual([ev.resumed, ev.missed, ev.rooms], [true, 0, ['resume-room']]);
+  await waitFor(() => got.length >= 10, 5000, 'every message');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'in order, exactly once');
+  assert.equal(alice.peer, 'alice-resume');
+  assert.equal(bobSawLeft, false, 'no peer_left while alice was away');
+  await alice.ping(); // carries received: the relay lets go of the replay
+});
+
 test('key peers prove their keys, and room tokens from a backend open a private room', async (t) => {
   const secret = 'a-backend-secret-of-at-least-32-bytes!';
   const keyRelay = await startRelay(await freePort(), {

@@ -1,0 +1,522 @@
+package loop_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsrelay/wsrelay/client"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/internal/relaytest"
+)
+
+// Session resume (PROTOCOL.md section 10), through a real server and raw
+// WebSocket clients that count the data messages they read, exactly as the
+// contract says a client counts.
+
+// resumer is a raw client that keeps a session's token and count.
+type resumer struct {
+	t        *testing.T
+	ts       *relaytest.Server
+	rc       *relaytest.RawConn
+	peer     string
+	token    string
+	received uint64
+	welcome  map[string]any
+}
+
+// dialSession opens a new session for peer and reads its welcome.
+func dialSession(t *testing.T, ts *relaytest.Server, peer string) *resumer {
+	t.Helper()
+	r := &resumer{t: t, ts: ts}
+	r.connect("/ws?peer=" + peer)
+	if r.welcome["resumed"] != false {
+		t.Fatalf("a new session's welcome: %v", r.welcome)
+	}
+	return r
+}
+
+// connect upgrades path and reads the welcome.
+func (r *resumer) connect(path string) {
+	r.t.Helper()
+	r.rc = relaytest.RawDial(r.t, r.ts.Addr().String(), path)
+	rc := r.rc
+	r.t.Cleanup(func() { _ = rc.Close() })
+	r.welcome = r.readRaw()
+	if r.welcome["type"] != "welcome" {
+		r.t.Fatalf("first message %v, want welcome", r.welcome)
+	}
+	r.peer, _ = r.welcome["peer"].(string)
+	r.token, _ = r.welcome["resume"].(string)
+}
+
+// resume reconnects with the session's token and count.
+func (r *resumer) resume() {
+	r.t.Helper()
+	r.resumeAs(r.token, r.received, "")
+}
+
+func (r *resumer) resumeAs(token string, received uint64, extra string) {
+	r.t.Helper()
+	r.connect(fmt.Sprintf("/ws?resume=%s&received=%d%s", url.QueryEscape(token), received, extra))
+	if r.welcome["resumed"] == false {
+		r.received = 0 // a new session counts from 0
+	}
+}
+
+// readRaw reads the next text frame, skipping pings, without counting it.
+func (r *resumer) readRaw() map[string]any {
+	r.t.Helper()
+	for {
+		op, p, err := r.rc.ReadFrame(5 * time.Second)
+		if err != nil {
+			r.t.Fatalf("%s: read: %v", r.peer, err)
+		}
+		switch op {
+		case frame.OpPing:
+			continue
+		case frame.OpText:
+			var m map[string]any
+			if err := json.Unmarshal(p, &m); err != nil {
+				r.t.Fatalf("%s: %q: %v", r.peer, p, err)
+			}
+			return m
+		default:
+			r.t.Fatalf("%s: frame op %d %q, want text", r.peer, op, p)
+		}
+	}
+}
+
+// read reads and counts the next data message.
+func (r *resumer) read() map[string]any {
+	r.t.Helper()
+	m := r.readRaw()
+	r.received++
+	return m
+}
+
+// expect reads and counts the next data message and checks its type.
+func (r *resumer) expect(typ string) map[string]any {
+	r.t.Helper()
+	m := r.read()
+	if m["type"] != typ {
+		r.t.Fatalf("%s: got %v, want %s", r.peer, m, typ)
+	}
+	return m
+}
+
+func (r *resumer) send(msg string) {
+	r.t.Helper()
+	if err := r.rc.SendFrame(true, frame.OpText, []byte(msg)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// cut drops the TCP connection without a close frame.
+func (r *resumer) cut() { _ = r.rc.Close() }
+
+// metricValue reads one series from the server's metrics.
+func metricValue(t *testing.T, ts *relaytest.Server, name string) float64 {
+	t.Helper()
+	var buf bytes.Buffer
+	ts.Metrics.WritePrometheus(&buf)
+	sc := bufio.NewScanner(&buf)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
+}
+
+func waitMetric(t *testing.T, ts *relaytest.Server, name string, want float64) {
+	t.Helper()
+	relaytest.Eventually(t, 3*time.Second, name+"="+fmt.Sprint(want), func() bool {
+		return metricValue(t, ts, name) == want
+	})
+}
+
+// roomPair starts a server with env, a resumer alice and a client bob,
+// both members of room r.
+func roomPair(t *testing.T, env ...string) (*relaytest.Server, *resumer, *client.Client) {
+	t.Helper()
+	ts := relaytest.Start(t, append([]string{"WSRELAY_RATE_MSGS=0"}, env...)...)
+	alice := dialSession(t, ts, "alice")
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.expect("joined")
+	bob := ts.Dial("bob")
+	relaytest.Join(t, bob, "r")
+	alice.expect("peer_joined")
+	return ts, alice, bob
+}
+
+func TestResumeAfterAbruptClose(t *testing.T) {
+	ts, alice, bob := roomPair(t)
+	oldToken := alice.token
+	if len(oldToken) == 0 || len(oldToken) > 128 || strings.ContainsAny(oldToken, "+/=") {
+		t.Fatalf("token %q: want 1-128 URL-safe characters", oldToken)
+	}
+	// Five messages reach alice's socket; she reads only two of them.
+	for i := 1; i <= 5; i++ {
+		if err := bob.Publish("r", i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.expect("publish")
+	alice.expect("publish")
+	time.Sleep(50 * time.Millisecond) // the other three are written to her socket
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+
+	// While detached: no peer_left, and messages to alice are still routed
+	// and acknowledged.
+	for i := 6; i <= 7; i++ {
+		if err := bob.Publish("r", i, fmt.Sprint("p", i)); err != nil {
+			t.Fatal(err)
+		}
+		if m := relaytest.Recv(t, bob, "ack"); string(m.ID) != fmt.Sprintf(`"p%d"`, i) {
+			t.Fatalf("ack %s", m.Raw)
+		}
+	}
+	if err := bob.Direct("alice", "hi", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Recv(t, bob, "ack")
+	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
+
+	alice.resume()
+	w := alice.welcome
+	if w["resumed"] != true || w["peer"] != "alice" || w["missed"] != 0.0 {
+		t.Fatalf("welcome of the resume: %v", w)
+	}
+	if rooms, _ := json.Marshal(w["rooms"]); string(rooms) != `["r"]` {
+		t.Fatalf("rooms %s, want [\"r\"]", rooms)
+	}
+	if alice.token == oldToken || alice.token == "" {
+		t.Fatal("a resume must hand out a new token")
+	}
+	// Exactly what she had not read, in order, then the rest.
+	for i := 3; i <= 7; i++ {
+		m := alice.expect("publish")
+		if m["data"] != float64(i) || m["from"] != "bob" {
+			t.Fatalf("replayed %v, want publish %d", m, i)
+		}
+	}
+	if m := alice.expect("direct"); m["data"] != "hi" {
+		t.Fatalf("got %v", m)
+	}
+	// Live traffic goes on, both ways.
+	if err := bob.Publish("r", 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.expect("publish"); m["data"] != 8.0 {
+		t.Fatalf("live %v", m)
+	}
+	alice.send(`{"type":"publish","room":"r","data":"back"}`)
+	if m := relaytest.Recv(t, bob, "publish"); string(m.Data) != `"back"` {
+		t.Fatalf("bob got %s", m.Raw)
+	}
+	waitMetric(t, ts, "wsrelay_sessions_detached", 0)
+	if v := metricValue(t, ts, "wsrelay_sessions_resumed_total"); v != 1 {
+		t.Fatalf("resumed_total %v", v)
+	}
+
+	// The old token is used up: it gets an ordinary new session.
+	other := &resumer{t: t, ts: ts}
+	other.resumeAs(oldToken, 0, "")
+	if other.welcome["resumed"] != false || other.welcome["peer"] == "alice" {
+		t.Fatalf("a used token: %v", other.welcome)
+	}
+	if v := metricValue(t, ts, "wsrelay_sessions_resume_failed_total"); v != 1 {
+		t.Fatalf("resume_failed_total %v", v)
+	}
+	relaytest.QuietType(t, bob, "peer_left", 100*time.Millisecond)
+}
+
+func TestResumeMissedWhenQueueOverflowed(t *testing.T) {
+	ts, alice, bob := roomPair(t, "WSRELAY_QUEUE_SIZE=4")
+	// She acknowledges everything so far, then loses her socket.
+	alice.send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.received))
+	alice.expect("pong")
+	alice.send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.received))
+	alice.expect("pong")
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	for i := 1; i <= 10; i++ {
+		if err := bob.Publish("r", i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relaytest.Eventually(t, 2*time.Second, "drops", func() bool {
+		return metricValue(t, ts, `wsrelay_messages_dropped_total{reason="queue_full"}`) == 6
+	})
+	alice.resume()
+	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 6.0 {
+		t.Fatalf("welcome %v, want resumed with missed 6", alice.welcome)
+	}
+	for i := 1; i <= 4; i++ {
+		if m := alice.expect("publish"); m["data"] != float64(i) {
+			t.Fatalf("got %v, want publish %d", m, i)
+		}
+	}
+	_ = ts
+}
+
+func TestResumeCloseNormalEndsSession(t *testing.T) {
+	for _, code := range []int{1000, 1001} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			ts, alice, bob := roomPair(t)
+			if err := alice.rc.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, code, "")[2:]); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			m := relaytest.Recv(t, bob, "peer_left")
+			if m.Peer != "alice" || time.Since(start) > time.Second {
+				t.Fatalf("peer_left %s after %v", m.Raw, time.Since(start))
+			}
+			again := &resumer{t: t, ts: ts}
+			again.resumeAs(alice.token, alice.received, "")
+			if again.welcome["resumed"] != false {
+				t.Fatalf("a session closed with %d was resumed: %v", code, again.welcome)
+			}
+		})
+	}
+}
+
+func TestResumeOtherCloseCodeDetaches(t *testing.T) {
+	ts, alice, bob := roomPair(t)
+	if err := alice.rc.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, 4000, "")[2:]); err != nil {
+		t.Fatal(err)
+	}
+	if code := alice.rc.ReadClose(t, 2*time.Second); code != 4000 {
+		t.Fatalf("close answered with %d", code)
+	}
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
+	alice.resume()
+	if alice.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.welcome)
+	}
+}
+
+func TestResumeExpiry(t *testing.T) {
+	ts, alice, bob := roomPair(t, "WSRELAY_RESUME_WINDOW=400ms")
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	cut := time.Now()
+	for i := 1; i <= 3; i++ {
+		if err := bob.Publish("r", i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	discardedBefore := metricValue(t, ts, "wsrelay_messages_discarded_at_close_total")
+	m := relaytest.Recv(t, bob, "peer_left")
+	if el := time.Since(cut); m.Peer != "alice" || el < 300*time.Millisecond || el > 1500*time.Millisecond {
+		t.Fatalf("peer_left %s after %v, want after the 400ms window", m.Raw, el)
+	}
+	waitMetric(t, ts, "wsrelay_sessions_expired_total", 1)
+	waitMetric(t, ts, "wsrelay_sessions_detached", 0)
+	if d := metricValue(t, ts, "wsrelay_messages_discarded_at_close_total") - discardedBefore; d != 3 {
+		t.Fatalf("discarded %v, want the 3 queued messages", d)
+	}
+	// The id is free, the token dead.
+	if ts.Router.Lookup("alice") != nil {
+		t.Fatal("expired peer still registered")
+	}
+	alice.resume()
+	if alice.welcome["resumed"] != false {
+		t.Fatalf("expired session resumed: %v", alice.welcome)
+	}
+}
+
+func TestResumeTakesOverOpenSocket(t *testing.T) {
+	ts, alice, bob := roomPair(t)
+	old := alice.rc
+	token, received := alice.token, alice.received
+	if err := bob.Publish("r", "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	alice.expect("publish")
+	alice.resumeAs(token, received, "") // she never read it on the old socket: replayed
+	if alice.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.welcome)
+	}
+	if m := alice.expect("publish"); m["data"] != "x" {
+		t.Fatalf("replayed %v", m)
+	}
+	// The old socket is closed 4001 "resumed".
+	for {
+		op, p, err := old.ReadFrame(2 * time.Second)
+		if err != nil {
+			t.Fatalf("old socket: %v", err)
+		}
+		if op == frame.OpClose {
+			if code := int(p[0])<<8 | int(p[1]); code != 4001 || string(p[2:]) != "resumed" {
+				t.Fatalf("old socket closed with %d %q, want 4001 resumed", code, p[2:])
+			}
+			break
+		}
+	}
+	// What still comes on the old socket is not the session's any more.
+	_ = old.SendFrame(true, frame.OpText, []byte(`{"type":"publish","room":"r","data":"stale"}`))
+	relaytest.QuietType(t, bob, "publish", 100*time.Millisecond)
+	relaytest.QuietType(t, bob, "peer_left", 300*time.Millisecond)
+	relaytest.QuietType(t, bob, "peer_joined", 10*time.Millisecond)
+	if err := bob.Direct("alice", "still here", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.expect("direct"); m["data"] != "still here" {
+		t.Fatalf("got %v", m)
+	}
+	_ = ts
+}
+
+func TestResumeNeedsSamePeer(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
+	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
+	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
+	alice := &resumer{t: t, ts: ts}
+	alice.connect("/ws?token=" + aliceTok)
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+
+	path := func(tok string) string {
+		return fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, tok)
+	}
+	for _, p := range []string{path(bobTok), fmt.Sprintf("/ws?resume=%s&received=0", alice.token)} {
+		if _, err := relaytest.TryRawDial(ts.Addr().String(), p); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("resume with another peer's or no credential: %v, want 401", err)
+		}
+	}
+	// The refusals did not use the token up.
+	alice.connect(path(aliceTok))
+	if alice.welcome["resumed"] != true || alice.welcome["peer"] != "alice" {
+		t.Fatalf("welcome %v", alice.welcome)
+	}
+}
+
+func TestResumeCountTooLarge(t *testing.T) {
+	ts, alice, _ := roomPair(t)
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	alice.resumeAs(alice.token, alice.received+1, "")
+	if alice.welcome["resumed"] != false {
+		t.Fatalf("received past what was sent: %v", alice.welcome)
+	}
+}
+
+func TestResumeOff(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_RESUME_WINDOW=0")
+	a := &resumer{t: t, ts: ts}
+	a.connect("/ws?peer=a")
+	if _, has := a.welcome["resume"]; has {
+		t.Fatalf("welcome with resume off: %v", a.welcome)
+	}
+	if _, has := a.welcome["resumed"]; has {
+		t.Fatalf("welcome with resume off: %v", a.welcome)
+	}
+	// A ping's received is ignored like any unknown field.
+	a.send(`{"type":"ping","received":"x"}`)
+	a.expect("pong")
+	a.connect("/ws?peer=b&resume=whatever&received=0")
+	if a.peer != "b" {
+		t.Fatalf("welcome %v", a.welcome)
+	}
+}
+
+func TestResumeIdleHoldsNoReplay(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms")
+	alice := ts.Dial("alice") // answers pings
+	bob := ts.Dial("bob")
+	for i := range 20 {
+		if err := bob.Direct("alice", i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		relaytest.Recv(t, alice, "direct")
+	}
+	c := ts.Router.Lookup("alice")
+	if c.Replayable() == 0 {
+		t.Fatal("written messages must be kept until acknowledged")
+	}
+	relaytest.Eventually(t, 2*time.Second, "replay buffer empty after a ping round", func() bool {
+		return c.Replayable() == 0
+	})
+}
+
+func TestResumeAfterLivenessTimeout(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
+	bob := ts.Dial("bob")
+	relaytest.Join(t, bob, "r")
+	alice := dialSession(t, ts, "alice") // never answers pings
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.expect("joined")
+	relaytest.Recv(t, bob, "peer_joined")
+	if code := alice.rc.ReadClose(t, 3*time.Second); code != 1000 {
+		t.Fatalf("closed with %d", code)
+	}
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
+	alice.resume()
+	if alice.welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.welcome)
+	}
+}
+
+func TestResumeUpgradeRefusalsStayHTTP(t *testing.T) {
+	ts := relaytest.Start(t)
+	resp, err := http.Get(ts.Base + "/ws?resume=abc&received=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain GET with resume: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestResumeTokenNeverLogged: with debug logging, neither a session's token
+// nor a resume request's token appears in the log, whatever the outcome.
+func TestResumeTokenNeverLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
+	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
+	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
+	alice := &resumer{t: t, ts: ts}
+	alice.connect("/ws?token=" + aliceTok)
+	tokens := []string{alice.token}
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	_, _ = relaytest.TryRawDial(ts.Addr().String(), fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, bobTok)) // 401
+	alice.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, aliceTok))
+	tokens = append(tokens, alice.token)
+	other := &resumer{t: t, ts: ts}
+	other.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", tokens[0], aliceTok)) // used: new session
+	tokens = append(tokens, other.token)
+	out := buf.String()
+	if !strings.Contains(out, "upgrade refused") {
+		t.Fatalf("the 401 was not logged:\n%s", out)
+	}
+	for _, tok := range tokens {
+		if strings.Contains(out, tok) {
+			t.Fatalf("the log shows a resume token:\n%s", out)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package session
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
+	"github.com/wsrelay/wsrelay/router"
+)
+
+// ErrResumeDenied is returned by Handler.Resume when the resume request
+// authenticated as another peer than the session's: the transport answers
+// 401.
+var ErrResumeDenied = errors.New("session: resume authenticated as another peer")
+
+// A resume token (PROTOCOL.md section 10) is the URL-safe base64 of a
+// lookup key and a secret. The key finds the session in a map; the secret
+// is compared in constant time, so the time a lookup takes tells nothing
+// about the secret. Tokens are never logged.
+const (
+	tokenKeyLen    = 8
+	tokenSecretLen = 16
+	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 32 characters
+)
+
+// tokenKey is the lookup part of a token: 64 random bits.
+type tokenKey uint64
+
+// resumeState is where a session is in its life with resume on. Guarded by
+// the registry's lock.
+type resumeState uint8
+
+const (
+	stateAttached resumeState = iota // its connection is open
+	stateDetached                    // waiting for a resume until its timer fires
+	stateClaimed                     // a resume took its token and is attaching a socket
+	stateEnded                       // closed for good or expired
+)
+
+// registry holds the resumable sessions of one Handler: the open ones and,
+// for RESUME_WINDOW, the detached ones. Each detached session has one
+// runtime timer (time.AfterFunc): no goroutine waits for it.
+type registry struct {
+	window time.Duration
+	rt     *router.Router
+
+	resumed, expired, failed *vm.Counter
+
+	mu      sync.Mutex
+	byKey   map[tokenKey]*Session
+	timers  map[*Session]*time.Timer // the detached sessions' windows
+	stopped bool
+}
+
+func newRegistry(window time.Duration, rt *router.Router, set *vm.Set) *registry {
+	g := &registry{window: window, rt: rt, byKey: make(map[tokenKey]*Session), timers: make(map[*Session]*time.Timer)}
+	g.resumed = set.NewCounter("wsrelay_sessions_resumed_total")
+	g.expired = set.NewCounter("wsrelay_sessions_expired_total")
+	g.failed = set.NewCounter("wsrelay_sessions_resume_failed_total")
+	set.NewGauge("wsrelay_sessions_detached", func() float64 { return float64(g.detached()) })
+	return g
+}
+
+// detached counts the sessions waiting for a resume.
+func (g *registry) detached() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, s := range g.byKey {
+		if s.state == stateDetached && s.c.Detached() {
+			n++
+		}
+	}
+	return n
+}
+
+// issue gives s a new token, invalidating its previous one, and marks it
+// attached. Called under g.mu.
+func (g *registry) issue(s *Session) string {
+	delete(g.byKey, s.key)
+	var raw [tokenKeyLen + tokenSecretLen]byte
+	for {
+		_, _ = rand.Read(raw[:]) // never fails (crypto/rand)
+		s.key = tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
+		if g.byKey[s.key] == nil {
+			break
+		}
+	}
+	copy(s.secret[:], raw[tokenKeyLen:])
+	g.byKey[s.key] = s
+	s.state = stateAttached
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+// onDetached starts the resume window of s, whose socket went away.
+func (g *registry) onDetached(s *Session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.state != stateAttached || !s.c.Detached() || g.stopped {
+		return // a resume claimed it meanwhile, or the server stops
+	}
+	s.state = stateDetached
+	g.timers[s] = time.AfterFunc(g.window, func() { g.expire(s) })
+}
+
+// onEnded forgets s, whose session ended with its connection.
+func (g *registry) onEnded(s *Session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.endLocked(s)
+}
+
+func (g *registry) endLocked(s *Session) {
+	if g.byKey[s.key] == s {
+		delete(g.byKey, s.key)
+	}
+	g.stopTimer(s)
+	s.state = stateEnded
+}
+
+// expire ends s when its window passed without a resume: the members of its
+// rooms get peer_left, its queued frames are discarded and counted, and its
+// peer id is free.
+func (g *registry) expire(s *Session) {
+	g.mu.Lock()
+	if s.state != stateDetached {
+		g.mu.Unlock()
+		return
+	}
+	g.endLocked(s)
+	g.mu.Unlock()
+	if s.c.Expire() {
+		var bt router.Batch
+		g.rt.Remove(s.c, &bt)
+		bt.Flush()
+		g.expired.Inc()
+	}
+}
+
+// claim takes the session of token for a resume: the token is used up. It
+// returns nil when the token is unknown, used, or its session ended.
+func (g *registry) claim(token string, peer string, bindPeer bool, received uint64) (*Session, error) {
+	if len(token) != tokenLen {
+		return nil, nil
+	}
+	var raw [tokenKeyLen + tokenSecretLen]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token)); err != nil || n != len(raw) {
+		return nil, nil
+	}
+	key := tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.byKey[key]
+	if s == nil || subtle.ConstantTimeCompare(s.secret[:], raw[tokenKeyLen:]) != 1 {
+		return nil, nil
+	}
+	if s.state != stateAttached && s.state != stateDetached {
+		return nil, nil
+	}
+	if bindPeer && peer != s.c.ID {
+		return nil, ErrResumeDenied
+	}
+	if received > s.c.Sent() {
+		return nil, nil // the client claims more than was sent: not this session
+	}
+	delete(g.byKey, key)
+	g.stopTimer(s) // if it fired already, expire finds the session claimed
+	s.state = stateClaimed
+	return s, nil
+}
+
+// stopTimer stops the window of s, if it is detached. Called under g.mu.
+func (g *registry) stopTimer(s *Session) {
+	if t := g.timers[s]; t != nil {
+		t.Stop()
+		delete(g.timers, s)
+	}
+}
+
+// stop ends every detached session at server shutdown, without waiting for
+// their windows, and lets no new one start.
+func (g *registry) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	var list []*Session
+	for _, s := range g.byKey {
+		if s.state == stateDetached {
+			list = append(list, s)
+		}
+		g.endLocked(s)
+	}
+	g.mu.Unlock()
+	for _, s := range list {
+		if s.c.Expire() {
+			var bt router.Batch
+			g.rt.Remove(s.c, &bt)
+			bt.Flush()
+		}
+	}
+}
+
+// Resume looks up the session of a resume request (GET
+// /ws?resume=TOKEN&received=N) whose credential authenticated as peer. It
+// returns the session, taken from its old socket if that is still open
+// (close 4001 "resumed", no peer_left), for the transport to call Attach
+// with the new socket. It returns nil, nil when the request gets an
+// ordinary new session instead (resume off, token unknown, expired or used,
+// received past what the session sent), and ErrResumeDenied when auth is on
+// and peer is not the session's peer id. Failures are counted in
+// wsrelay_sessions_resume_failed_total.
+func (h *Handler) Resume(token string, received uint64, peer string) (*Session, error) {
+	g := h.resume
+	if g == nil {
+		return nil, nil
+	}
+	s, err := g.claim(token, peer, h.cfg.BindPeer, received)
+	if s == nil {
+		g.failed.Inc()
+		return nil, err
+	}
+	if !s.c.Detached() && !s.c.Takeover(frame.CloseReplaced, "resumed") && !s.c.Detached() {
+		// The old connection is closing for good: its session ends.
+		g.onEnded(s)
+		g.failed.Inc()
+		return nil, nil
+	}
+	return s, nil
+}
+
+// Attach gives the session that Resume returned its new socket and queues
+// the welcome (same peer, a new token, "resumed":true, its rooms, "missed"),
+// then every message after received that the server still holds, then live
+// traffic. Nothing is written yet: the transport writes its upgrade
+// response and then owes the Conn a Flush. It returns false when the
+// session ended meanwhile; the transport then opens an ordinary new session.
+func (s *Session) Attach(sock conn.Socket, received uint64) bool {
+	g := s.h.resume
+	rooms := s.h.router.RoomsOf(s.c)
+	g.mu.Lock()
+	token := g.issue(s)
+	g.mu.Unlock()
+	_, ok := s.c.Attach(sock, received, func(missed uint64) *frame.Buf {
+		b := frame.NewBuf(320 + 140*len(rooms))
+		b.B = s.h.appendWelcome(b.B, s)
+		b.B = frame.AppendResumeFields(b.B, token, true, rooms, missed)
+		b.Finish(frame.OpText)
+		return b
+	})
+	if !ok {
+		g.onEnded(s)
+		g.failed.Inc()
+		return false
+	}
+	g.resumed.Inc()
+	return true
+}
+
+// Abandon returns a session that Resume returned, whose new socket could
+// not be set up, to waiting detached for a resume until a window passes.
+// Its token is used up: the client's next attempt starts a new session.
+func (s *Session) Abandon() {
+	g := s.h.resume
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.state != stateClaimed {
+		return
+	}
+	g.issue(s) // a token nobody knows, so that the registry sees the session
+	if !s.c.Detached() || g.stopped {
+		g.endLocked(s)
+		return
+	}
+	s.state = stateDetached
+	g.timers[s] = time.AfterFunc(g.window, func() { g.expire(s) })
+}
