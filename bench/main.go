@@ -126,6 +126,10 @@ Scenarios:
   slow     normal members plus members that never read, a flood of 1 KiB
            messages: RSS growth, drops by reason, normal members' latency
            against a run without slow members
+  burst    one publisher writes M messages as fast as it can to a room of
+           readers and members that never read (flow control, PROTOCOL.md
+           section 9): delivered/expected for readers, drops, pauses,
+           publisher time, peak RSS; -env WSRELAY_FLOW_CONTROL=false for v1
   churn    connections come and go at a fixed rate while direct messages
            flow: errors, goroutines and memory before and after
   cluster  an embedded NATS server and N nodes, connections spread over them,
@@ -160,14 +164,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rooms, "rooms", 0, "idle, cluster: rooms to spread the (other) connections over (0: one per 10 connections; -1: none, the connections send nothing)")
 	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU")
 	fs.DurationVar(&o.ping, "ping", time.Second, "idle: PING_INTERVAL of the started server")
-	fs.IntVar(&o.members, "members", 0, "fanout/binary/api: room members (default 10000); slow: normal members (default 200)")
-	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/api/cluster: messages to publish")
+	fs.IntVar(&o.members, "members", 0, "fanout/binary/api: room members (default 10000); slow: normal members (default 200); burst: readers (default 100)")
+	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/api/cluster: messages to publish; burst: default 20000")
 	fs.IntVar(&o.size, "size", 0, "payload bytes (default 64; slow: 1024; direct: 64)")
 	o.rate = -1 // unset: each scenario's own default
 	fs.Var(&rateFlag{&o.rate}, "rate", "messages per second, 0 = as fast as possible (default: fanout, binary, cluster 0;\ndirect 20000; slow 500; churn 2000)")
 	fs.IntVar(&o.pairs, "pairs", 0, "direct: pairs of peers (default 2000); churn: steady pairs exchanging direct messages (default 500)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "direct, slow, churn: how long traffic flows")
-	fs.IntVar(&o.slow, "slow", 50, "slow: members that never read")
+	fs.IntVar(&o.slow, "slow", 50, "slow: members that never read; burst: default 10")
 	fs.Float64Var(&o.churnRate, "churn-rate", 200, "churn: new connections per second")
 	fs.DurationVar(&o.life, "life", 2*time.Second, "churn: lifetime of each churning connection")
 	fs.IntVar(&o.rounds, "rounds", 3, "churn: rounds of churn, the server read after each")
@@ -196,6 +200,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.binary = scenario == "binary"
+	if scenario == "burst" {
+		// Defaults of the burst scenario: 20,000 x 1 KiB to 100 readers
+		// and 10 members that never read.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["messages"] {
+			o.messages = 20000
+		}
+		if !set["slow"] {
+			o.slow = 10
+		}
+	}
 	if o.payload != "x" && o.payload != "json" {
 		fmt.Fprintf(stderr, "bench: -payload must be x or json, got %q\n", o.payload)
 		return 2

@@ -26,6 +26,7 @@ var scenarios = map[string]scenario{
 	"binary":  {env: floodEnv, run: runFanout},
 	"direct":  {env: floodEnv, run: runDirect},
 	"slow":    {env: floodEnv, run: runSlow},
+	"burst":   {env: floodEnv, run: runBurst},
 	"churn":   {env: floodEnv, run: runChurn},
 	"cluster": {env: floodEnv, run: runCluster},
 	"api":     {env: apiEnv, run: runAPI},
@@ -654,4 +655,120 @@ func (r *runner) awaitDeliveries(ctx context.Context, want int64, start time.Tim
 			return nil // nothing arrives any more: the report shows the loss
 		}
 	}
+}
+
+// runBurst is the flow-control scenario (PROTOCOL.md section 9): one
+// publisher writes -messages (20,000) of -size (1 KiB) as fast as it can
+// into a room of -members (100) that read continuously and -slow (10) that
+// never read. It reports what the readers got of what they should have,
+// the drops (all of them should be the never-readers'), the pauses, how
+// long the publisher took to write everything, and the server's peak RSS.
+// Run it with -env WSRELAY_FLOW_CONTROL=false for the version 1 behaviour.
+func runBurst(ctx context.Context, r *runner) error {
+	o, res := r.o, r.res
+	members := o.members
+	if members <= 0 {
+		members = 100
+	}
+	size := o.size
+	if size <= 0 {
+		size = 1024
+	}
+	if err := r.workers(members + o.slow); err != nil {
+		return err
+	}
+	const room = "burst"
+	if _, err := r.connect(ctx, "n", members, room, 0); err != nil {
+		return err
+	}
+	pub, err := r.publisher("publisher", room)
+	if err != nil {
+		return err
+	}
+	if o.slow > 0 {
+		rs, err := r.pool.split(command{Op: "slow", URL: r.t.host, Path: r.t.path, Prefix: "s", Count: o.slow, Room: room})
+		if t := sum(rs, nil); err == nil && t.Failed > 0 {
+			err = fmt.Errorf("%d never-reading connections failed, first: %s", t.Failed, t.FirstErr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	r.quiet(ctx, time.Minute)
+	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
+		return err
+	}
+	flow0, _ := r.t.metrics("wsrelay_flow_")
+	drops0 := dropsByReason(r.t)
+	rss0 := r.t.settle(ctx, 5*time.Second)
+	c0, _ := r.t.read()
+	mark := time.Now()
+	r.measure(true)
+
+	s := &sender{w: pub, room: room, size: size}
+	start := time.Now()
+	var pubErr error
+	for range o.messages {
+		if pubErr = s.publish(time.Now()); pubErr != nil {
+			break
+		}
+	}
+	written := time.Since(start)
+	if pubErr != nil {
+		return fmt.Errorf("publisher: %w", pubErr)
+	}
+	r.settleDeliveries(ctx, 60*time.Second)
+	c1, _ := r.t.read()
+	r.measure(false)
+	h := newHistogram()
+	got, err := r.report(h)
+	if err != nil {
+		return err
+	}
+	var peak int64
+	for _, smp := range r.t.history() {
+		if smp.At.After(mark) {
+			peak = max(peak, smp.RSS)
+		}
+	}
+	flow1, _ := r.t.metrics("wsrelay_flow_")
+	drops1 := dropsByReason(r.t)
+	drops := map[string]float64{}
+	for k, v := range drops1 {
+		drops[k] = v - drops0[k]
+	}
+	want := int64(members) * int64(o.messages)
+	pauses := flow1["wsrelay_flow_pauses_total"] - flow0["wsrelay_flow_pauses_total"]
+	paused := flow1["wsrelay_flow_paused_seconds_total"] - flow0["wsrelay_flow_paused_seconds_total"]
+	// The readers' overflow notices count what they lost; the rest of the
+	// queue_full drops are the never-readers'.
+	slowDropped := drops["queue_full"] - float64(got.Dropped)
+	slowWant := float64(o.slow) * float64(o.messages)
+	lastDelivery := time.Duration(got.LastRcv - start.UnixNano())
+	res.Hist = h
+	res.set("members", members)
+	res.set("slow", o.slow)
+	res.set("messages", o.messages)
+	res.set("payload_bytes", size)
+	res.set("delivered", got.Recv)
+	res.set("expected", want)
+	res.set("delivered_pct", round(100*float64(got.Recv)/float64(max(want, 1)), 2))
+	res.set("readers_told_dropped", got.Dropped)
+	res.set("drops", drops)
+	res.set("never_readers_dropped", slowDropped)
+	res.set("never_readers_dropped_pct", round(100*slowDropped/max(slowWant, 1), 1))
+	res.set("pauses", pauses)
+	res.set("paused_s", round(paused, 2))
+	res.set("publisher_s", round(written.Seconds(), 2))
+	res.set("all_delivered_s", round(lastDelivery.Seconds(), 2))
+	res.set("server_cpu_s", round(c1.CPU-c0.CPU, 2))
+	res.set("p50_ms", ms(h.quantile(0.5)))
+	res.set("p99_ms", ms(h.quantile(0.99)))
+	res.set("rss_before_mib", round(mib(rss0.RSS), 1))
+	res.set("peak_rss_mib", round(mib(peak), 1))
+	res.set("rss_growth_mib", round(mib(peak-rss0.RSS), 1))
+	res.Summary = fmt.Sprintf("%d msgs × %d B to %d reading + %d never-reading members: readers got %d of %d (%.2f%%), never-readers lost %.0f (%.1f%%), drops %v, %.0f pauses (%.2fs paused), publisher wrote all in %.2fs, last delivery after %.2fs, latency p50 %.1fms p99 %.1fms, server CPU %.1fs, peak RSS %.1f MiB (+%.1f MiB)",
+		o.messages, size, members, o.slow, got.Recv, want, res.Fields["delivered_pct"], slowDropped, res.Fields["never_readers_dropped_pct"], drops, pauses, paused,
+		written.Seconds(), lastDelivery.Seconds(), ms(h.quantile(0.5)), ms(h.quantile(0.99)), c1.CPU-c0.CPU, mib(peak), mib(peak-rss0.RSS))
+	return nil
 }

@@ -112,6 +112,46 @@ func TestClusterSmoke(t *testing.T) {
 	}
 }
 
+// TestBurstSmoke runs the burst scenario small: every reader gets every
+// message of a burst that its never-reading room mates cannot take.
+func TestBurstSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a worker process")
+	}
+	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_RATE_MSGS=0", "WSRELAY_STALL_TIMEOUT=200ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relaytest.Wire(cfg, relaytest.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var out, errs bytes.Buffer
+	args := []string{"-url", "ws://" + srv.Addr().String() + "/ws", "-messages", "1000", "-members", "10",
+		"-slow", "2", "-procs", "1", "-q", "-json", "burst"}
+	if code := run(args, &out, &errs); code != 0 {
+		t.Fatalf("bench exited with %d:\n%s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "burst: 1000 msgs") {
+		t.Fatalf("want a summary line and a JSON line, got:\n%s", out.String())
+	}
+	var res struct {
+		Delivered int64 `json:"delivered"`
+		Expected  int64 `json:"expected"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &res); err != nil {
+		t.Fatalf("JSON line: %v\n%s", err, lines[1])
+	}
+	if res.Expected != 10*1000 || res.Delivered != res.Expected {
+		t.Errorf("readers got %d of %d messages, want all 10000", res.Delivered, res.Expected)
+	}
+}
+
 // TestFanoutCompressSmoke runs the fanout scenario small with compression
 // on both sides and SDP-like payloads: every delivery arrives, compressed,
 // with fewer bytes on the wire than the payload.

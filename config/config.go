@@ -26,6 +26,8 @@ const (
 	MaxMessageBytes = 64 << 20 // largest WSRELAY_MAX_MESSAGE_BYTES (64 MiB)
 	MaxQueueSize    = 65536    // largest WSRELAY_QUEUE_SIZE
 	MinAPIKeyLen    = 32       // shortest WSRELAY_API_KEY, in bytes
+	// MinStallTimeout is the smallest WSRELAY_STALL_TIMEOUT.
+	MinStallTimeout = 100 * time.Millisecond
 )
 
 // masked stands for a secret that is set.
@@ -91,6 +93,10 @@ type Config struct {
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
 
+	// Flow control (PROTOCOL.md section 9): a recipient that keeps up may
+	// pause a bursting sender for at most StallTimeout per backlog.
+	FlowControl  bool          `env:"FLOW_CONTROL" envDefault:"true"` // false: drop as in version 1
+	StallTimeout time.Duration `env:"STALL_TIMEOUT" envDefault:"1s"`  // at least MinStallTimeout
 	// ResumeWindow is how long a session outlives a connection that ended
 	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
 	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
@@ -299,6 +305,9 @@ func (c Config) Validate() error {
 		if limit <= 0 {
 			return bad("BINARY_TYPES", "limit for type %d must be positive, got %d", t, limit)
 		}
+	}
+	if c.StallTimeout < MinStallTimeout {
+		return bad("STALL_TIMEOUT", "must be at least %s, got %s", MinStallTimeout, c.StallTimeout)
 	}
 	if c.ShutdownTimeout < 0 {
 		return bad("SHUTDOWN_TIMEOUT", "must not be negative, got %s", c.ShutdownTimeout)
@@ -556,6 +565,8 @@ func (c Config) settings() []setting {
 		{"NATS_URL", maskNATSURL(c.NATSURL)},
 		{"NODE_ID", c.NodeID},
 		{"NATS_SUBJECT_PREFIX", c.NATSPrefix},
+		{"FLOW_CONTROL", strconv.FormatBool(c.FlowControl)},
+		{"STALL_TIMEOUT", formatDuration(c.StallTimeout)},
 		{"RESUME_WINDOW", formatDuration(c.ResumeWindow)},
 		{"COMPRESSION", strconv.FormatBool(c.Compression)},
 		{"COMPRESSION_MIN_BYTES", strconv.Itoa(c.CompressionMinBytes)},

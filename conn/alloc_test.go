@@ -54,6 +54,32 @@ func TestSlowPeerAllocs(t *testing.T) {
 	c.Teardown()
 }
 
+// TestEnqueueFromAllocs: with flow control on, routing from a sender to a
+// recipient that keeps up, and the sender's Park check after each message,
+// allocate nothing.
+func TestEnqueueFromAllocs(t *testing.T) {
+	env := newEnv(t, 256, 0)
+	env.Flow = true
+	s, _ := newSender(t, env, "s")
+	c, cs := newConn(t, env, "a")
+	cs.discard = true
+	frame := paddedBuf("m", 200)
+	var scratch []byte
+	cycle := func() {
+		for range 64 {
+			c.EnqueueFrom(frame, s)
+		}
+		if s.Park() {
+			t.Fatal("held with 64 of 256 frames waiting")
+		}
+		scratch = c.Flush(scratch)
+	}
+	cycle()
+	if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+		t.Errorf("EnqueueFrom x64 + Park + Flush: %v allocs, want 0", n)
+	}
+}
+
 // TestResumeAllocs: with resume on, numbering a frame, keeping it for
 // replay and acknowledging it by a ping round allocate nothing once the
 // pools are warm.

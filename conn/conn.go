@@ -47,6 +47,11 @@ type Env struct {
 	Stats *stats.Stats
 	// Drainer resumes connections whose sockets drained.
 	Drainer *Drainer
+	// Flow turns flow control on (PROTOCOL.md section 9, flow.go): a
+	// recipient that keeps up holds back the local sender that fills its
+	// queue, for at most StallTimeout per backlog.
+	Flow         bool
+	StallTimeout time.Duration
 	// Resume turns on session resume (PROTOCOL.md section 10): data
 	// messages are numbered and kept for replay until acknowledged, and a
 	// connection may be detached from its socket and attached to another.
@@ -63,7 +68,7 @@ type Env struct {
 
 // NewEnv returns an Env for queues of queueSize frames.
 func NewEnv(queueSize int, st *stats.Stats, d *Drainer) *Env {
-	e := &Env{QueueSize: queueSize, HighWater: 256 << 10, Stats: st, Drainer: d, epoch: time.Now()}
+	e := &Env{QueueSize: queueSize, HighWater: 256 << 10, Stats: st, Drainer: d, StallTimeout: time.Second, epoch: time.Now()}
 	// One spare slot so a shutdown close frame always fits.
 	e.rings.New = func() any { return newRing(queueSize + 1) }
 	return e
@@ -87,10 +92,11 @@ func (e *Env) putRing(r *ring) { e.rings.Put(r) }
 // stated otherwise.
 type Conn struct {
 	// Set at construction.
-	ID     string
-	IP     string
-	env    *Env
-	resume bool // Env.Resume, unless NoResume was called
+	ID       string
+	IP       string
+	env      *Env
+	resume   bool // Env.Resume, unless NoResume was called
+	pausable bool // its socket is a Resumer: flow control may pause its reading
 
 	// Written by the reading goroutine, read by the liveness sweeper.
 	lastSeen atomic.Int64 // Env.Mono() in nanoseconds
@@ -120,6 +126,11 @@ type Conn struct {
 	// the compare-and-swaps out of phaseBlocked.
 	phase atomic.Uint32
 
+	// Flow control as a sender (flow.go): the recipients holding it back,
+	// plus the parked bit; and when it parked (Env.Mono nanoseconds).
+	holds    atomic.Int32
+	pausedAt atomic.Int64
+
 	// wrote is the number of the last data message whose write to the
 	// current socket returned (Env.Resume): a ping sent now proves, once
 	// answered, that the client received every message up to it.
@@ -131,6 +142,11 @@ type Conn struct {
 	ring       *ring  // nil while nothing waits
 	dropped    uint64 // frames dropped since the last overflow notice
 	closeFrame []byte // phaseClosing: the close frame the writing Flush writes last
+	// Flow control as a recipient (flow.go).
+	waiters    []*Conn       // the senders it holds back
+	holdSince  time.Duration // when the current backlog began to hold senders
+	stalled    bool          // held a sender for StallTimeout; until the ring is empty
+	stallTimer *time.Timer   // made by the first backlog
 
 	// Session resume (Env.Resume), guarded by mu. Data messages are
 	// numbered from 1 as they enter the ring: the ring holds the numbers
@@ -163,6 +179,7 @@ func (c *Conn) openingLocked() *opening {
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
 	c := &Conn{ID: id, IP: ip, sock: sock, env: env, resume: env.Resume}
+	_, c.pausable = sock.(Resumer)
 	c.Touch()
 	return c
 }
@@ -211,6 +228,12 @@ func (c *Conn) acceptsLocked() bool { return c.load() < phaseClosing && !c.ring.
 // gets true). A full queue drops b and counts it as queue_full; a closing
 // connection ignores b.
 func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
+	return c.enqueue(b, nil)
+}
+
+// enqueue is Enqueue and EnqueueFrom: s, when not nil, is the local sender
+// that c may hold back (flow.go).
+func (c *Conn) enqueue(b *frame.Buf, s *Conn) (queued, mustFlush bool) {
 	c.mu.Lock()
 	if !c.acceptsLocked() {
 		c.mu.Unlock()
@@ -218,6 +241,11 @@ func (c *Conn) Enqueue(b *frame.Buf) (queued, mustFlush bool) {
 	}
 	if c.ring == nil {
 		c.ring = c.env.getRing()
+	}
+	// A detached recipient (session resume) drains nothing until it is
+	// resumed: it never holds a sender back.
+	if s != nil && c.env.Flow && !c.stalled && s.pausable && c.load() != phaseDetached && c.ring.len()+1 >= c.env.holdAt() {
+		c.holdLocked(s)
 	}
 	if c.ring.len() >= c.env.QueueSize {
 		c.dropped++
@@ -356,6 +384,10 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				c.replayPush(b)
 			}
 		}
+		var held []*Conn
+		if c.waiters != nil && c.ring.len() < c.env.releaseBelow() {
+			held = c.takeWaitersLocked()
+		}
 		sealed := c.ring.isSealed()
 		var notice uint64
 		if c.dropped > 0 && !sealed {
@@ -377,11 +409,13 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				// Shutdown's close frame was the last frame written.
 				c.set(phaseLingering)
 				c.mu.Unlock()
+				release(held)
 				c.linger()
 				return scratch
 			}
 			c.set(phaseIdle)
 			c.mu.Unlock()
+			release(held)
 			return scratch
 		}
 		if mine != phaseWriting {
@@ -389,6 +423,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			mine = phaseWriting
 		}
 		c.mu.Unlock()
+		release(held)
 
 		var out []byte
 		if n == 1 && notice == 0 && pre == nil {
@@ -500,15 +535,21 @@ func (c *Conn) Written(n int) {
 // second). Later calls do nothing.
 func (c *Conn) CloseWith(code int, reason string) {
 	c.mu.Lock()
+	var pre []byte // the transport's upgrade response, if no Flush wrote it yet
+	if c.opening != nil {
+		pre, c.opening.preface = c.opening.preface, nil
+	}
 	from, ok := c.teardown(phaseClosing)
 	if !ok {
 		c.mu.Unlock()
 		return
 	}
+	held := c.takeWaitersLocked()
 	if from == phaseDetached {
 		// No socket to tell: the session ends here.
 		c.set(phaseClosed)
 		c.mu.Unlock()
+		release(held)
 		return
 	}
 	sock := c.sock
@@ -517,11 +558,13 @@ func (c *Conn) CloseWith(code int, reason string) {
 		// close frame after them, so that nothing follows a close frame.
 		c.closeFrame = frame.AppendCloseFrame(nil, code, reason)
 		c.mu.Unlock()
+		release(held)
 		return
 	}
 	c.mu.Unlock()
+	release(held)
 	var tmp [128]byte
-	c.write(sock, frame.AppendCloseFrame(tmp[:0], code, reason))
+	c.write(sock, frame.AppendCloseFrame(append(tmp[:0], pre...), code, reason))
 	c.linger()
 }
 
@@ -588,7 +631,10 @@ func (c *Conn) Close() {
 func (c *Conn) Teardown() {
 	c.mu.Lock()
 	c.teardown(phaseClosed)
+	held := c.takeWaitersLocked()
 	c.mu.Unlock()
+	release(held)
+	c.unpark()
 }
 
 // teardown is the one way out of the open phases, shared by CloseWith
@@ -625,5 +671,6 @@ func (c *Conn) releaseRing() int {
 	n := c.ring.close()
 	c.env.putRing(c.ring)
 	c.ring = nil
+	c.stalled = false // its queue is empty: it keeps up again
 	return n
 }

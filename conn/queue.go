@@ -17,7 +17,12 @@ type ring struct {
 
 func newRing(capacity int) *ring { return &ring{bufs: make([]*frame.Buf, capacity)} }
 
-func (r *ring) len() int { return r.n }
+func (r *ring) len() int {
+	if r == nil {
+		return 0
+	}
+	return r.n
+}
 
 // push appends b; the caller checked there is room and the ring is not
 // sealed.

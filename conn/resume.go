@@ -40,25 +40,38 @@ const (
 // the next Attach writes its own.
 func (c *Conn) Detach(sock Socket) DetachResult {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.sock != sock {
+		c.mu.Unlock()
 		return NotAttached
 	}
 	if !c.resume || c.ring.isSealed() {
+		c.mu.Unlock()
 		return Ended
 	}
-	if !c.detachLocked() {
+	held, ok := c.detachLocked()
+	c.mu.Unlock()
+	if !ok {
 		return Ended
 	}
+	c.detached(held)
 	return Detached
 }
 
-// detachLocked moves an open Conn to detached. Called under mu.
-func (c *Conn) detachLocked() bool {
+// detached ends the flow control of a Conn that just detached: it lets go
+// of the senders it held (a detached Conn holds no one back), and its own
+// reader, which the socket took with it, is no longer paused.
+func (c *Conn) detached(held []*Conn) {
+	release(held)
+	c.unpark()
+}
+
+// detachLocked moves an open Conn to detached, and returns the senders it
+// held, for detached once mu is unlocked. Called under mu.
+func (c *Conn) detachLocked() (held []*Conn, ok bool) {
 	for {
 		from := c.load()
 		if from >= phaseDetached {
-			return false
+			return nil, false
 		}
 		if c.swapNext(from, phaseDetached) { // blocked may become scheduled; a Flush still writing stops
 			break
@@ -66,7 +79,7 @@ func (c *Conn) detachLocked() bool {
 	}
 	c.sock = nil
 	c.releaseGreeting()
-	return true
+	return c.takeWaitersLocked(), true
 }
 
 // Takeover detaches the Conn from its socket, which is still open, for a
@@ -77,11 +90,16 @@ func (c *Conn) detachLocked() bool {
 func (c *Conn) Takeover(code int, reason string) bool {
 	c.mu.Lock()
 	sock := c.sock
-	if sock == nil || !c.resume || c.ring.isSealed() || !c.detachLocked() {
+	if sock == nil || !c.resume || c.ring.isSealed() {
 		c.mu.Unlock()
 		return false
 	}
+	held, ok := c.detachLocked()
 	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	c.detached(held)
 	var tmp [128]byte
 	_, _ = sock.Write(frame.AppendCloseFrame(tmp[:0], code, reason))
 	time.AfterFunc(takeoverLinger, func() { _ = sock.Close() })

@@ -506,3 +506,29 @@ func TestFlushOfLostSocketStops(t *testing.T) {
 	releaseAll(bufs)
 	c.Teardown()
 }
+
+// TestCloseBeforeFirstFlushWritesPreface: a connection closed (replaced by
+// a newer one of its peer id, say) before its first Flush still writes the
+// transport's upgrade response first, then the close frame: the client
+// never reads a close frame where it expects the handshake response.
+func TestCloseBeforeFirstFlushWritesPreface(t *testing.T) {
+	env := newEnv(t, 8, 0)
+	c, s := newConn(t, env, "a")
+	hello := "HTTP/1.1 101 Switching Protocols\r\n\r\n"
+	c.Preface([]byte(hello))
+	welcome := textBuf("welcome")
+	c.Greet(welcome)
+	welcome.Release()
+	c.CloseWith(frame.CloseReplaced, "replaced")
+	out := string(s.Bytes())
+	if !strings.HasPrefix(out, hello) {
+		t.Fatalf("wrote %q, want the upgrade response first", out)
+	}
+	fs := parseFrames(t, []byte(out[len(hello):]))
+	if len(fs) != 1 || fs[0].op != frame.OpClose {
+		t.Fatalf("after the upgrade response: %d frames, want one close frame", len(fs))
+	}
+	if welcome.Refs() != 0 {
+		t.Fatalf("welcome still has %d references", welcome.Refs())
+	}
+}

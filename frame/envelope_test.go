@@ -591,9 +591,13 @@ func TestValidID(t *testing.T) {
 		{`"abc"`, true},
 		{`""`, true},
 		{`"a\"b"`, true},
-		{`"` + strings.Repeat("x", MaxIDLen-2) + `"`, true},
+		{`"` + strings.Repeat("x", MaxIDLen) + `"`, true},    // 64 characters between the quotes
+		{`"` + strings.Repeat("é", MaxIDLen/2) + `"`, true},  // 64 bytes of UTF-8
+		{`"` + strings.Repeat(`\n`, MaxIDLen/2) + `"`, true}, // escapes count as written
 		{strings.Repeat("1", MaxIDLen), true},
-		{`"` + strings.Repeat("x", MaxIDLen-1) + `"`, false}, // 65 bytes with quotes
+		{`"` + strings.Repeat("x", MaxIDLen+1) + `"`, false},
+		{`"` + strings.Repeat("é", MaxIDLen/2) + `x"`, false},
+		{`"` + strings.Repeat(`\n`, MaxIDLen/2) + `x"`, false},
 		{strings.Repeat("1", MaxIDLen+1), false},
 		{``, false},
 		{`null`, false},

@@ -64,14 +64,17 @@ type Reader struct {
 	// without a copy) had RSV1 on its first frame.
 	compressed bool
 
+	// Stop and Resume: input kept undecoded while stopped (pooled).
+	held    []byte
+	stopped bool
+
 	// Deflate accepts messages compressed with permessage-deflate
 	// (RFC 7692) without context takeover: the connection negotiated
 	// DeflateResponse. A compressed message is marked by RSV1 on its first
 	// frame; the Reader inflates it, with a decompressor taken from a pool
 	// for that message only, and delivers the inflated payload. Without
 	// Deflate, RSV1 is ErrReservedBits. Set before the first Feed. (It is
-	// last so that it shares the padding of the state above: a Reader is
-	// no larger with it.)
+	// last so that it shares the padding of the state above.)
 	Deflate bool
 }
 
@@ -92,6 +95,10 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 		return r.err
 	}
 	for !r.closed && len(data) > 0 {
+		if r.stopped {
+			r.hold(data)
+			return nil
+		}
 		if !r.inBody {
 			var hdr []byte
 			var err *CloseError
@@ -191,7 +198,52 @@ func (r *Reader) Feed(data []byte, h Handler) error {
 func (r *Reader) Reset() {
 	putMsg(r.msg)
 	putControl(r.ctl)
+	putMsg(r.held)
 	*r = Reader{MaxMessage: r.MaxMessage, Deflate: r.Deflate}
+}
+
+// Stop is called by a Handler, during a Feed, to stop decoding: that Feed
+// returns as soon as the callback returns, and the rest of its input, and
+// all input given to Feed from then on, is kept undecoded until Resume. It
+// is how a reader pauses a sender between two messages without losing or
+// reordering what the sender already sent. Stop may also be called between
+// Feeds.
+func (r *Reader) Stop() { r.stopped = true }
+
+// Stopped reports whether Stop was called and Resume was not since.
+func (r *Reader) Stopped() bool { return r.stopped }
+
+// Held returns the number of input bytes kept undecoded since Stop.
+func (r *Reader) Held() int { return len(r.held) }
+
+// Resume undoes Stop and decodes the input kept since, calling h as Feed
+// does; the Handler may Stop again, and Resume then keeps the rest. It
+// returns what Feed would have returned for that input.
+func (r *Reader) Resume(h Handler) error {
+	r.stopped = false
+	p := r.held
+	r.held = nil
+	if len(p) == 0 {
+		putMsg(p)
+		if r.err != nil {
+			return r.err
+		}
+		return nil
+	}
+	err := r.Feed(p, h) // what a new Stop keeps is copied out of p
+	putMsg(p)
+	return err
+}
+
+// hold keeps data, undecoded, behind the input already kept.
+func (r *Reader) hold(data []byte) {
+	if need := len(r.held) + len(data); need > cap(r.held) {
+		nb := getMsg(need, cap(r.held), need)
+		nb = append(nb, r.held...)
+		putMsg(r.held)
+		r.held = nb
+	}
+	r.held = append(r.held, data...)
 }
 
 // Buffered reports the number of input bytes the Reader currently holds: a

@@ -15,7 +15,8 @@ const fuzzMaxMessage = 300
 // FuzzReader feeds arbitrary bytes to a Reader whole, in two chunks cut at
 // split, and one byte at a time, and checks that the three agree with each
 // other and with refDecode, a plain decoder of the whole input, on the
-// callbacks and the error; and that the Reader's memory stays bounded.
+// callbacks and the error; and that the Reader's memory stays bounded. A
+// Reader stopped between callbacks and resumed (Stop, Resume) must agree too.
 func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, split uint) {
 		cut := int(split % uint(len(data)+1))
@@ -62,6 +63,15 @@ func FuzzReader(f *testing.F) {
 			if (err != nil || r.closed) && r.Buffered() != 0 {
 				t.Fatalf("%s: Buffered() = %d after the end", run.name, r.Buffered())
 			}
+		}
+
+		// Stopping between callbacks and resuming changes nothing either.
+		events, err, _ := feedStopping(t, fuzzMaxMessage, data, cut, int(split%3)+1)
+		if !slices.Equal(events, wantEv) {
+			t.Fatalf("stopping: events\n got %v\nwant %v", events, wantEv)
+		}
+		if c := closeCode(err); c != wantCode {
+			t.Fatalf("stopping: close code %d, want %d", c, wantCode)
 		}
 	})
 }

@@ -4,7 +4,7 @@ package frame
 const (
 	MaxPeerIDLen = 64  // longest peer id, in bytes
 	MaxRoomLen   = 128 // longest room name, in bytes
-	MaxIDLen     = 64  // longest raw request "id" token, in bytes (quotes included)
+	MaxIDLen     = 64  // longest request "id": a number's bytes, or a string's bytes between its quotes
 )
 
 // charClass marks the bytes allowed in peer ids (classPeer) and room names
@@ -48,17 +48,18 @@ func validChars(b []byte, max int, class uint8) bool {
 }
 
 // ValidID reports whether raw, the raw "id" token of a request
-// (Envelope.ID), is a JSON number or a JSON string of at most MaxIDLen bytes
-// as sent, quotes and escapes included.
+// (Envelope.ID), is a JSON number of at most MaxIDLen bytes or a JSON string
+// with at most MaxIDLen bytes between its quotes, as sent (escapes count as
+// written: `\n` is two bytes). So a string of 64 ASCII characters is accepted.
 func ValidID(raw []byte) bool {
-	if len(raw) == 0 || len(raw) > MaxIDLen {
+	if len(raw) == 0 {
 		return false
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		return skipString(raw, 1) == len(raw)
+		return len(raw) <= MaxIDLen+2 && skipString(raw, 1) == len(raw)
 	case c == '-' || isDigit(c):
-		return skipNumber(raw, 0) == len(raw)
+		return len(raw) <= MaxIDLen && skipNumber(raw, 0) == len(raw)
 	}
 	return false
 }

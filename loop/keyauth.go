@@ -43,7 +43,7 @@ func appendChallenge(dst []byte, ch *auth.Challenge) []byte {
 }
 
 // answer handles the first data message of a connection whose challenge is
-// pending. On the poller goroutine that reads w. A valid answer admits the
+// pending. On the goroutine that reads w. A valid answer admits the
 // peer: it is counted open and greeted (welcome, registration). Anything
 // else fails the challenge. Either way the challenge is spent.
 func (w *wsConn) answer(op byte, p []byte) {

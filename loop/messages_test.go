@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +109,21 @@ func TestDirect(t *testing.T) {
 	}
 	if m := relaytest.Recv(t, a, "error"); m.Code != "peer_not_found" || string(m.ID) != `"x"` {
 		t.Fatalf("direct to nobody = %s", m.Raw)
+	}
+	// A string id may hold 64 bytes between its quotes.
+	id := strings.Repeat("i", 64)
+	if err := a.Direct("b", 2, id); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Recv(t, b, "direct")
+	if m := relaytest.Recv(t, a, "ack"); string(m.ID) != `"`+id+`"` {
+		t.Fatalf("ack of a 64-byte id = %s", m.Raw)
+	}
+	if err := a.Direct("b", 3, id+"i"); err != nil {
+		t.Fatal(err)
+	}
+	if m := relaytest.Recv(t, a, "error"); m.Code != "bad_request" || m.ID != nil {
+		t.Fatalf("direct with a 65-byte id = %s", m.Raw)
 	}
 }
 

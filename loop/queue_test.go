@@ -12,11 +12,12 @@ import (
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// TestSlowReaderIsBounded: a member that never reads loses messages (counted
-// as queue_full) instead of growing the server or slowing anyone down, and
-// learns how many it lost once it reads again.
+// TestSlowReaderIsBounded: without flow control (version 1 behaviour), a
+// member that never reads loses messages (counted as queue_full) instead of
+// growing the server or slowing anyone down, and learns how many it lost
+// once it reads again. With flow control, TestFlowControlBurst.
 func TestSlowReaderIsBounded(t *testing.T) {
-	ts := relaytest.Start(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0")
+	ts := relaytest.Start(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0", "WSRELAY_FLOW_CONTROL=false")
 	pub, fast := ts.Dial("pub"), ts.Dial("fast")
 	relaytest.Join(t, pub, "r")
 	relaytest.Join(t, fast, "r")

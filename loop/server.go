@@ -58,8 +58,9 @@ type Server struct {
 	sweeper *sweeper
 	engine  *nbhttp.Engine
 	ln      net.Listener
-	adminLn net.Listener // nil unless WSRELAY_ADMIN_ADDR is set
+	adminLn net.Listener     // nil unless WSRELAY_ADMIN_ADDR is set
 	gates   map[string]*gate // wrap ln and adminLn for nbio, by address
+	yield   *pollerYield     // see onRead
 
 	// Atomics, used by any goroutine.
 	draining atomic.Bool
@@ -180,6 +181,8 @@ func (s *Server) Start() error {
 	s.env.RateBurst = s.cfg.RateBurst
 	s.env.CompressMin = s.cfg.CompressionMinBytes
 	s.env.HighWater = int64(max(256<<10, 2*s.cfg.MaxMessageBytes))
+	s.env.Flow = s.cfg.FlowControl
+	s.env.StallTimeout = s.cfg.StallTimeout
 	if s.cfg.ResumeWindow > 0 {
 		s.env.EnableResume()
 	}
@@ -218,8 +221,12 @@ func (s *Server) Start() error {
 		MaxWriteBufferSize: int(s.env.HighWater) + 4*s.cfg.MaxMessageBytes + (1 << 20),
 		KeepaliveTime:      s.handshake,
 		ServerExecutor:     s.exec.Submit,
-		SupportServerOnly:  true,
-		Handler:            s,
+		// Edge-triggered, read by onRead: a connection paused by flow
+		// control is simply not read (read.go).
+		EpollMod:          nbio.EPOLLET,
+		ReadBufferSize:    readBufSize,
+		SupportServerOnly: true,
+		Handler:           s,
 	}
 	if s.tlsConfig != nil {
 		ncfg.AddrsTLS = addrs
@@ -245,12 +252,8 @@ func (s *Server) Start() error {
 			s.stats.HTTPTimeout()
 		}
 	})
-	yield := newPollerYield(workers)
-	s.engine.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
-		s.accepted.Load()
-		yield.Tick(c.Hash()) // runs on the poller goroutine, before each read
-		return s.engine.Engine.PollerBufferPtr(c)
-	})
+	s.yield = newPollerYield(workers)
+	s.engine.Engine.OnRead(s.onRead)
 	s.engine.Engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if w, ok := c.Session().(*wsConn); ok {
 			w.Written(n)

@@ -108,7 +108,9 @@ func (sw *sweeper) check(w *wsConn, now time.Duration) {
 		w.failAuth(errAuthTimeout)
 		return
 	}
-	if now-w.LastSeen() >= sw.timeout {
+	if now-w.LastSeen() >= sw.timeout && !w.Paused() {
+		// Time paused by flow control is not silence: the peer is not
+		// read, and resuming counts as a sign of life.
 		sw.srv.stats.Evict(stats.EvictTimeout)
 		// With resume on the session detaches: the client may come back.
 		w.Suspend(w, frame.CloseNormal, "timeout")

@@ -204,11 +204,12 @@ func TestTLSOldVersionRefused(t *testing.T) {
 	}
 }
 
-// TestTLSSlowReaderIsBounded: over TLS as over TCP, a peer that never reads
+// TestTLSSlowReaderIsBounded: over TLS as over TCP, without flow control
+// (version 1 behaviour), a peer that never reads
 // costs the server its queue and a bounded amount of ciphertext, loses
 // messages (counted), stays connected, and learns what it lost.
 func TestTLSSlowReaderIsBounded(t *testing.T) {
-	ts := startTLSServer(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0")
+	ts := startTLSServer(t, "WSRELAY_QUEUE_SIZE=64", "WSRELAY_RATE_MSGS=0", "WSRELAY_FLOW_CONTROL=false")
 	pub, fast := ts.dialWSS("pub"), ts.dialWSS("fast")
 	relaytest.Join(t, pub, "r")
 	relaytest.Join(t, fast, "r")

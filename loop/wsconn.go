@@ -35,16 +35,18 @@ type wsConn struct {
 	ip        string
 	sess      *session.Session // set before the connection is published to its poller
 
-	// Owned by the poller goroutine that reads the connection.
+	// Owned by the goroutine that reads the connection: its poller, or a
+	// worker after a flow-control pause (read.go); rd hands the role over.
 	reader frame.Reader
 	done   bool   // a close frame or a protocol error ended reading
 	epoch  uint32 // the Conn's epoch when this socket was attached (set before publication)
+	rd     atomic.Uint32
 
 	// Owned by the sweeper goroutine.
 	lastPing time.Duration
 
 	// Key auth (keyauth.go). challenge is set at construction and then
-	// owned by the poller goroutine; authDeadline is set at construction.
+	// owned by the goroutine that reads the connection; authDeadline is set at construction.
 	// auth is read by any goroutine and changed under authMu.
 	challenge    *auth.Challenge
 	authDeadline time.Duration // on the Env's monotonic clock
@@ -94,19 +96,40 @@ func (w *wsConn) closeWith(code int, reason string) {
 // UnderlayerConn implements nbhttp.ParserCloser.
 func (w *wsConn) UnderlayerConn() net.Conn { return w.hc }
 
-// Parse implements nbhttp.ParserCloser: nbio calls it on the poller goroutine
-// with every chunk read from the socket. Messages are routed as they are
-// decoded; the recipients they touched are flushed once at the end.
+// Parse implements nbhttp.ParserCloser: nbio's data handler calls it, on
+// the goroutine that reads the connection (read.go), with every chunk read
+// from the socket (decrypted, over TLS). Messages are routed as they are
+// decoded; the recipients they touched are flushed once at the end. While
+// flow control holds the connection back, the reader keeps the chunk.
 func (w *wsConn) Parse(data []byte) error {
 	if w.done {
 		return nil
 	}
 	w.Touch()
 	w.srv.stats.BytesIn(len(data))
+	w.decode(data)
+	return nil
+}
+
+// resume decodes the input the reader kept when flow control stopped it.
+func (w *wsConn) resume() {
+	w.decode(nil)
+}
+
+// decode feeds data to the reader, or resumes it when data is nil, and
+// closes the connection on a protocol error.
+func (w *wsConn) decode(data []byte) {
 	h := handlers.Get().(*handler)
 	h.w = w
-	err := w.reader.Feed(data, h)
+	h.sc.Batch.Sender = w.Conn
+	var err error
+	if data == nil {
+		err = w.reader.Resume(h)
+	} else {
+		err = w.reader.Feed(data, h)
+	}
 	h.sc.Batch.Flush()
+	h.sc.Batch.Sender = nil
 	h.w = nil
 	handlers.Put(h)
 	if err != nil && !w.done {
@@ -122,7 +145,6 @@ func (w *wsConn) Parse(data []byte) error {
 		w.srv.logBadInput("closing on protocol error", w, "code", code, "reason", reason)
 		w.closeWith(code, reason)
 	}
-	return nil
 }
 
 // CloseAndClean implements nbhttp.ParserCloser: nbio calls it once when the
@@ -180,6 +202,13 @@ func (h *handler) OnMessage(op byte, p []byte) {
 	}
 	if !w.sess.OnMessage(op, p, &h.sc) {
 		w.done = true
+		return
+	}
+	if w.Park() {
+		// A recipient that keeps up holds w back: stop reading until it
+		// lets go (Resume); what w sent meanwhile waits in the reader and
+		// the socket.
+		w.reader.Stop()
 	}
 }
 

@@ -17,6 +17,12 @@ type Batch struct {
 	// leave in the same write: under load a recipient gets many frames per
 	// write(2), when idle a message still goes out at once.
 	Handoff int
+
+	// Sender, when not nil, is the local connection whose messages the
+	// pass routes: a recipient that keeps up but whose queue fills may hold
+	// it back (flow control, conn.Conn.EnqueueFrom). The reader sets it for
+	// its pass and checks conn.Conn.Park after each message.
+	Sender *conn.Conn
 }
 
 // Flush flushes every collected connection once, or hands them to their

@@ -3,7 +3,8 @@
 //
 // Routing never writes to a socket and never blocks on a slow peer: a
 // message is encoded once into a frame.Buf by the caller and handed to every
-// recipient's queue (conn.Conn.Enqueue); the connections that need a flush
+// recipient's queue (conn.Conn.EnqueueFrom, naming the Batch's Sender, which
+// a recipient that keeps up may hold back: flow control); the connections that need a flush
 // are collected in a Batch that the caller flushes after routing everything it
 // read, so a recipient of many messages gets one write for all of them.
 //

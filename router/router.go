@@ -196,7 +196,7 @@ func (r *Router) Direct(to string, buf *frame.Buf, bt *Batch) error {
 }
 
 func (r *Router) deliver(c *conn.Conn, buf *frame.Buf, bt *Batch) int {
-	queued, flush := c.Enqueue(buf)
+	queued, flush := c.EnqueueFrom(buf, bt.Sender)
 	if flush {
 		bt.conns = append(bt.conns, c)
 	}
@@ -260,7 +260,7 @@ func (r *Router) fanout(members []*conn.Conn, skip *conn.Conn, buf *frame.Buf, b
 		if c == skip {
 			continue
 		}
-		queued, flush := c.Enqueue(buf)
+		queued, flush := c.EnqueueFrom(buf, bt.Sender)
 		if flush {
 			bt.conns = append(bt.conns, c)
 		}
@@ -306,7 +306,7 @@ func (r *Router) enqueueAll(skip *conn.Conn, buf *frame.Buf, bt *Batch) (recipie
 				continue
 			}
 			recipients++
-			q, flush := c.Enqueue(buf)
+			q, flush := c.EnqueueFrom(buf, bt.Sender)
 			if flush {
 				bt.conns = append(bt.conns, c)
 			}

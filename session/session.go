@@ -157,10 +157,10 @@ func (h *Handler) OpenEcho(c *conn.Conn) *Session {
 // so that it is the first frame even when a message for the peer is routed
 // at once. The peer is registered before hello is written, so that a
 // message the client sends as soon as it sees the handshake response (a
-// join, say) finds it registered. And hello is written before the queue is
-// flushed, so that it precedes the welcome on the wire: nobody else flushes
-// in between, because the first Enqueue makes this call the one that owes
-// the flush.
+// join, say) finds it registered. And hello is the Conn's preface, written
+// in the first Flush ahead of the welcome, or ahead of the close frame when
+// a newer connection of the same peer id replaces this one before that
+// Flush: it always comes first on the wire.
 func (s *Session) Greet(hello []byte) {
 	c := s.c
 	if s.echo {
@@ -170,12 +170,12 @@ func (s *Session) Greet(hello []byte) {
 		return
 	}
 	welcome := s.h.welcome(s)
+	if hello != nil {
+		c.Preface(hello)
+	}
 	flush := c.Greet(welcome)
 	welcome.Release()
 	s.h.router.Register(c)
-	if hello != nil {
-		c.WriteControl(hello)
-	}
 	if flush {
 		c.Flush(nil)
 	}

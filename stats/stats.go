@@ -126,6 +126,11 @@ type Stats struct {
 	evicted      [numEvictReasons]*vm.Counter
 	fanout       *vm.PrometheusHistogram
 
+	// Flow control (PROTOCOL.md section 9).
+	flowPauses     *vm.Counter
+	flowPaused     atomic.Int64
+	flowPausedSecs *vm.FloatCounter
+
 	// MaxClients is reported on /stats.
 	MaxClients int
 }
@@ -155,6 +160,9 @@ func New(set *vm.Set, maxClients int) *Stats {
 		s.evicted[i] = s.Set.NewCounter(fmt.Sprintf(`wsrelay_evictions_total{reason=%q}`, evictNames[i]))
 	}
 	s.fanout = s.Set.NewPrometheusHistogramExt("wsrelay_fanout_size", fanoutBuckets)
+	s.flowPauses = s.Set.NewCounter("wsrelay_flow_pauses_total")
+	s.Set.NewGauge("wsrelay_flow_paused_connections", func() float64 { return float64(s.flowPaused.Load()) })
+	s.flowPausedSecs = s.Set.NewFloatCounter("wsrelay_flow_paused_seconds_total")
 	return s
 }
 
@@ -205,6 +213,22 @@ func (s *Stats) Evict(r EvictReason) { s.evicted[r].Inc() }
 
 // Fanout records the number of recipients of one routed message.
 func (s *Stats) Fanout(n int) { s.fanout.Update(float64(n)) }
+
+// FlowPaused counts a connection whose reading flow control paused.
+func (s *Stats) FlowPaused() { s.flowPauses.Inc(); s.flowPaused.Add(1) }
+
+// FlowResumed counts the end of a pause that lasted d: the connection is
+// read again, or it closed while paused.
+func (s *Stats) FlowResumed(d time.Duration) {
+	s.flowPaused.Add(-1)
+	s.flowPausedSecs.Add(d.Seconds())
+}
+
+// FlowPauses returns wsrelay_flow_pauses_total.
+func (s *Stats) FlowPauses() uint64 { return s.flowPauses.Get() }
+
+// FlowPausedNow returns wsrelay_flow_paused_connections.
+func (s *Stats) FlowPausedNow() int64 { return s.flowPaused.Load() }
 
 // Snapshot is the body of GET /stats.
 type Snapshot struct {

@@ -2,7 +2,9 @@ package stats
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -36,5 +38,24 @@ func TestSnapshotSplitsDropsByReason(t *testing.T) {
 	}
 	if len(got.DroppedBy) != len(want) {
 		t.Errorf("dropped_by_reason has %d keys, want the %d drop reasons: %s", len(got.DroppedBy), len(want), body)
+	}
+}
+
+func TestFlowMetrics(t *testing.T) {
+	set := metrics.NewSet()
+	s := New(set, 10)
+	s.FlowPaused()
+	s.FlowPaused()
+	s.FlowResumed(1500 * time.Millisecond)
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	for _, line := range []string{
+		"wsrelay_flow_pauses_total 2\n",
+		"wsrelay_flow_paused_connections 1\n",
+		"wsrelay_flow_paused_seconds_total 1.5\n",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("/metrics lacks %q:\n%s", line, b.String())
+		}
 	}
 }
