@@ -360,6 +360,12 @@ export class RelayClient {
   _lost(code, reason) {
     const wasOpen = this.state === 'open';
     this._detach();
+    // These closes end the session on the relay (shutdown, a violation, a
+    // replacement, the server API): there is nothing left to resume. A 1000
+    // from the relay can be its liveness timeout, which keeps the session.
+    if (code === 1001 || (code >= 1002 && code <= 1009 && code !== 1005 && code !== 1006) || (code >= 4000 && code <= 4999)) {
+      this._token = null;
+    }
     if (!this._token) this._presence.clear(); // a resumed session keeps its rooms and replays their news
     this._failPending('disconnected', 'connection lost before the relay answered');
     const replaced = code === CLOSE_REPLACED;

@@ -141,8 +141,8 @@ test('a second connection with the same id replaces the first, which does not co
 test('the deploy files only name metrics the relay exports', async () => {
   const text = await (await fetch(`${relay.base}/metrics`)).text();
   const exported = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.match(/^[a-zA-Z_:][a-zA-Z0-9_:]*/)[0]));
-  // Exported by clustered builds only.
-  const clusterOnly = new Set(['wsrelay_cluster_connected']);
+  // Exported only by clustered relays, or with the server API on.
+  const clusterOnly = new Set(['wsrelay_cluster_connected', 'wsrelay_api_requests_total']);
   for (const file of ['prometheus-rules.yml', 'grafana-dashboard.json']) {
     const body = await readFile(new URL(`../../deploy/${file}`, import.meta.url), 'utf8');
     const used = new Set(body.match(/\b(?:wsrelay|process|go)_[a-z_]+/g));
