@@ -1,4 +1,4 @@
-// Package api is the server API (PROTOCOL.md section 12): application
+// Package api is the server API (docs/protocol.md section 12): application
 // backends send messages to peers and rooms, disconnect peers and list a
 // room's members over plain HTTP, without holding a WebSocket themselves.
 //

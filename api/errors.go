@@ -2,7 +2,7 @@ package api
 
 import "net/http"
 
-// code is an error code of PROTOCOL.md section 3, the "error" of a failed
+// code is an error code of docs/protocol.md section 3, the "error" of a failed
 // call's answer.
 type code string
 

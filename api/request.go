@@ -16,7 +16,7 @@ import (
 // peer id, so no peer can speak as the server.
 const Sender = "@server"
 
-// Disconnect's defaults and bounds (PROTOCOL.md sections 12 and 14).
+// Disconnect's defaults and bounds (docs/protocol.md sections 12 and 14).
 const (
 	DefaultCloseCode   = 4000
 	DefaultCloseReason = "disconnected"

@@ -26,7 +26,7 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (peer string, err error)
 }
 
-// Identity is what the credential of an upgrade request proves (PROTOCOL.md
+// Identity is what the credential of an upgrade request proves (docs/protocol.md
 // sections 2 and 11).
 type Identity struct {
 	// Peer is the peer id, with the client's :device suffix.

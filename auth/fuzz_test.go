@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzRooms checks Allows against a linear scan of the patterns, and that
-// ParseRooms accepts exactly the patterns PROTOCOL.md section 11 describes.
+// ParseRooms accepts exactly the patterns docs/protocol.md section 11 describes.
 // The input is a comma-separated claim and a room.
 func FuzzRooms(f *testing.F) {
 	f.Add("lobby,game:42:*", "game:42:lobby")
@@ -49,7 +49,7 @@ func FuzzRooms(f *testing.F) {
 	})
 }
 
-// validRoomRef is PROTOCOL.md section 2's room name rule, written out again.
+// validRoomRef is docs/protocol.md section 2's room name rule, written out again.
 func validRoomRef(s string) bool {
 	if len(s) < 1 || len(s) > 128 {
 		return false

@@ -36,7 +36,7 @@ const MinSecretBytes = 32
 // the public key, or "none") is refused. exp is required; exp, nbf and iat
 // are checked with Leeway; aud and iss when configured.
 //
-// The optional claim "rooms" (PROTOCOL.md section 11) limits the rooms the
+// The optional claim "rooms" (docs/protocol.md section 11) limits the rooms the
 // peer may join without a room token; see ParseRooms. A claim that is not
 // an array of valid patterns refuses the token; "rooms": null counts as an
 // empty claim (no room), never as an absent one.

@@ -13,7 +13,7 @@ import (
 	"github.com/wsrelay/wsrelay/frame"
 )
 
-// Key auth (WSRELAY_AUTH=key, PROTOCOL.md section 11): the client names an
+// Key auth (WSRELAY_AUTH=key, docs/protocol.md section 11): the client names an
 // Ed25519 public key with ?key=K and proves it holds the private key by
 // signing a nonce the server sends after the upgrade. The peer id is k:K,
 // so it certifies itself and the server keeps no secret.

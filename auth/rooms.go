@@ -9,7 +9,7 @@ import (
 )
 
 // Rooms is the set of rooms a connection may join on the strength of its
-// credential (PROTOCOL.md section 11): every room, none, or those matched by
+// credential (docs/protocol.md section 11): every room, none, or those matched by
 // the patterns of a JWT "rooms" claim. A join outside it needs a room token.
 //
 // The zero Rooms allows every room (auth none, telegram and key, and jwt
@@ -78,7 +78,7 @@ func AllRooms() Rooms { return Rooms{} }
 func NoRooms() Rooms { return Rooms{set: &roomSet{}} }
 
 // ParseRooms builds the Rooms of a "rooms" claim. Each pattern is a room
-// name (PROTOCOL.md section 2), matched exactly, or a prefix of one followed
+// name (docs/protocol.md section 2), matched exactly, or a prefix of one followed
 // by '*', matching every room that starts with the prefix ("game:42:*"
 // matches "game:42:lobby"; "*" alone matches every room). An empty list
 // allows no room. A pattern of any other form is an error that wraps

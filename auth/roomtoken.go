@@ -8,7 +8,7 @@ import (
 	"github.com/wsrelay/wsrelay/config"
 )
 
-// RoomTokens checks room tokens: the "token" of a join (PROTOCOL.md section
+// RoomTokens checks room tokens: the "token" of a join (docs/protocol.md section
 // 11). A room token is a JWT verified exactly like a connection token (same
 // key, accepted algorithms, Leeway, and aud and iss when configured), with
 // exp required, whose sub is the joining peer's base id and whose claim

@@ -127,7 +127,7 @@ Scenarios:
            messages: RSS growth, drops by reason, normal members' latency
            against a run without slow members
   burst    one publisher writes M messages as fast as it can to a room of
-           readers and members that never read (flow control, PROTOCOL.md
+           readers and members that never read (flow control, docs/protocol.md
            section 9): delivered/expected for readers, drops, pauses,
            publisher time, peak RSS; -env WSRELAY_FLOW_CONTROL=false for v1
   churn    connections come and go at a fixed rate while direct messages

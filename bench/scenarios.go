@@ -657,7 +657,7 @@ func (r *runner) awaitDeliveries(ctx context.Context, want int64, start time.Tim
 	}
 }
 
-// runBurst is the flow-control scenario (PROTOCOL.md section 9): one
+// runBurst is the flow-control scenario (docs/protocol.md section 9): one
 // publisher writes -messages (20,000) of -size (1 KiB) as fast as it can
 // into a room of -members (100) that read continuously and -slow (10) that
 // never read. It reports what the readers got of what they should have,

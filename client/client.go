@@ -36,7 +36,7 @@ type Options struct {
 	Peer string
 	// Token is a JWT sent as "Authorization: Bearer <Token>".
 	Token string
-	// Key is the peer's Ed25519 key pair for auth mode key (PROTOCOL.md
+	// Key is the peer's Ed25519 key pair for auth mode key (docs/protocol.md
 	// section 11): its public key goes as ?key=, and Dial answers the
 	// relay's challenge with a signature. The peer id is then KeyID of the
 	// public key (with ?device=D in Query: KeyID + ":" + D).
@@ -63,7 +63,7 @@ type Options struct {
 	// Resume makes the Client come back by itself when its connection is
 	// lost (no close frame, a network error, the relay's liveness timeout
 	// or shutdown): it reconnects with the session's resume token and the
-	// count of messages it received (PROTOCOL.md section 10), and Receive
+	// count of messages it received (docs/protocol.md section 10), and Receive
 	// goes on where it stopped. Each reconnect is reported by a Message of
 	// Type "resumed": Resumed true when the relay resumed the session (its
 	// Missed messages could not be replayed), false when it started a new
@@ -412,7 +412,7 @@ func (c *Client) setWelcome(m Message) {
 }
 
 // Received returns how many data messages the Client received in its
-// session: every message after the welcome (PROTOCOL.md section 10). A
+// session: every message after the welcome (docs/protocol.md section 10). A
 // resume sends it to the relay.
 func (c *Client) Received() uint64 { return c.received.Load() }
 

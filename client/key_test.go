@@ -15,7 +15,7 @@ import (
 	"github.com/wsrelay/wsrelay/auth"
 )
 
-// keyAuthServer is the relay's side of key auth (PROTOCOL.md section 11)
+// keyAuthServer is the relay's side of key auth (docs/protocol.md section 11)
 // built from package auth: it reads ?key=, sends the challenge, checks the
 // first message and answers welcome as k:<key>[:device], or closes with
 // 4003. tamper, when set, changes the nonce the client is sent, so its

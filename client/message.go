@@ -36,7 +36,7 @@ type Message struct {
 	// welcome
 	HeartbeatMS, TimeoutMS, MaxMessageBytes, QueueSize int64
 	Server                                             string
-	// welcome with session resume on (PROTOCOL.md section 10): the
+	// welcome with session resume on (docs/protocol.md section 10): the
 	// session's resume token (a secret), whether this connection resumed a
 	// session, and for a resume its rooms and how many messages it missed.
 	// The "resumed" event that Options.Resume delivers carries Resumed,

@@ -29,7 +29,7 @@ func (c *Client) Join(room string, id any) error {
 }
 
 // JoinWithToken asks to become a member of room on the strength of token,
-// a room token issued by the application's backend (PROTOCOL.md section
+// a room token issued by the application's backend (docs/protocol.md section
 // 11: a JWT whose sub is this peer's base id and whose claim room is room).
 // The relay replies "joined", or error forbidden when it refuses the token.
 func (c *Client) JoinWithToken(room, token string, id any) error {

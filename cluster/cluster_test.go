@@ -201,7 +201,7 @@ func waitMembers(t *testing.T, room string, n int, nodes ...*node) {
 }
 
 // TestPresenceConvergence measures how long a join on one node takes to
-// reach a member on another (PROTOCOL.md section 8: within 250 ms on a
+// reach a member on another (docs/protocol.md section 8: within 250 ms on a
 // local network). The median of several samples is asserted, so one slow
 // scheduling moment on a busy machine does not fail it.
 func TestPresenceConvergence(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package cluster joins several wsrelay nodes into one relay through NATS
-// (PROTOCOL.md section 8; docs/cluster.md for operators).
+// (docs/protocol.md section 8; docs/cluster.md for operators).
 //
 // A Cluster is the router's Backplane. Each node keeps its own registry of
 // local peers and rooms and a replicated view of the other nodes' peers and

@@ -129,7 +129,7 @@ func (r *reader) uint64() uint64 {
 	return v
 }
 
-// roomToken maps a room name (PROTOCOL.md section 2) to one NATS subject
+// roomToken maps a room name (docs/protocol.md section 2) to one NATS subject
 // token. Names without '.' are used as they are; names with one are
 // hex-encoded behind '~', a character no room name contains, so the mapping
 // is one-to-one.

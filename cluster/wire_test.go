@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestRoomToken: valid room names (PROTOCOL.md section 2) map to distinct
+// TestRoomToken: valid room names (docs/protocol.md section 2) map to distinct
 // single tokens.
 func TestRoomToken(t *testing.T) {
 	seen := map[string]string{}

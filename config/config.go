@@ -43,7 +43,7 @@ type Config struct {
 	// Listener and event loop.
 	Addr string `env:"ADDR" envDefault:":8080"` // host:port to listen on
 	// AdminAddr, when set, is a second listener for /metrics, /stats and
-	// the server API, which then leave Addr (PROTOCOL.md section 12).
+	// the server API, which then leave Addr (docs/protocol.md section 12).
 	AdminAddr string `env:"ADMIN_ADDR"`
 	// APIKey turns the server API on; calls must carry it as a bearer
 	// token. A secret: at least MinAPIKeyLen bytes.
@@ -81,7 +81,7 @@ type Config struct {
 	JWTAudience      string `env:"JWT_AUDIENCE"`           // required aud when set
 	JWTIssuer        string `env:"JWT_ISSUER"`             // required iss when set
 	// JWTRequireRooms: a peer whose credential carries no rooms claim may
-	// join rooms only with room tokens (PROTOCOL.md section 11).
+	// join rooms only with room tokens (docs/protocol.md section 11).
 	JWTRequireRooms  bool          `env:"JWT_REQUIRE_ROOMS" envDefault:"false"`
 	TelegramBotToken string        `env:"TELEGRAM_BOT_TOKEN"` // secret: signs Mini App initData
 	TelegramMaxAge   time.Duration `env:"TELEGRAM_MAX_AGE" envDefault:"24h"`
@@ -93,12 +93,12 @@ type Config struct {
 	NodeID      string `env:"NODE_ID"`  // this node's id in the cluster; empty = random
 	NATSPrefix  string `env:"NATS_SUBJECT_PREFIX" envDefault:"wsrelay"`
 
-	// Flow control (PROTOCOL.md section 9): a recipient that keeps up may
+	// Flow control (docs/protocol.md section 9): a recipient that keeps up may
 	// pause a bursting sender for at most StallTimeout per backlog.
 	FlowControl  bool          `env:"FLOW_CONTROL" envDefault:"true"` // false: drop as in version 1
 	StallTimeout time.Duration `env:"STALL_TIMEOUT" envDefault:"1s"`  // at least MinStallTimeout
 	// ResumeWindow is how long a session outlives a connection that ended
-	// without a close for good (PROTOCOL.md section 10); 0 turns resume off.
+	// without a close for good (docs/protocol.md section 10); 0 turns resume off.
 	ResumeWindow time.Duration `env:"RESUME_WINDOW" envDefault:"30s"`
 	// Compression (docs/protocol.md section 13): permessage-deflate accepted
 	// when a client offers it; messages of at least CompressionMinBytes

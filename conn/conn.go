@@ -47,12 +47,12 @@ type Env struct {
 	Stats *stats.Stats
 	// Drainer resumes connections whose sockets drained.
 	Drainer *Drainer
-	// Flow turns flow control on (PROTOCOL.md section 9, flow.go): a
+	// Flow turns flow control on (docs/protocol.md section 9, flow.go): a
 	// recipient that keeps up holds back the local sender that fills its
 	// queue, for at most StallTimeout per backlog.
 	Flow         bool
 	StallTimeout time.Duration
-	// Resume turns on session resume (PROTOCOL.md section 10): data
+	// Resume turns on session resume (docs/protocol.md section 10): data
 	// messages are numbered and kept for replay until acknowledged, and a
 	// connection may be detached from its socket and attached to another.
 	// Set it with EnableResume.

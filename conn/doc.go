@@ -34,7 +34,7 @@
 //
 // # Session resume
 //
-// With Env.Resume (PROTOCOL.md section 10) a Conn is a session that may
+// With Env.Resume (docs/protocol.md section 10) a Conn is a session that may
 // outlive its socket, in resume.go: it numbers the data messages entering
 // its queue, keeps the ones it wrote in a replay buffer (replay.go) of
 // references to the shared frames until the client acknowledges them (a

@@ -6,7 +6,7 @@ import (
 	"github.com/wsrelay/wsrelay/frame"
 )
 
-// Flow control (PROTOCOL.md section 9): a recipient that keeps up may hold
+// Flow control (docs/protocol.md section 9): a recipient that keeps up may hold
 // back the local sender whose message filled its queue, instead of dropping
 // what that sender sends next.
 //

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Rate-limit policy (PROTOCOL.md section 5).
+// Rate-limit policy (docs/protocol.md section 5).
 const (
 	rateNoticeEvery = time.Second      // at most one rate_limited error per second
 	rateAbuseAfter  = 10 * time.Second // sustained excess for this long closes with 1008

@@ -16,7 +16,7 @@ func (e *Env) initReplays() {
 }
 
 // replay holds the data messages a session sent and its client has not yet
-// acknowledged (PROTOCOL.md section 10), oldest first, as references to the
+// acknowledged (docs/protocol.md section 10), oldest first, as references to the
 // shared frames. It keeps at most its Env's QueueSize frames: pushing onto a
 // full buffer releases the oldest. Not safe for concurrent use: the owning
 // Conn guards it with its mutex.

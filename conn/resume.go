@@ -7,7 +7,7 @@ import (
 	"github.com/wsrelay/wsrelay/frame"
 )
 
-// Session resume (PROTOCOL.md section 10) at the level of one peer's send
+// Session resume (docs/protocol.md section 10) at the level of one peer's send
 // path. With Env.Resume, a Conn numbers the data messages that enter its
 // queue (1, 2, 3, ...), keeps those it wrote in a replay buffer until the
 // client acknowledges them, and outlives its socket: Detach keeps the

@@ -1,7 +1,7 @@
 package frame
 
 // Version is the binary header version this package reads and writes
-// (PROTOCOL.md section 4).
+// (docs/protocol.md section 4).
 const Version = 1
 
 // Binary ops, the second header byte.

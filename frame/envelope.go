@@ -10,7 +10,7 @@ import (
 // with ErrBadJSON; it never recurses, whatever the input.
 const MaxDepth = 64
 
-// Envelope is the routing part of a client's JSON text message (PROTOCOL.md
+// Envelope is the routing part of a client's JSON text message (docs/protocol.md
 // section 3). Every field is a sub-slice of the message passed to
 // ScanEnvelope, with its capacity clipped to its length: it is valid exactly
 // as long as that message is, and appending to it never writes into the
@@ -32,11 +32,11 @@ type Envelope struct {
 	// value, "null" included), nil when absent.
 	Data []byte
 	// Received is the raw JSON value of "received" (a ping's count of the
-	// data messages received, PROTOCOL.md section 10; see ParseCount), nil
+	// data messages received, docs/protocol.md section 10; see ParseCount), nil
 	// when absent.
 	Received []byte
 	// Token is the contents of the "token" string (a join's room token,
-	// PROTOCOL.md section 11), raw: escapes are not decoded, and a JWT has
+	// docs/protocol.md section 11), raw: escapes are not decoded, and a JWT has
 	// none. nil when absent or not a string.
 	Token []byte
 	// HasTo, HasRoom and HasToken report whether the key was present at

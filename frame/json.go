@@ -3,7 +3,7 @@ package frame
 import "strconv"
 
 // The Append* functions build the server-to-client JSON messages of
-// PROTOCOL.md section 3. Each appends one complete message to dst and returns
+// docs/protocol.md section 3. Each appends one complete message to dst and returns
 // the extended slice, like strconv.AppendInt: with enough capacity in dst
 // they do not allocate. Fields come in the documented order, without spaces.
 // String arguments are escaped by AppendString; data and id arguments are raw
@@ -165,7 +165,7 @@ func AppendError(dst []byte, code, message string, id []byte) []byte {
 	return append(dst, '}')
 }
 
-// AppendResumeFields appends the session resume fields (PROTOCOL.md section
+// AppendResumeFields appends the session resume fields (docs/protocol.md section
 // 10) to a welcome that AppendWelcome just appended to dst, inside its
 // object: "resume":TOKEN and "resumed":false for a new session; for a
 // resumed one "resumed":true, "rooms":[...] and "missed":K as well.

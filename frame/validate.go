@@ -1,6 +1,6 @@
 package frame
 
-// Identity limits of PROTOCOL.md sections 2 and 3.
+// Identity limits of docs/protocol.md sections 2 and 3.
 const (
 	MaxPeerIDLen = 64  // longest peer id, in bytes
 	MaxRoomLen   = 128 // longest room name, in bytes

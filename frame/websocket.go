@@ -16,7 +16,7 @@ const (
 	OpPong         byte = 0xA
 )
 
-// Close codes used by wsrelay (RFC 6455 section 7.4, PROTOCOL.md section 5).
+// Close codes used by wsrelay (RFC 6455 section 7.4, docs/protocol.md section 5).
 // CloseNoStatus and CloseAbnormal are never sent on the wire: they only
 // describe a close that carried no code or no close frame at all.
 const (

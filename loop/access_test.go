@@ -15,7 +15,7 @@ import (
 	"github.com/wsrelay/wsrelay/session"
 )
 
-// Room access (PROTOCOL.md section 11): the rooms claim of a connection
+// Room access (docs/protocol.md section 11): the rooms claim of a connection
 // token, WSRELAY_JWT_REQUIRE_ROOMS, and room tokens on join, through a real
 // server and a real client.
 

@@ -322,7 +322,7 @@ func TestAPILargeBody(t *testing.T) {
 	}
 }
 
-// TestAPIDisconnectEndsSession: a disconnect ends the session (PROTOCOL.md
+// TestAPIDisconnectEndsSession: a disconnect ends the session (docs/protocol.md
 // section 10), connected or detached: the members get peer_left at once and
 // the resume token no longer works.
 func TestAPIDisconnectEndsSession(t *testing.T) {

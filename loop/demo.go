@@ -8,7 +8,7 @@ import (
 	"github.com/wsrelay/wsrelay/web"
 )
 
-// demoFile maps a demo path (PROTOCOL.md section 1) to its embedded file and
+// demoFile maps a demo path (docs/protocol.md section 1) to its embedded file and
 // content type.
 func demoFile(path string) (name, ctype string, ok bool) {
 	switch path {

@@ -16,7 +16,7 @@ import (
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// burst is the flow-control scenario (PROTOCOL.md section 9) at a size CI
+// burst is the flow-control scenario (docs/protocol.md section 9) at a size CI
 // runs: one publisher writes messages as fast as it can into a room of
 // members that read continuously and members that never read.
 type burst struct {

@@ -16,7 +16,7 @@ import (
 const apiPrefix = "/api/"
 
 // ServeHTTP routes every HTTP request. On the admin address: the endpoints
-// of PROTOCOL.md section 12. On the public one: CORS first, then those of
+// of docs/protocol.md section 12. On the public one: CORS first, then those of
 // section 1, without /metrics, /stats and the API when an admin address
 // serves them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +106,7 @@ func (s *Server) onAdmin(w http.ResponseWriter) bool {
 
 // serveReady answers /ready. With clustering on, "cluster" tells whether the
 // node reaches NATS; a disconnected node stays ready, as it still serves its
-// local peers (PROTOCOL.md section 8).
+// local peers (docs/protocol.md section 8).
 func (s *Server) serveReady(w http.ResponseWriter) {
 	body := map[string]string{"status": "ready"}
 	if s.cluster != nil {

@@ -8,7 +8,7 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// Key auth (WSRELAY_AUTH=key, PROTOCOL.md section 11) after the upgrade: the
+// Key auth (WSRELAY_AUTH=key, docs/protocol.md section 11) after the upgrade: the
 // 101 response carries the challenge, the client's first message must
 // answer it, and the sweeper closes a connection that has not answered
 // within the time limit. No goroutine and no timer per pending connection:

@@ -20,7 +20,7 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// Key auth (WSRELAY_AUTH=key, PROTOCOL.md section 11) through a real server.
+// Key auth (WSRELAY_AUTH=key, docs/protocol.md section 11) through a real server.
 
 func newKey(t testing.TB) (string, ed25519.PrivateKey) {
 	t.Helper()

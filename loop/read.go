@@ -8,7 +8,7 @@ import (
 	"github.com/lesismal/nbio"
 )
 
-// Reading, and pausing it (flow control, PROTOCOL.md section 9).
+// Reading, and pausing it (flow control, docs/protocol.md section 9).
 //
 // The engine runs in edge-triggered mode (EPOLLET) with our own OnRead: the
 // poller tells us a socket became readable, and we read it until EAGAIN. A

@@ -20,7 +20,7 @@ import (
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// Session resume (PROTOCOL.md section 10), through a real server and raw
+// Session resume (docs/protocol.md section 10), through a real server and raw
 // WebSocket clients that count the data messages they read, exactly as the
 // contract says a client counts.
 

@@ -92,7 +92,7 @@ type Deps struct {
 	// new socket; 0 means 10 s.
 	HandshakeTimeout time.Duration
 	// ChallengeTimeout is how long a client has to answer the key-auth
-	// challenge; 0 means auth.ChallengeTimeout (10 s, PROTOCOL.md section
+	// challenge; 0 means auth.ChallengeTimeout (10 s, docs/protocol.md section
 	// 11). Tests shorten it.
 	ChallengeTimeout time.Duration
 }

@@ -60,7 +60,7 @@ func (s *Server) authScheme() string {
 	return `Bearer realm="wsrelay"`
 }
 
-// serveWS checks and upgrades a WebSocket request (PROTOCOL.md section 1,
+// serveWS checks and upgrades a WebSocket request (docs/protocol.md section 1,
 // upgrade refusals), then hands the socket to a wsConn.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 	if s.draining.Load() {
@@ -118,7 +118,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 		s.releaseIP(ip)
 	}
 
-	// A resume (PROTOCOL.md section 10) takes its session over now, before
+	// A resume (docs/protocol.md section 10) takes its session over now, before
 	// the upgrade: a refusal is still an HTTP answer. The token is a secret
 	// and is never logged.
 	var resumed *session.Session

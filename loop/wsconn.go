@@ -232,7 +232,7 @@ func (h *handler) OnPong(p []byte) { h.w.Conn.OnPong(p) }
 
 // OnClose answers the client's close frame with the same code and closes.
 // Codes 1000 and 1001 end the session; with resume on, any other code
-// detaches it (PROTOCOL.md section 10).
+// detaches it (docs/protocol.md section 10).
 func (h *handler) OnClose(code int, _ string) {
 	w := h.w
 	w.done = true

@@ -14,7 +14,7 @@ const MaxJoinedPeers = 1000
 
 const shards = 64
 
-// Options are the routing limits (PROTOCOL.md section 7).
+// Options are the routing limits (docs/protocol.md section 7).
 type Options struct {
 	MaxRoomsPerPeer int  // rooms one peer may join
 	MaxRoomPeers    int  // members one room may hold; 0 = no limit

@@ -12,7 +12,7 @@ import (
 // take to reach it before its socket is closed regardless.
 const DisconnectGrace = time.Second
 
-// Messages from the server itself (the server API, PROTOCOL.md section 12):
+// Messages from the server itself (the server API, docs/protocol.md section 12):
 // they have no sending connection, so no membership check and no broadcast
 // switch apply, and they reach every node of a cluster. Direct serves them
 // as it is (it never needed a sender).
@@ -91,7 +91,7 @@ func (r *Router) DisconnectLocal(id string, code int, reason string) bool {
 		return false
 	}
 	if c.Expire() {
-		// A detached session (PROTOCOL.md section 10) has no socket to
+		// A detached session (docs/protocol.md section 10) has no socket to
 		// close: it ends here, as when its resume window passes.
 		var bt Batch
 		r.Remove(c, &bt)

@@ -5,7 +5,7 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// binary handles a binary message (PROTOCOL.md section 4): the client header
+// binary handles a binary message (docs/protocol.md section 4): the client header
 // names the operation and the recipient; the payload is forwarded untouched
 // behind a server header naming the sender. Content types outside
 // BinaryTypes, or over their size, are refused with type_not_allowed.

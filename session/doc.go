@@ -1,5 +1,5 @@
 // Package session is the protocol a peer speaks once its WebSocket is open
-// (PROTOCOL.md sections 3 and 4): the welcome, the dispatch of every message
+// (docs/protocol.md sections 3 and 4): the welcome, the dispatch of every message
 // type, acks, the error vocabulary, the rules of binary delivery, and room
 // access on join (section 11: the credential's rooms, room tokens).
 //
@@ -19,7 +19,7 @@
 //
 // # Session resume
 //
-// With a resume window (PROTOCOL.md section 10), resume.go keeps a registry
+// With a resume window (docs/protocol.md section 10), resume.go keeps a registry
 // of sessions by resume token. A Session then outlives its connection:
 // OnClose detaches it instead of ending it when the connection was lost
 // rather than closed for good, a runtime timer per detached session expires

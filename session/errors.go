@@ -9,12 +9,12 @@ import (
 	"github.com/wsrelay/wsrelay/router"
 )
 
-// Code is a protocol error code (PROTOCOL.md section 3). One Code decides the
+// Code is a protocol error code (docs/protocol.md section 3). One Code decides the
 // "code" and "message" of the error sent to the peer and the label of
 // wsrelay_errors_total: this file is the only place they are spelled.
 type Code uint8
 
-// Error codes, in the order of PROTOCOL.md section 3.
+// Error codes, in the order of docs/protocol.md section 3.
 const (
 	CodeBadJSON Code = iota
 	CodeUnknownType
@@ -47,7 +47,7 @@ var codes = [numCodes]struct{ name, text string }{
 }
 
 // Messages of forbidden other than the code's own (broadcast): a join the
-// peer's room access does not allow (PROTOCOL.md section 11).
+// peer's room access does not allow (docs/protocol.md section 11).
 const (
 	msgRoomNotAllowed = "room not allowed for this peer"
 	msgRoomToken      = "room token refused"

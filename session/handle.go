@@ -120,7 +120,7 @@ func (s *Session) join(sc *Scratch, e *frame.Envelope, id []byte) {
 	}
 }
 
-// mayJoin applies the room access rules of PROTOCOL.md section 11: a join
+// mayJoin applies the room access rules of docs/protocol.md section 11: a join
 // that carries a token is decided by the token alone; any other by the
 // rooms the credential allows. It allocates only to check a token.
 func (s *Session) mayJoin(e *frame.Envelope) (Code, string, bool) {
@@ -148,7 +148,7 @@ func (s *Session) leave(sc *Scratch, e *frame.Envelope, id []byte) {
 }
 
 // ping answers pong. With resume on, "received":N acknowledges the data
-// messages up to N: they leave the replay buffer (PROTOCOL.md section 10);
+// messages up to N: they leave the replay buffer (docs/protocol.md section 10);
 // with resume off the field is ignored like any unknown field.
 func (s *Session) ping(sc *Scratch, e *frame.Envelope, id []byte) {
 	if e.Received != nil && s.h.resume != nil {

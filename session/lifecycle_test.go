@@ -13,7 +13,7 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// The vocabulary is part of the wire and metrics contract (PROTOCOL.md
+// The vocabulary is part of the wire and metrics contract (docs/protocol.md
 // sections 3 and 6): names and messages are spelled out here on purpose.
 func TestVocabulary(t *testing.T) {
 	want := []struct{ name, text string }{

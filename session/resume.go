@@ -21,7 +21,7 @@ import (
 // 401.
 var ErrResumeDenied = errors.New("session: resume authenticated as another peer")
 
-// A resume token (PROTOCOL.md section 10) is the URL-safe base64 of a
+// A resume token (docs/protocol.md section 10) is the URL-safe base64 of a
 // lookup key and a secret. The key finds the session in a map; the secret
 // is compared in constant time, so the time a lookup takes tells nothing
 // about the secret. Tokens are never logged.

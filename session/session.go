@@ -28,7 +28,7 @@ type Config struct {
 	// BinaryTypes limits binary content types; empty allows every type.
 	BinaryTypes config.BinaryTypes
 	// ResumeWindow is how long a detached session waits for a resume
-	// (PROTOCOL.md section 10); 0 turns resume off. The transport's
+	// (docs/protocol.md section 10); 0 turns resume off. The transport's
 	// conn.Env must have resume on exactly when it is not 0.
 	ResumeWindow time.Duration
 	// BindPeer: a resume must authenticate as the session's peer id (auth
@@ -123,7 +123,7 @@ type Session struct {
 	echo bool
 	// base is the peer id without its :device suffix: a room token's sub
 	// must equal it. rooms is what the credential lets the peer join
-	// without a room token (PROTOCOL.md section 11).
+	// without a room token (docs/protocol.md section 11).
 	base  string
 	rooms auth.Rooms
 
@@ -235,7 +235,7 @@ func (s *Session) OnMessage(op byte, p []byte, sc *Scratch) bool {
 }
 
 // OnClose is called once sock, a connection of the session, closed. With
-// resume on, an end that is not for good (PROTOCOL.md section 10: no close
+// resume on, an end that is not for good (docs/protocol.md section 10: no close
 // frame, a network error, the liveness timeout, a close code other than
 // 1000 and 1001) detaches the session for RESUME_WINDOW, and the end of a
 // socket that a resume took the session from does nothing. Otherwise the

@@ -5,7 +5,7 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
-// Type is the "type" of a JSON message a peer may send (PROTOCOL.md
+// Type is the "type" of a JSON message a peer may send (docs/protocol.md
 // section 3).
 type Type string
 

@@ -8,7 +8,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 )
 
-// help describes every wsrelay series (PROTOCOL.md sections 6 to 12) and the
+// help describes every wsrelay series (docs/protocol.md sections 6 to 12) and the
 // process and Go runtime series operators look at first. A wsrelay series
 // registered anywhere needs its line here: a test fails otherwise.
 var help = map[string]string{

@@ -126,7 +126,7 @@ type Stats struct {
 	evicted      [numEvictReasons]*vm.Counter
 	fanout       *vm.PrometheusHistogram
 
-	// Flow control (PROTOCOL.md section 9).
+	// Flow control (docs/protocol.md section 9).
 	flowPauses     *vm.Counter
 	flowPaused     atomic.Int64
 	flowPausedSecs *vm.FloatCounter

@@ -80,7 +80,7 @@ export async function waitFor(fn, ms = 5000, what = 'condition') {
 }
 
 /**
- * roomToken signs a room token (PROTOCOL.md section 11) with HS256 under
+ * roomToken signs a room token (docs/protocol.md section 11) with HS256 under
  * secret, as an application's backend would: sub is the peer's base id,
  * room the room, valid for ttl seconds (negative: already expired).
  */
