@@ -58,7 +58,7 @@ type Server struct {
 	sweeper *sweeper
 	engine  *nbhttp.Engine
 	ln      net.Listener
-	adminLn net.Listener // nil unless WSRELAY_ADMIN_ADDR is set
+	adminLn net.Listener     // nil unless WSRELAY_ADMIN_ADDR is set
 	gates   map[string]*gate // wrap ln and adminLn for nbio, by address
 
 	// Atomics, used by any goroutine.
