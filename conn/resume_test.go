@@ -117,6 +117,41 @@ func TestResumePingPongAcknowledges(t *testing.T) {
 	c.Teardown()
 }
 
+// An idle session holds nothing for replay after one ping round: every
+// frame written before the ping is released by the Conn and its replay
+// storage, small or full size, goes back to the Env (PROTOCOL.md section
+// 10), so idle connections cost no more than with resume off.
+func TestPingRoundReleasesReplayStorage(t *testing.T) {
+	env := newResumeEnv(t, 32)
+	c, _ := newConn(t, env, "a")
+	for _, count := range []int{3, replaySmall + 4} { // small storage, then full size
+		bodies := make([]string, count)
+		for i := range bodies {
+			bodies[i] = fmt.Sprintf("m%d", i)
+		}
+		bufs := sendAll(c, bodies...)
+		for i, b := range bufs {
+			if r := b.Refs(); r != 2 {
+				t.Fatalf("%d frames: frame %d has %d references before the ping, want 2 (test, replay)", count, i, r)
+			}
+		}
+		c.OnPong(parseFrames(t, c.AppendPing(nil))[0].payload)
+		for i, b := range bufs {
+			if r := b.Refs(); r != 1 {
+				t.Fatalf("%d frames: frame %d has %d references after a ping round, want 1: the Conn still holds it", count, i, r)
+			}
+		}
+		c.mu.Lock()
+		held := c.replay
+		c.mu.Unlock()
+		if held != nil {
+			t.Fatalf("%d frames: after a ping round the Conn keeps replay storage for %d frames, want none", count, len(held.bufs))
+		}
+		releaseAll(bufs)
+	}
+	c.Teardown()
+}
+
 func TestResumeOffKeepsVersion1(t *testing.T) {
 	env := newEnv(t, 8, 0)
 	c, s := newConn(t, env, "a")
