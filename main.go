@@ -129,6 +129,12 @@ func wire(cfg config.Config, log *slog.Logger) (*loop.Server, error) {
 	sess := session.New(session.ConfigFrom(cfg, version), session.Deps{
 		Router: rt, Stats: st, Metrics: set, Logger: log, RoomTokens: roomTokens,
 	})
+	if cl != nil {
+		// A resume may land on any node: the one holding the session hands
+		// it over through NATS.
+		sess.SetRemote(cl)
+		cl.ServeSessions(sess)
+	}
 	var serverAPI http.Handler // a nil *api.Handler would not be a nil interface
 	if cfg.APIKey != "" {
 		serverAPI = api.New(api.Config{Key: cfg.APIKey, MaxBodyBytes: cfg.MaxMessageBytes},

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsrelay/wsrelay/router"
+	"github.com/wsrelay/wsrelay/session"
 	"github.com/wsrelay/wsrelay/stats"
 )
 
@@ -84,6 +85,10 @@ type Cluster struct {
 	view  *view // the other nodes' peers and rooms; has its own lock
 	warn  rate.Sometimes
 
+	// Set by ServeSessions before Start: the sessions this node hands over
+	// to the others (handover.go); nil answers no handover request.
+	sessions *session.Handler
+
 	// Set by Start before it starts the goroutines; read-only afterwards.
 	nc   *nats.Conn
 	subs []*nats.Subscription // presence, broadcast and inbox
@@ -100,8 +105,9 @@ type Cluster struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	connected atomic.Bool // set by up, cleared on disconnect and by Close
-	slow      atomic.Bool // nats.go reported a slow consumer: count its drops
+	connected atomic.Bool  // set by up, cleared on disconnect and by Close
+	slow      atomic.Bool  // nats.go reported a slow consumer: count its drops
+	movedAny  atomic.Int32 // len(moved), for a lock-free check of inbound directs
 
 	// Guarded by localMu: this node's peers, the numbering of its presence
 	// messages and the outbox. Every presence message is numbered and
@@ -112,6 +118,8 @@ type Cluster struct {
 	// localMu.
 	localMu sync.Mutex
 	local   map[string]*localPeer
+	moving  map[string]bool       // peers whose session is moving (Moving)
+	moved   map[string]forwarding // peers whose session moved away (handover.go)
 	seq     uint64
 	gen     uint64
 	out     outbox
@@ -158,23 +166,25 @@ func New(cfg Config, rt *router.Router, st *stats.Stats, log *slog.Logger) (*Clu
 	}
 	subj := newSubjects(cfg.Prefix)
 	c := &Cluster{
-		cfg:   cfg,
-		log:   log.With("node", cfg.NodeID),
-		rt:    rt,
-		st:    st,
-		subj:  subj,
-		id:    cfg.NodeID,
-		inc:   binary.BigEndian.Uint64(rnd[4:]),
-		inbox: subj.nodeSubject(cfg.NodeID),
-		view:  newView(subj, cfg.Heartbeat),
-		msgs:  make(chan *nats.Msg, inboundQueue),
-		hello: make(chan struct{}, 1),
-		kick:  make(chan struct{}, 1),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
-		warn:  rate.Sometimes{First: 3, Interval: 10 * time.Second},
-		local: make(map[string]*localPeer),
-		rooms: make(map[string]*nats.Subscription),
+		cfg:    cfg,
+		log:    log.With("node", cfg.NodeID),
+		rt:     rt,
+		st:     st,
+		subj:   subj,
+		id:     cfg.NodeID,
+		inc:    binary.BigEndian.Uint64(rnd[4:]),
+		inbox:  subj.nodeSubject(cfg.NodeID),
+		view:   newView(subj, cfg.Heartbeat),
+		msgs:   make(chan *nats.Msg, inboundQueue),
+		hello:  make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		warn:   rate.Sometimes{First: 3, Interval: 10 * time.Second},
+		local:  make(map[string]*localPeer),
+		moving: make(map[string]bool),
+		moved:  make(map[string]forwarding),
+		rooms:  make(map[string]*nats.Subscription),
 
 		counted: make(map[*nats.Subscription]int),
 	}
@@ -249,6 +259,17 @@ func (c *Cluster) Start() error {
 		if err != nil {
 			nc.Close()
 			return fmt.Errorf("cluster: subscribe %s: %w", subject, err)
+		}
+		c.subs = append(c.subs, sub)
+	}
+	if c.sessions != nil {
+		// Handover requests have their own subscription, served on nats.go's
+		// goroutine for it: they answer with a NATS call, which the inbound
+		// goroutine never makes.
+		sub, err := nc.Subscribe(c.subj.handoverSubject(c.id), c.serveHandover)
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: subscribe handover: %w", err)
 		}
 		c.subs = append(c.subs, sub)
 	}

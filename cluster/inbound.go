@@ -67,6 +67,9 @@ func (c *Cluster) decode(data []byte, bt *router.Batch) bool {
 		if r.bad || op != frame.OpText && op != frame.OpBinary {
 			return false
 		}
+		if data[0] == kindDirect && c.forwarded(string(key), data) {
+			return true
+		}
 		buf := frame.NewBuf(len(r.b))
 		buf.B = append(buf.B, r.b...)
 		buf.Finish(op)
@@ -96,6 +99,23 @@ func (c *Cluster) decode(data []byte, bt *router.Batch) bool {
 	default:
 		return false
 	}
+	return true
+}
+
+// forwarded passes on data, a direct frame for peer, to the node peer's
+// session moved to within DeadAfter, if peer is not connected here: through
+// the outbox, as handle makes no NATS call. It reports whether it did.
+func (c *Cluster) forwarded(peer string, data []byte) bool {
+	if c.movedAny.Load() == 0 {
+		return false // no session moved away lately: no lock
+	}
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	inbox, ok := c.forwardInbox(peer)
+	if !ok || c.local[peer] != nil {
+		return false
+	}
+	c.queue(inbox, append(c.out.buf[:c.out.mark], data...))
 	return true
 }
 

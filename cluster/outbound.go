@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -26,15 +27,40 @@ func (c *Cluster) PeerUp(id string) {
 		c.local[id] = lp
 	}
 	lp.ts = time.Now().UnixNano()
-	c.queuePresence(appendRecUp(c.startPresence(), id, lp.ts))
+	moving := c.moving[id]
+	b := c.startPresence()
+	if moving {
+		b = append(b, recMovedUp)
+	} else {
+		b = append(b, recUp)
+	}
+	b = appendField(b, id)
+	c.queuePresence(binary.BigEndian.AppendUint64(b, uint64(lp.ts)))
 	c.localMu.Unlock()
 
 	// An older connection of id on another node is replaced: forget it now
 	// (peer_left to the local members of its rooms, as on a single node),
-	// so that its node's late leave and down records find nothing.
+	// so that its node's late leave and down records find nothing. A
+	// session that moved here replaces its registration there silently.
 	var ch changes
 	c.view.forgetPeer(id, &ch)
-	c.apply(&ch)
+	if !moving {
+		c.apply(&ch)
+	}
+}
+
+// Moving implements router.Backplane: while id's session moves between
+// nodes, its presence changes are recorded as moved records, which the
+// other nodes apply without telling anyone. The router calls it without
+// holding any of its locks.
+func (c *Cluster) Moving(id string, moving bool) {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	if moving {
+		c.moving[id] = true
+	} else {
+		delete(c.moving, id)
+	}
 }
 
 // PeerDown implements router.Backplane: it records the peer's leave in the
@@ -44,7 +70,11 @@ func (c *Cluster) PeerDown(id string) {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
 	delete(c.local, id)
-	c.queuePresence(appendField(append(c.startPresence(), recDown), id))
+	rec := byte(recDown)
+	if c.moving[id] {
+		rec = recMovedDown
+	}
+	c.queuePresence(appendField(append(c.startPresence(), rec), id))
 }
 
 // Joined implements router.Backplane: the first local member subscribes
@@ -71,7 +101,11 @@ func (c *Cluster) Joined(room, peer string, first bool) {
 		// the others learn of its member.
 		c.queueRoom(opSubscribe, room)
 	}
-	c.queuePresence(appendRecRoom(b, recJoin, peer, room))
+	rec := byte(recJoin)
+	if c.moving[peer] {
+		rec = recMovedJoin
+	}
+	c.queuePresence(appendRecRoom(b, rec, peer, room))
 }
 
 // Left implements router.Backplane: the last local member unsubscribes the
@@ -94,7 +128,11 @@ func (c *Cluster) Left(room, peer string, last bool) {
 	if last {
 		c.queueRoom(opUnsubscribe, room)
 	}
-	c.queuePresence(appendRecRoom(c.startPresence(), recLeave, peer, room))
+	rec := byte(recLeave)
+	if c.moving[peer] {
+		rec = recMovedLeave
+	}
+	c.queuePresence(appendRecRoom(c.startPresence(), rec, peer, room))
 }
 
 // AppendMembers implements router.Backplane from the replicated view,
@@ -109,7 +147,14 @@ func (c *Cluster) AppendMembers(dst []string, room string, max int) []string {
 func (c *Cluster) Direct(to string, buf *frame.Buf) router.Reach {
 	inbox, ok := c.view.peerInbox(to)
 	if !ok {
-		return router.Unreached
+		// A session that just moved to another node (handover.go): the
+		// view may not know yet.
+		c.localMu.Lock()
+		inbox, ok = c.forwardInbox(to)
+		c.localMu.Unlock()
+		if !ok {
+			return router.Unreached
+		}
 	}
 	return c.send(inbox, kindDirect, to, buf)
 }

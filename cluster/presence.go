@@ -199,6 +199,37 @@ func (v *view) applyPresence(node []byte, inc, seq uint64, r *reader, now time.T
 			} else if p != nil {
 				v.leave(p, string(room), ch)
 			}
+		case recMovedUp:
+			// As recUp, but the registration it replaces moves silently.
+			peer := r.field()
+			ts := int64(r.uint64())
+			if !r.bad && !stale(string(peer), ts, n.id) {
+				var quiet changes
+				v.register(n, string(peer), ts, &quiet)
+				ch.ups = append(ch.ups, quiet.ups...)
+			}
+		case recMovedDown:
+			if p := n.peers[string(r.field())]; p != nil {
+				v.removePeer(p, &changes{})
+			}
+		case recMovedJoin, recMovedLeave:
+			peer, room := r.field(), r.field()
+			if r.bad {
+				break
+			}
+			var quiet changes
+			p := n.peers[string(peer)]
+			if rec == recMovedJoin {
+				if p == nil && !stale(string(peer), 0, n.id) {
+					p = v.register(n, string(peer), 0, &quiet)
+					ch.ups = append(ch.ups, quiet.ups...)
+				}
+				if p != nil {
+					v.join(p, string(room), &quiet)
+				}
+			} else if p != nil {
+				v.leave(p, string(room), &quiet)
+			}
 		case recBye:
 			v.dropNode(n, ch)
 			// Nothing may follow: a record after it would land on a node

@@ -162,6 +162,20 @@ func (v *view) peerCount() int {
 	return len(v.dir)
 }
 
+// nodeByTag returns the id of the node whose incarnation starts with tag
+// (Cluster.Tag); false when no node in the view has it. Safe for
+// concurrent use; it takes mu's read lock.
+func (v *view) nodeByTag(tag uint32) (string, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, n := range v.nodes {
+		if uint32(n.inc>>32) == tag {
+			return n.id, true
+		}
+	}
+	return "", false
+}
+
 // forgetPeer forgets the registration of peer id on another node, if any,
 // recording in ch the leaves to tell. It takes mu.
 func (v *view) forgetPeer(id string, ch *changes) {

@@ -41,6 +41,16 @@ import (
 //	'L' peer_len peer room_len room peer left room
 //	'X'                             node stops (graceful shutdown)
 //
+// A session that moves between nodes (a resume on another node,
+// handover.go) is announced with the moved records, which are applied like
+// their upper-case twins but tell no local member:
+//
+//	'u' peer_len peer ts(8)         peer's session moved here at ts; its
+//	                                registration on another node is forgotten
+//	'm' peer_len peer               peer's session moved away
+//	'j' peer_len peer room_len room peer is a member of room (moved here)
+//	'l' peer_len peer room_len room peer is no longer a member (moved away)
+//
 // Integers are big-endian. Lengths are one byte: peer ids, rooms and node ids
 // are at most 128 bytes.
 const (
@@ -59,6 +69,11 @@ const (
 	recJoin      = 'J'
 	recLeave     = 'L'
 	recBye       = 'X'
+
+	recMovedUp    = 'u'
+	recMovedDown  = 'm'
+	recMovedJoin  = 'j'
+	recMovedLeave = 'l'
 )
 
 // appendField appends a one-byte length and s.
@@ -119,6 +134,16 @@ func (r *reader) uint16() uint16 {
 	return v
 }
 
+func (r *reader) uint32() uint32 {
+	if len(r.b) < 4 {
+		r.bad = true
+		return 0
+	}
+	v := binary.BigEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
 func (r *reader) uint64() uint64 {
 	if len(r.b) < 8 {
 		r.bad = true
@@ -146,6 +171,7 @@ type subjects struct {
 	all      string // broadcast frames
 	room     string // prefix of room subjects: <prefix>.room.
 	node     string // prefix of node inboxes: <prefix>.node.
+	handover string // prefix of session handover subjects: <prefix>.handover.
 }
 
 func newSubjects(prefix string) subjects {
@@ -154,8 +180,10 @@ func newSubjects(prefix string) subjects {
 		all:      prefix + ".all",
 		room:     prefix + ".room.",
 		node:     prefix + ".node.",
+		handover: prefix + ".handover.",
 	}
 }
 
-func (s subjects) roomSubject(room string) string { return s.room + roomToken(room) }
-func (s subjects) nodeSubject(id string) string   { return s.node + id }
+func (s subjects) roomSubject(room string) string   { return s.room + roomToken(room) }
+func (s subjects) nodeSubject(id string) string     { return s.node + id }
+func (s subjects) handoverSubject(id string) string { return s.handover + id }

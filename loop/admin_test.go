@@ -332,21 +332,21 @@ func TestAPIDisconnectEndsSession(t *testing.T) {
 		if code, m := ts.Call("POST", "/api/disconnect", `{"peer":"alice","code":4100}`); code != 200 {
 			t.Fatalf("disconnect: %d %v", code, m)
 		}
-		if code := alice.rc.ReadClose(t, 5*time.Second); code != 4100 {
+		if code := alice.RC.ReadClose(t, 5*time.Second); code != 4100 {
 			t.Fatalf("alice closed with %d, want 4100", code)
 		}
 		if m := relaytest.Recv(t, bob, "peer_left"); m.Peer != "alice" {
 			t.Fatalf("bob got %s", m.Raw)
 		}
-		again := &resumer{t: t, ts: ts}
-		again.resumeAs(alice.token, alice.received, "")
-		if again.welcome["resumed"] != false {
-			t.Fatalf("a disconnected session was resumed: %v", again.welcome)
+		again := &relaytest.Resumer{T: t, Server: ts}
+		again.ResumeAs(alice.Token, alice.Received, "")
+		if again.Welcome["resumed"] != false {
+			t.Fatalf("a disconnected session was resumed: %v", again.Welcome)
 		}
 	})
 	t.Run("detached", func(t *testing.T) {
 		ts, alice, bob := roomPair(t, env...)
-		alice.cut()
+		alice.Cut()
 		waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 		if code, m := ts.Call("POST", "/api/disconnect", `{"peer":"alice"}`); code != 200 {
 			t.Fatalf("disconnect of a detached session: %d %v", code, m)
@@ -356,10 +356,10 @@ func TestAPIDisconnectEndsSession(t *testing.T) {
 			t.Fatalf("bob got %s after %v", m.Raw, time.Since(start))
 		}
 		waitMetric(t, ts, "wsrelay_sessions_detached", 0)
-		again := &resumer{t: t, ts: ts}
-		again.resumeAs(alice.token, alice.received, "")
-		if again.welcome["resumed"] != false {
-			t.Fatalf("a disconnected session was resumed: %v", again.welcome)
+		again := &relaytest.Resumer{T: t, Server: ts}
+		again.ResumeAs(alice.Token, alice.Received, "")
+		if again.Welcome["resumed"] != false {
+			t.Fatalf("a disconnected session was resumed: %v", again.Welcome)
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,107 +22,6 @@ import (
 // Session resume (docs/protocol.md section 10), through a real server and raw
 // WebSocket clients that count the data messages they read, exactly as the
 // contract says a client counts.
-
-// resumer is a raw client that keeps a session's token and count.
-type resumer struct {
-	t        *testing.T
-	ts       *relaytest.Server
-	rc       *relaytest.RawConn
-	peer     string
-	token    string
-	received uint64
-	welcome  map[string]any
-}
-
-// dialSession opens a new session for peer and reads its welcome.
-func dialSession(t *testing.T, ts *relaytest.Server, peer string) *resumer {
-	t.Helper()
-	r := &resumer{t: t, ts: ts}
-	r.connect("/ws?peer=" + peer)
-	if r.welcome["resumed"] != false {
-		t.Fatalf("a new session's welcome: %v", r.welcome)
-	}
-	return r
-}
-
-// connect upgrades path and reads the welcome.
-func (r *resumer) connect(path string) {
-	r.t.Helper()
-	r.rc = relaytest.RawDial(r.t, r.ts.Addr().String(), path)
-	rc := r.rc
-	r.t.Cleanup(func() { _ = rc.Close() })
-	r.welcome = r.readRaw()
-	if r.welcome["type"] != "welcome" {
-		r.t.Fatalf("first message %v, want welcome", r.welcome)
-	}
-	r.peer, _ = r.welcome["peer"].(string)
-	r.token, _ = r.welcome["resume"].(string)
-}
-
-// resume reconnects with the session's token and count.
-func (r *resumer) resume() {
-	r.t.Helper()
-	r.resumeAs(r.token, r.received, "")
-}
-
-func (r *resumer) resumeAs(token string, received uint64, extra string) {
-	r.t.Helper()
-	r.connect(fmt.Sprintf("/ws?resume=%s&received=%d%s", url.QueryEscape(token), received, extra))
-	if r.welcome["resumed"] == false {
-		r.received = 0 // a new session counts from 0
-	}
-}
-
-// readRaw reads the next text frame, skipping pings, without counting it.
-func (r *resumer) readRaw() map[string]any {
-	r.t.Helper()
-	for {
-		op, p, err := r.rc.ReadFrame(5 * time.Second)
-		if err != nil {
-			r.t.Fatalf("%s: read: %v", r.peer, err)
-		}
-		switch op {
-		case frame.OpPing:
-			continue
-		case frame.OpText:
-			var m map[string]any
-			if err := json.Unmarshal(p, &m); err != nil {
-				r.t.Fatalf("%s: %q: %v", r.peer, p, err)
-			}
-			return m
-		default:
-			r.t.Fatalf("%s: frame op %d %q, want text", r.peer, op, p)
-		}
-	}
-}
-
-// read reads and counts the next data message.
-func (r *resumer) read() map[string]any {
-	r.t.Helper()
-	m := r.readRaw()
-	r.received++
-	return m
-}
-
-// expect reads and counts the next data message and checks its type.
-func (r *resumer) expect(typ string) map[string]any {
-	r.t.Helper()
-	m := r.read()
-	if m["type"] != typ {
-		r.t.Fatalf("%s: got %v, want %s", r.peer, m, typ)
-	}
-	return m
-}
-
-func (r *resumer) send(msg string) {
-	r.t.Helper()
-	if err := r.rc.SendFrame(true, frame.OpText, []byte(msg)); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// cut drops the TCP connection without a close frame.
-func (r *resumer) cut() { _ = r.rc.Close() }
 
 // metricValue reads one series from the server's metrics.
 func metricValue(t *testing.T, ts *relaytest.Server, name string) float64 {
@@ -153,21 +51,21 @@ func waitMetric(t *testing.T, ts *relaytest.Server, name string, want float64) {
 
 // roomPair starts a server with env, a resumer alice and a client bob,
 // both members of room r.
-func roomPair(t *testing.T, env ...string) (*relaytest.Server, *resumer, *client.Client) {
+func roomPair(t *testing.T, env ...string) (*relaytest.Server, *relaytest.Resumer, *client.Client) {
 	t.Helper()
 	ts := relaytest.Start(t, append([]string{"WSRELAY_RATE_MSGS=0"}, env...)...)
-	alice := dialSession(t, ts, "alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.expect("joined")
+	alice := relaytest.DialSession(t, ts, "alice")
+	alice.Send(`{"type":"join","room":"r"}`)
+	alice.Expect("joined")
 	bob := ts.Dial("bob")
 	relaytest.Join(t, bob, "r")
-	alice.expect("peer_joined")
+	alice.Expect("peer_joined")
 	return ts, alice, bob
 }
 
 func TestResumeAfterAbruptClose(t *testing.T) {
 	ts, alice, bob := roomPair(t)
-	oldToken := alice.token
+	oldToken := alice.Token
 	if len(oldToken) == 0 || len(oldToken) > 128 || strings.ContainsAny(oldToken, "+/=") {
 		t.Fatalf("token %q: want 1-128 URL-safe characters", oldToken)
 	}
@@ -177,10 +75,10 @@ func TestResumeAfterAbruptClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alice.expect("publish")
-	alice.expect("publish")
+	alice.Expect("publish")
+	alice.Expect("publish")
 	time.Sleep(50 * time.Millisecond) // the other three are written to her socket
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 
 	// While detached: no peer_left, and messages to alice are still routed
@@ -199,35 +97,35 @@ func TestResumeAfterAbruptClose(t *testing.T) {
 	relaytest.Recv(t, bob, "ack")
 	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
 
-	alice.resume()
-	w := alice.welcome
+	alice.Resume()
+	w := alice.Welcome
 	if w["resumed"] != true || w["peer"] != "alice" || w["missed"] != 0.0 {
 		t.Fatalf("welcome of the resume: %v", w)
 	}
 	if rooms, _ := json.Marshal(w["rooms"]); string(rooms) != `["r"]` {
 		t.Fatalf("rooms %s, want [\"r\"]", rooms)
 	}
-	if alice.token == oldToken || alice.token == "" {
+	if alice.Token == oldToken || alice.Token == "" {
 		t.Fatal("a resume must hand out a new token")
 	}
 	// Exactly what she had not read, in order, then the rest.
 	for i := 3; i <= 7; i++ {
-		m := alice.expect("publish")
+		m := alice.Expect("publish")
 		if m["data"] != float64(i) || m["from"] != "bob" {
 			t.Fatalf("replayed %v, want publish %d", m, i)
 		}
 	}
-	if m := alice.expect("direct"); m["data"] != "hi" {
+	if m := alice.Expect("direct"); m["data"] != "hi" {
 		t.Fatalf("got %v", m)
 	}
 	// Live traffic goes on, both ways.
 	if err := bob.Publish("r", 8, nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := alice.expect("publish"); m["data"] != 8.0 {
+	if m := alice.Expect("publish"); m["data"] != 8.0 {
 		t.Fatalf("live %v", m)
 	}
-	alice.send(`{"type":"publish","room":"r","data":"back"}`)
+	alice.Send(`{"type":"publish","room":"r","data":"back"}`)
 	if m := relaytest.Recv(t, bob, "publish"); string(m.Data) != `"back"` {
 		t.Fatalf("bob got %s", m.Raw)
 	}
@@ -237,10 +135,10 @@ func TestResumeAfterAbruptClose(t *testing.T) {
 	}
 
 	// The old token is used up: it gets an ordinary new session.
-	other := &resumer{t: t, ts: ts}
-	other.resumeAs(oldToken, 0, "")
-	if other.welcome["resumed"] != false || other.welcome["peer"] == "alice" {
-		t.Fatalf("a used token: %v", other.welcome)
+	other := &relaytest.Resumer{T: t, Server: ts}
+	other.ResumeAs(oldToken, 0, "")
+	if other.Welcome["resumed"] != false || other.Welcome["peer"] == "alice" {
+		t.Fatalf("a used token: %v", other.Welcome)
 	}
 	if v := metricValue(t, ts, "wsrelay_sessions_resume_failed_total"); v != 1 {
 		t.Fatalf("resume_failed_total %v", v)
@@ -251,11 +149,11 @@ func TestResumeAfterAbruptClose(t *testing.T) {
 func TestResumeMissedWhenQueueOverflowed(t *testing.T) {
 	ts, alice, bob := roomPair(t, "WSRELAY_QUEUE_SIZE=4")
 	// She acknowledges everything so far, then loses her socket.
-	alice.send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.received))
-	alice.expect("pong")
-	alice.send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.received))
-	alice.expect("pong")
-	alice.cut()
+	alice.Send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.Received))
+	alice.Expect("pong")
+	alice.Send(fmt.Sprintf(`{"type":"ping","received":%d}`, alice.Received))
+	alice.Expect("pong")
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 	for i := 1; i <= 10; i++ {
 		if err := bob.Publish("r", i, nil); err != nil {
@@ -265,12 +163,12 @@ func TestResumeMissedWhenQueueOverflowed(t *testing.T) {
 	relaytest.Eventually(t, 2*time.Second, "drops", func() bool {
 		return metricValue(t, ts, `wsrelay_messages_dropped_total{reason="queue_full"}`) == 6
 	})
-	alice.resume()
-	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 6.0 {
-		t.Fatalf("welcome %v, want resumed with missed 6", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 6.0 {
+		t.Fatalf("welcome %v, want resumed with missed 6", alice.Welcome)
 	}
 	for i := 1; i <= 4; i++ {
-		if m := alice.expect("publish"); m["data"] != float64(i) {
+		if m := alice.Expect("publish"); m["data"] != float64(i) {
 			t.Fatalf("got %v, want publish %d", m, i)
 		}
 	}
@@ -281,7 +179,7 @@ func TestResumeCloseNormalEndsSession(t *testing.T) {
 	for _, code := range []int{1000, 1001} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			ts, alice, bob := roomPair(t)
-			if err := alice.rc.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, code, "")[2:]); err != nil {
+			if err := alice.RC.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, code, "")[2:]); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -289,10 +187,10 @@ func TestResumeCloseNormalEndsSession(t *testing.T) {
 			if m.Peer != "alice" || time.Since(start) > time.Second {
 				t.Fatalf("peer_left %s after %v", m.Raw, time.Since(start))
 			}
-			again := &resumer{t: t, ts: ts}
-			again.resumeAs(alice.token, alice.received, "")
-			if again.welcome["resumed"] != false {
-				t.Fatalf("a session closed with %d was resumed: %v", code, again.welcome)
+			again := &relaytest.Resumer{T: t, Server: ts}
+			again.ResumeAs(alice.Token, alice.Received, "")
+			if again.Welcome["resumed"] != false {
+				t.Fatalf("a session closed with %d was resumed: %v", code, again.Welcome)
 			}
 		})
 	}
@@ -300,23 +198,23 @@ func TestResumeCloseNormalEndsSession(t *testing.T) {
 
 func TestResumeOtherCloseCodeDetaches(t *testing.T) {
 	ts, alice, bob := roomPair(t)
-	if err := alice.rc.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, 4000, "")[2:]); err != nil {
+	if err := alice.RC.SendFrame(true, frame.OpClose, frame.AppendCloseFrame(nil, 4000, "")[2:]); err != nil {
 		t.Fatal(err)
 	}
-	if code := alice.rc.ReadClose(t, 2*time.Second); code != 4000 {
+	if code := alice.RC.ReadClose(t, 2*time.Second); code != 4000 {
 		t.Fatalf("close answered with %d", code)
 	}
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
-	alice.resume()
-	if alice.welcome["resumed"] != true {
-		t.Fatalf("welcome %v", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.Welcome)
 	}
 }
 
 func TestResumeExpiry(t *testing.T) {
 	ts, alice, bob := roomPair(t, "WSRELAY_RESUME_WINDOW=400ms")
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 	cut := time.Now()
 	for i := 1; i <= 3; i++ {
@@ -338,25 +236,25 @@ func TestResumeExpiry(t *testing.T) {
 	if ts.Router.Lookup("alice") != nil {
 		t.Fatal("expired peer still registered")
 	}
-	alice.resume()
-	if alice.welcome["resumed"] != false {
-		t.Fatalf("expired session resumed: %v", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != false {
+		t.Fatalf("expired session resumed: %v", alice.Welcome)
 	}
 }
 
 func TestResumeTakesOverOpenSocket(t *testing.T) {
 	ts, alice, bob := roomPair(t)
-	old := alice.rc
-	token, received := alice.token, alice.received
+	old := alice.RC
+	token, received := alice.Token, alice.Received
 	if err := bob.Publish("r", "x", nil); err != nil {
 		t.Fatal(err)
 	}
-	alice.expect("publish")
-	alice.resumeAs(token, received, "") // she never read it on the old socket: replayed
-	if alice.welcome["resumed"] != true {
-		t.Fatalf("welcome %v", alice.welcome)
+	alice.Expect("publish")
+	alice.ResumeAs(token, received, "") // she never read it on the old socket: replayed
+	if alice.Welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.Welcome)
 	}
-	if m := alice.expect("publish"); m["data"] != "x" {
+	if m := alice.Expect("publish"); m["data"] != "x" {
 		t.Fatalf("replayed %v", m)
 	}
 	// The old socket is closed 4001 "resumed".
@@ -380,7 +278,7 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 	if err := bob.Direct("alice", "still here", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := alice.expect("direct"); m["data"] != "still here" {
+	if m := alice.Expect("direct"); m["data"] != "still here" {
 		t.Fatalf("got %v", m)
 	}
 	_ = ts
@@ -390,52 +288,52 @@ func TestResumeNeedsSamePeer(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
 	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
 	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
-	alice := &resumer{t: t, ts: ts}
-	alice.connect("/ws?token=" + aliceTok)
-	alice.cut()
+	alice := &relaytest.Resumer{T: t, Server: ts}
+	alice.Connect("/ws?token=" + aliceTok)
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 
 	path := func(tok string) string {
-		return fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, tok)
+		return fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.Token, tok)
 	}
-	for _, p := range []string{path(bobTok), fmt.Sprintf("/ws?resume=%s&received=0", alice.token)} {
+	for _, p := range []string{path(bobTok), fmt.Sprintf("/ws?resume=%s&received=0", alice.Token)} {
 		if _, err := relaytest.TryRawDial(ts.Addr().String(), p); err == nil || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("resume with another peer's or no credential: %v, want 401", err)
 		}
 	}
 	// The refusals did not use the token up.
-	alice.connect(path(aliceTok))
-	if alice.welcome["resumed"] != true || alice.welcome["peer"] != "alice" {
-		t.Fatalf("welcome %v", alice.welcome)
+	alice.Connect(path(aliceTok))
+	if alice.Welcome["resumed"] != true || alice.Welcome["peer"] != "alice" {
+		t.Fatalf("welcome %v", alice.Welcome)
 	}
 }
 
 func TestResumeCountTooLarge(t *testing.T) {
 	ts, alice, _ := roomPair(t)
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	alice.resumeAs(alice.token, alice.received+1, "")
-	if alice.welcome["resumed"] != false {
-		t.Fatalf("received past what was sent: %v", alice.welcome)
+	alice.ResumeAs(alice.Token, alice.Received+1, "")
+	if alice.Welcome["resumed"] != false {
+		t.Fatalf("received past what was sent: %v", alice.Welcome)
 	}
 }
 
 func TestResumeOff(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_RESUME_WINDOW=0")
-	a := &resumer{t: t, ts: ts}
-	a.connect("/ws?peer=a")
-	if _, has := a.welcome["resume"]; has {
-		t.Fatalf("welcome with resume off: %v", a.welcome)
+	a := &relaytest.Resumer{T: t, Server: ts}
+	a.Connect("/ws?peer=a")
+	if _, has := a.Welcome["resume"]; has {
+		t.Fatalf("welcome with resume off: %v", a.Welcome)
 	}
-	if _, has := a.welcome["resumed"]; has {
-		t.Fatalf("welcome with resume off: %v", a.welcome)
+	if _, has := a.Welcome["resumed"]; has {
+		t.Fatalf("welcome with resume off: %v", a.Welcome)
 	}
 	// A ping's received is ignored like any unknown field.
-	a.send(`{"type":"ping","received":"x"}`)
-	a.expect("pong")
-	a.connect("/ws?peer=b&resume=whatever&received=0")
-	if a.peer != "b" {
-		t.Fatalf("welcome %v", a.welcome)
+	a.Send(`{"type":"ping","received":"x"}`)
+	a.Expect("pong")
+	a.Connect("/ws?peer=b&resume=whatever&received=0")
+	if a.Peer != "b" {
+		t.Fatalf("welcome %v", a.Welcome)
 	}
 }
 
@@ -464,18 +362,18 @@ func TestResumeAfterLivenessTimeout(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms", "WSRELAY_CLIENT_TIMEOUT=1s")
 	bob := ts.Dial("bob")
 	relaytest.Join(t, bob, "r")
-	alice := dialSession(t, ts, "alice") // never answers pings
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.expect("joined")
+	alice := relaytest.DialSession(t, ts, "alice") // never answers pings
+	alice.Send(`{"type":"join","room":"r"}`)
+	alice.Expect("joined")
 	relaytest.Recv(t, bob, "peer_joined")
-	if code := alice.rc.ReadClose(t, 3*time.Second); code != 1000 {
+	if code := alice.RC.ReadClose(t, 3*time.Second); code != 1000 {
 		t.Fatalf("closed with %d", code)
 	}
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 	relaytest.QuietType(t, bob, "peer_left", 200*time.Millisecond)
-	alice.resume()
-	if alice.welcome["resumed"] != true {
-		t.Fatalf("welcome %v", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != true {
+		t.Fatalf("welcome %v", alice.Welcome)
 	}
 }
 
@@ -499,17 +397,17 @@ func TestResumeTokenNeverLogged(t *testing.T) {
 	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
 	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
 	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
-	alice := &resumer{t: t, ts: ts}
-	alice.connect("/ws?token=" + aliceTok)
-	tokens := []string{alice.token}
-	alice.cut()
+	alice := &relaytest.Resumer{T: t, Server: ts}
+	alice.Connect("/ws?token=" + aliceTok)
+	tokens := []string{alice.Token}
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	_, _ = relaytest.TryRawDial(ts.Addr().String(), fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, bobTok)) // 401
-	alice.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.token, aliceTok))
-	tokens = append(tokens, alice.token)
-	other := &resumer{t: t, ts: ts}
-	other.connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", tokens[0], aliceTok)) // used: new session
-	tokens = append(tokens, other.token)
+	_, _ = relaytest.TryRawDial(ts.Addr().String(), fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.Token, bobTok)) // 401
+	alice.Connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", alice.Token, aliceTok))
+	tokens = append(tokens, alice.Token)
+	other := &relaytest.Resumer{T: t, Server: ts}
+	other.Connect(fmt.Sprintf("/ws?resume=%s&received=0&token=%s", tokens[0], aliceTok)) // used: new session
+	tokens = append(tokens, other.Token)
 	out := buf.String()
 	if !strings.Contains(out, "upgrade refused") {
 		t.Fatalf("the 401 was not logged:\n%s", out)

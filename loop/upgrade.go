@@ -131,7 +131,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, echo bool) {
 			n = ^uint64(0) // not a count: the resume fails, a new session starts
 		}
 		received = n
-		resumed, err = s.session.Resume(q.Get("resume"), n, id)
+		// A session handed over by another node of a cluster gets its
+		// Conn here; its socket, a wsConn, is a conn.Resumer.
+		adopt := func(peer string, h *conn.Handoff) *conn.Conn {
+			return conn.Adopt(s.env, peer, ip, true, h)
+		}
+		resumed, err = s.session.Resume(q.Get("resume"), n, ident, adopt)
 		if err != nil {
 			release()
 			s.rejectAuth(w, r, err)

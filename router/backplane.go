@@ -50,6 +50,10 @@ type Backplane interface {
 	// this node knows.
 	RemoteMembers(room string) int
 	RemotePeers() int
+	// Moving(id, true) says that the presence changes of peer id that
+	// follow, up to Moving(id, false), move its session between nodes
+	// (Release, Adopt): the other nodes must not tell anyone.
+	Moving(id string, moving bool)
 	// Disconnect asks the node that holds peer id to close its connection
 	// with code and reason (Router.DisconnectLocal there); false when no
 	// other node holds it.

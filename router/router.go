@@ -442,7 +442,8 @@ func (r *Router) leaveAll(p *peer, bt *Batch) {
 	p.gone = true
 }
 
-// removeMember deletes c from room name and tells the remaining members.
+// removeMember deletes c from room name and tells the remaining members
+// through bt; a nil bt tells no one (Release).
 func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
 	s := r.roomShard(name)
 	s.mu.Lock()
@@ -468,6 +469,9 @@ func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
 	if len(rm.members) == 0 {
 		delete(s.m, name)
 		r.st.RoomsChanged(-1)
+		return
+	}
+	if bt == nil {
 		return
 	}
 	note := frame.NewBuf(64 + len(name) + len(c.ID))

@@ -11,6 +11,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
@@ -21,15 +22,42 @@ import (
 // 401.
 var ErrResumeDenied = errors.New("session: resume authenticated as another peer")
 
-// A resume token (docs/protocol.md section 10) is the URL-safe base64 of a
-// lookup key and a secret. The key finds the session in a map; the secret
-// is compared in constant time, so the time a lookup takes tells nothing
-// about the secret. Tokens are never logged.
+// A resume token (docs/protocol.md section 10) is the URL-safe base64 of the
+// issuing node's tag, a lookup key and a secret. The tag names the node of a
+// cluster that holds the session (Remote); the key finds the session in a
+// map there; the secret is compared in constant time, so the time a lookup
+// takes tells nothing about the secret. Tokens are never logged.
 const (
+	tokenTagLen    = 4
 	tokenKeyLen    = 8
 	tokenSecretLen = 16
-	tokenLen       = (tokenKeyLen + tokenSecretLen) * 4 / 3 // 32 characters
+	tokenRawLen    = tokenTagLen + tokenKeyLen + tokenSecretLen
 )
+
+// tokenLen is the length of a token: 38 characters.
+var tokenLen = base64.RawURLEncoding.EncodedLen(tokenRawLen)
+
+// token is a decoded resume token.
+type token struct {
+	tag    uint32
+	key    tokenKey
+	secret [tokenSecretLen]byte
+}
+
+// parseToken decodes a resume token; false when it is not one.
+func parseToken(s string) (t token, ok bool) {
+	if len(s) != tokenLen {
+		return t, false
+	}
+	var raw [tokenRawLen]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], []byte(s)); err != nil || n != len(raw) {
+		return t, false
+	}
+	t.tag = binary.BigEndian.Uint32(raw[:tokenTagLen])
+	t.key = tokenKey(binary.LittleEndian.Uint64(raw[tokenTagLen:]))
+	copy(t.secret[:], raw[tokenTagLen+tokenKeyLen:])
+	return t, true
+}
 
 // tokenKey is the lookup part of a token: 64 random bits.
 type tokenKey uint64
@@ -51,6 +79,9 @@ const (
 type registry struct {
 	window time.Duration
 	rt     *router.Router
+	// tag is written into every token this node issues (Remote.Tag); set
+	// before the first session opens.
+	tag uint32
 
 	resumed, expired, failed *vm.Counter
 
@@ -86,15 +117,16 @@ func (g *registry) detached() int {
 // attached. Called under g.mu.
 func (g *registry) issue(s *Session) string {
 	delete(g.byKey, s.key)
-	var raw [tokenKeyLen + tokenSecretLen]byte
+	var raw [tokenRawLen]byte
+	binary.BigEndian.PutUint32(raw[:tokenTagLen], g.tag)
 	for {
-		_, _ = rand.Read(raw[:]) // never fails (crypto/rand)
-		s.key = tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
+		_, _ = rand.Read(raw[tokenTagLen:]) // never fails (crypto/rand)
+		s.key = tokenKey(binary.LittleEndian.Uint64(raw[tokenTagLen:]))
 		if g.byKey[s.key] == nil {
 			break
 		}
 	}
-	copy(s.secret[:], raw[tokenKeyLen:])
+	copy(s.secret[:], raw[tokenTagLen+tokenKeyLen:])
 	g.byKey[s.key] = s
 	s.state = stateAttached
 	return base64.RawURLEncoding.EncodeToString(raw[:])
@@ -145,21 +177,14 @@ func (g *registry) expire(s *Session) {
 	}
 }
 
-// claim takes the session of token for a resume: the token is used up. It
-// returns nil when the token is unknown, used, or its session ended.
-func (g *registry) claim(token string, peer string, bindPeer bool, received uint64) (*Session, error) {
-	if len(token) != tokenLen {
-		return nil, nil
-	}
-	var raw [tokenKeyLen + tokenSecretLen]byte
-	if n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token)); err != nil || n != len(raw) {
-		return nil, nil
-	}
-	key := tokenKey(binary.LittleEndian.Uint64(raw[:tokenKeyLen]))
+// claim takes the session of token t, issued by this node, for a resume:
+// the token is used up. It returns nil when the token is unknown, used, or
+// its session ended.
+func (g *registry) claim(t token, peer string, bindPeer bool, received uint64) (*Session, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := g.byKey[key]
-	if s == nil || subtle.ConstantTimeCompare(s.secret[:], raw[tokenKeyLen:]) != 1 {
+	s := g.byKey[t.key]
+	if s == nil || t.tag != g.tag || subtle.ConstantTimeCompare(s.secret[:], t.secret[:]) != 1 {
 		return nil, nil
 	}
 	if s.state != stateAttached && s.state != stateDetached {
@@ -171,7 +196,7 @@ func (g *registry) claim(token string, peer string, bindPeer bool, received uint
 	if received > s.c.Sent() {
 		return nil, nil // the client claims more than was sent: not this session
 	}
-	delete(g.byKey, key)
+	delete(g.byKey, t.key)
 	g.stopTimer(s) // if it fired already, expire finds the session claimed
 	s.state = stateClaimed
 	return s, nil
@@ -208,20 +233,36 @@ func (g *registry) stop() {
 }
 
 // Resume looks up the session of a resume request (GET
-// /ws?resume=TOKEN&received=N) whose credential authenticated as peer. It
+// /ws?resume=TOKEN&received=N) whose credential authenticated as id. It
 // returns the session, taken from its old socket if that is still open
 // (close 4001 "resumed", no peer_left), for the transport to call Attach
-// with the new socket. It returns nil, nil when the request gets an
-// ordinary new session instead (resume off, token unknown, expired or used,
-// received past what the session sent), and ErrResumeDenied when auth is on
-// and peer is not the session's peer id. Failures are counted in
-// wsrelay_sessions_resume_failed_total.
-func (h *Handler) Resume(token string, received uint64, peer string) (*Session, error) {
+// with the new socket. When the token was issued by another node of a
+// cluster, that node hands the session over (Remote): adopt makes the
+// session's Conn here from what it carried (conn.Adopt), and the peer joins
+// its rooms here without a word to their members. It returns nil, nil when
+// the request gets an ordinary new session instead (resume off, token
+// unknown, expired or used, received past what the session sent), and
+// ErrResumeDenied when auth is on and id is not the session's peer id.
+// Failures are counted in wsrelay_sessions_resume_failed_total.
+func (h *Handler) Resume(tok string, received uint64, id auth.Identity, adopt func(peer string, h *conn.Handoff) *conn.Conn) (*Session, error) {
 	g := h.resume
 	if g == nil {
 		return nil, nil
 	}
-	s, err := g.claim(token, peer, h.cfg.BindPeer, received)
+	t, ok := parseToken(tok)
+	var s *Session
+	var err error
+	switch {
+	case !ok:
+	case t.tag != g.tag && h.remote != nil:
+		s, err = h.fetch(t.tag, tok, received, id, adopt)
+		if s == nil {
+			g.failed.Inc()
+		}
+		return s, err
+	default:
+		s, err = g.claim(t, id.Peer, h.cfg.BindPeer, received)
+	}
 	if s == nil {
 		g.failed.Inc()
 		return nil, err

@@ -76,6 +76,7 @@ type Handler struct {
 	errors   [numCodes]*vm.Counter
 	badInput rate.Sometimes
 	resume   *registry // nil when resume is off
+	remote   Remote    // the other nodes of a cluster; nil on a single node
 }
 
 // New returns a Handler and registers its error counters in deps.Metrics.
