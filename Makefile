@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOnMessage$$' -fuzztime $(FUZZTIME) ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzLiveConnection$$' -fuzztime $(FUZZTIME) -parallel 1 ./loop
 	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) -parallel 1 ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMoved$$' -fuzztime $(FUZZTIME) ./cluster
 
 ## test-web: the browser client's types, unit tests and tests against bin/wsrelay (Node.js 20+)
 test-web: build web/node_modules

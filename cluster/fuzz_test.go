@@ -7,6 +7,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/wsrelay/wsrelay/conn"
+	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/stats"
 )
@@ -41,6 +42,8 @@ func FuzzHandle(f *testing.F) {
 		{appendRecUp(hdr("n2", 1, 1), "bob", 1<<62), append(hdr("n2", 1, 2), recBye)},
 		{append(hdr("n2", 1, 7), recHeartbeat), appendField(append(hdr("n2", 2, 1), recDown), "alice")},
 		{append(hdr("me", 1, 1), recHeartbeat), []byte{kindPresence}},
+		{up, appendRecRoom(binary.BigEndian.AppendUint64(appendField(append(hdr("n3", 1, 1), recMovedUp), "alice"), 9), recMovedJoin, "alice", "r")},
+		{appendRecRoom(hdr("n2", 1, 1), recMovedLeave, "bob", "r"), appendField(append(hdr("n2", 1, 2), recMovedDown), "bob")},
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1])
@@ -58,6 +61,9 @@ func FuzzHandle(f *testing.F) {
 		c.rt, c.st = rt, st
 		c.view = newView(c.subj, c.cfg.Heartbeat)
 		c.local = make(map[string]*localPeer)
+		c.moving = make(map[string]bool)
+		c.moved = make(map[string]forwarding)
+		c.movedAny.Store(0)
 		c.out = outbox{}
 		rt.SetBackplane(c) // PeerUp and Joined record presence in the outbox, nothing is sent
 		env := conn.NewEnv(16, st, nil)
@@ -102,6 +108,13 @@ func malformedLayout(m []byte) (malformed, known bool) {
 		return !(m[1] == 1 || m[1] == 2), true
 	case kindSyncReq:
 		return len(m) != 2+int(m[1]), true
+	case kindClose:
+		n := 2 + int(m[1]) // kind, peer
+		if len(m) < n+3 {
+			return true, true
+		}
+		code := int(binary.BigEndian.Uint16(m[n:]))
+		return len(m) != n+3+int(m[n+2]) || !frame.ValidCloseCode(code), true
 	case kindPresence:
 		return false, false
 	}

@@ -86,9 +86,10 @@ func (c *Cluster) decode(data []byte, bt *router.Batch) bool {
 		peer := r.field()
 		code := int(r.uint16())
 		reason := r.field()
-		if !r.bad && frame.ValidCloseCode(code) {
-			c.rt.DisconnectLocal(string(peer), code, string(reason))
+		if r.bad || len(r.b) > 0 || !frame.ValidCloseCode(code) {
+			return false
 		}
+		c.rt.DisconnectLocal(string(peer), code, string(reason))
 	case kindSyncReq:
 		if r.field(); r.bad || len(r.b) > 0 {
 			return false

@@ -1,13 +1,10 @@
 package loop_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,20 +23,11 @@ import (
 // metricValue reads one series from the server's metrics.
 func metricValue(t *testing.T, ts *relaytest.Server, name string) float64 {
 	t.Helper()
-	var buf bytes.Buffer
-	ts.Metrics.WritePrometheus(&buf)
-	sc := bufio.NewScanner(&buf)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
+	v, ok := ts.Metric(name)
+	if !ok {
+		t.Fatalf("no series %s", name)
 	}
-	t.Fatalf("no series %s", name)
-	return 0
+	return v
 }
 
 func waitMetric(t *testing.T, ts *relaytest.Server, name string, want float64) {

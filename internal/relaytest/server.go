@@ -1,12 +1,15 @@
 package relaytest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +41,20 @@ type Server struct {
 	// Admin is http://127.0.0.1:port of the admin address (https:// with
 	// TLS), empty unless WSRELAY_ADMIN_ADDR is set.
 	Admin string
+}
+
+// Metric returns the value of the series name (with its labels, if any)
+// on the server's metrics, and false when there is no such series.
+func (s *Server) Metric(name string) (float64, bool) {
+	var buf bytes.Buffer
+	s.Metrics.WritePrometheus(&buf)
+	for line := range strings.Lines(buf.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // Options changes how Start wires a server.
@@ -88,6 +105,10 @@ func Wire(cfg config.Config, opts Options) (*Server, error) {
 	sess := session.New(session.ConfigFrom(cfg, opts.Version), session.Deps{
 		Router: rt, Stats: st, Metrics: set, Logger: opts.Logger, RoomTokens: roomTokens,
 	})
+	if cl != nil {
+		sess.SetRemote(cl)
+		cl.ServeSessions(sess)
+	}
 	var apiHandler *api.Handler
 	var serverAPI http.Handler
 	if cfg.APIKey != "" {
