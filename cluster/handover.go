@@ -43,7 +43,7 @@ const (
 
 	// handoverTimeout bounds how long a resume waits for the node holding
 	// its session; past it the client gets a new session.
-	handoverTimeout = 2 * time.Second
+	handoverTimeout = time.Second
 	// handoverSlack is what a reply keeps free under NATS's max_payload
 	// for everything but frame bodies.
 	handoverSlack = 16 << 10

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 // startNATS runs an embedded NATS server on 127.0.0.1:port (0: any free
 // port) until the test ends or stopNATS.
-func startNATS(t *testing.T, port int) *natsserver.Server {
+func startNATS(t testing.TB, port int) *natsserver.Server {
 	t.Helper()
 	if port == 0 {
 		port = natsserver.RANDOM_PORT
@@ -65,7 +65,7 @@ type node struct {
 
 // startNode runs a relay on 127.0.0.1:0 in the cluster at url, with
 // broadcast on and rate limiting off, plus env.
-func startNode(t *testing.T, url, id string, env ...string) *node {
+func startNode(t testing.TB, url, id string, env ...string) *node {
 	t.Helper()
 	s := relaytest.Start(t, append([]string{
 		"WSRELAY_WORKERS=1", "WSRELAY_ALLOW_BROADCAST=true",
@@ -76,7 +76,7 @@ func startNode(t *testing.T, url, id string, env ...string) *node {
 }
 
 // startCluster starts a NATS server and n nodes n1..nN that see each other.
-func startCluster(t *testing.T, n int) (*natsserver.Server, []*node) {
+func startCluster(t testing.TB, n int) (*natsserver.Server, []*node) {
 	t.Helper()
 	ns := startNATS(t, 0)
 	nodes := make([]*node, n)
@@ -88,7 +88,7 @@ func startCluster(t *testing.T, n int) (*natsserver.Server, []*node) {
 }
 
 // waitMesh waits until every node hears from every other.
-func waitMesh(t *testing.T, nodes ...*node) {
+func waitMesh(t testing.TB, nodes ...*node) {
 	t.Helper()
 	relaytest.Eventually(t, 5*time.Second, "nodes see each other", func() bool {
 		for _, n := range nodes {

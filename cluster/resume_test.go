@@ -251,3 +251,35 @@ func TestResumeOnAnotherNodeNeedsSamePeer(t *testing.T) {
 		t.Fatalf("welcome %v", alice.Welcome)
 	}
 }
+
+// BenchmarkResumeOnAnotherNode measures a resume that lands on another node
+// than the one holding the session, its old connection still open: the
+// upgrade request, the handover through NATS (the old node closes the old
+// connection with 4001 and sends the session), and the welcome. "same node"
+// is the resume without a handover, for comparison.
+func BenchmarkResumeOnAnotherNode(b *testing.B) {
+	_, nodes := startCluster(b, 2)
+	for _, tc := range []struct {
+		name string
+		next func(i int) *node
+	}{
+		{"other node", func(i int) *node { return nodes[(i+1)%2] }},
+		{"same node", func(int) *node { return nodes[0] }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			a := relaytest.DialSession(b, nodes[0].Server, "alice")
+			a.Send(`{"type":"join","room":"r"}`)
+			a.Expect("joined")
+			b.ResetTimer()
+			for i := range b.N {
+				old := a.RC
+				a.Server = tc.next(i).Server
+				a.Resume()
+				if a.Welcome["resumed"] != true {
+					b.Fatalf("resume %d: %v", i, a.Welcome)
+				}
+				_ = old.Close()
+			}
+		})
+	}
+}
