@@ -41,6 +41,24 @@ func sendAll(c *Conn, bodies ...string) []*frame.Buf {
 	return bufs
 }
 
+// attachReplays attaches a new socket to the detached c, telling it the
+// client received the first received frames, flushes, and checks that
+// Attach reports wantMissed missed frames and that the socket got the
+// frames want lists: the texts joined by commas, the welcome first.
+func attachReplays(t *testing.T, c *Conn, received, wantMissed uint64, want string) {
+	t.Helper()
+	welcome, _, _ := strings.Cut(want, ",")
+	s := &fakeSocket{c: c}
+	missed, ok := c.Attach(s, received, welcomeOf(welcome))
+	if !ok || missed != wantMissed {
+		t.Fatalf("Attach = %d, %v; want %d, true", missed, ok, wantMissed)
+	}
+	c.Flush(nil)
+	if got := strings.Join(texts(t, s.Bytes()), ","); got != want {
+		t.Fatalf("after resume with received %d: %s, want %s", received, got, want)
+	}
+}
+
 func releaseAll(bufs []*frame.Buf) {
 	for _, b := range bufs {
 		b.Release()
@@ -198,15 +216,8 @@ func TestDetachAttachReplaysInOrder(t *testing.T) {
 		t.Fatalf("%d writes to the old socket, want 4", got)
 	}
 
-	s2 := &fakeSocket{c: c}
-	missed, ok := c.Attach(s2, 1, welcomeOf("welcome2"))
-	if !ok || missed != 0 {
-		t.Fatalf("Attach = %d, %v; want 0, true", missed, ok)
-	}
-	c.Flush(nil)
-	if got := strings.Join(texts(t, s2.Bytes()), ","); got != "welcome2,m2,m3,m4,m5" {
-		t.Fatalf("after resume with received 1: %s", got)
-	}
+	// After resume with received 1: m1 is acknowledged, the rest replayed.
+	attachReplays(t, c, 1, 0, "welcome2,m2,m3,m4,m5")
 	// Replayed and new messages count on: m6 is number 6.
 	bufs = append(bufs, sendAll(c, "m6")...)
 	ping := parseFrames(t, c.AppendPing(nil))[0].payload
@@ -235,15 +246,7 @@ func TestAttachMissed(t *testing.T) {
 			t.Fatalf("Replayable = %d, want QUEUE_SIZE 4", n)
 		}
 		c.Detach(s1)
-		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
-		if !ok || missed != 2 {
-			t.Fatalf("Attach = %d, %v; want 2 missed (m1, m2 released)", missed, ok)
-		}
-		c.Flush(nil)
-		if got := strings.Join(texts(t, s2.Bytes()), ","); got != "w,m3,m4,m5,m6" {
-			t.Fatalf("replayed %s", got)
-		}
+		attachReplays(t, c, 0, 2, "w,m3,m4,m5,m6") // m1, m2 released
 		releaseAll(bufs)
 		c.Teardown()
 	})
@@ -257,15 +260,9 @@ func TestAttachMissed(t *testing.T) {
 			c.Enqueue(b)
 			bufs = append(bufs, b)
 		}
-		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
-		if !ok || missed != 3 {
-			t.Fatalf("Attach = %d, %v; want 3 missed (dropped on the full queue)", missed, ok)
-		}
-		c.Flush(nil)
-		if got := strings.Join(texts(t, s2.Bytes()), ","); got != "w,m1,m2" {
-			t.Fatalf("after resume %s: want no overflow notice, the drops are in missed", got)
-		}
+		// m3 to m5 were dropped on the full queue: they are in missed, and
+		// no overflow notice follows the replay.
+		attachReplays(t, c, 0, 3, "w,m1,m2")
 		releaseAll(bufs)
 		c.Teardown()
 	})
