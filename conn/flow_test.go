@@ -226,24 +226,23 @@ func TestFlowNewBacklogRestartsTheClock(t *testing.T) {
 }
 
 func TestFlowClose(t *testing.T) {
-	t.Run("recipient closes", func(t *testing.T) {
-		env := flowEnv(t)
-		s, ss, r, _ := holdSender(t, env)
-		s.Park()
-		r.Teardown()
-		if ss.resumes.Load() != 1 {
-			t.Fatal("a closed recipient still holds its sender")
-		}
-	})
-	t.Run("recipient sends a close frame", func(t *testing.T) {
-		env := flowEnv(t)
-		s, ss, r, _ := holdSender(t, env)
-		s.Park()
-		r.CloseWith(1000, "")
-		if ss.resumes.Load() != 1 {
-			t.Fatal("a closing recipient still holds its sender")
-		}
-	})
+	for _, tt := range []struct {
+		name  string
+		close func(r *Conn)
+		state string // of the recipient after close
+	}{
+		{"recipient closes", (*Conn).Teardown, "closed"},
+		{"recipient sends a close frame", func(r *Conn) { r.CloseWith(1000, "") }, "closing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ss, r, _ := holdSender(t, flowEnv(t))
+			s.Park()
+			tt.close(r)
+			if ss.resumes.Load() != 1 {
+				t.Fatalf("a %s recipient still holds its sender", tt.state)
+			}
+		})
+	}
 	t.Run("sender closes while paused", func(t *testing.T) {
 		env := flowEnv(t)
 		s, ss, r, _ := holdSender(t, env)

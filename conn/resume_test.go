@@ -59,6 +59,17 @@ func attachReplays(t *testing.T, c *Conn, received, wantMissed uint64, want stri
 	}
 }
 
+// newGreeted returns, as newConn, a Conn "a" that has written the welcome
+// "welcome".
+func newGreeted(t testing.TB, env *Env) (*Conn, *fakeSocket) {
+	t.Helper()
+	c, s := newConn(t, env, "a")
+	if c.Greet(textBuf("welcome")) {
+		c.Flush(nil)
+	}
+	return c, s
+}
+
 func releaseAll(bufs []*frame.Buf) {
 	for _, b := range bufs {
 		b.Release()
@@ -67,10 +78,7 @@ func releaseAll(bufs []*frame.Buf) {
 
 func TestResumeNumbersAndKeepsWrittenMessages(t *testing.T) {
 	env := newResumeEnv(t, 8)
-	c, s := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s := newGreeted(t, env)
 	bufs := sendAll(c, "m1", "m2", "m3", "m4", "m5")
 	if got := strings.Join(texts(t, s.Bytes()), ","); got != "welcome,m1,m2,m3,m4,m5" {
 		t.Fatalf("written %s", got)
@@ -192,10 +200,7 @@ func TestResumeOffKeepsVersion1(t *testing.T) {
 
 func TestDetachAttachReplaysInOrder(t *testing.T) {
 	env := newResumeEnv(t, 8)
-	c, s1 := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s1 := newGreeted(t, env)
 	bufs := sendAll(c, "m1", "m2", "m3")
 	if r := c.Detach(s1); r != Detached {
 		t.Fatalf("Detach = %v, want Detached", r)
@@ -419,10 +424,7 @@ func waitABit() { time.Sleep(5 * time.Millisecond) }
 func TestResumeConcurrentExactlyOnce(t *testing.T) {
 	const total = 3000
 	env := newResumeEnv(t, total)
-	c, s := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s := newGreeted(t, env)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
