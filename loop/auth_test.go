@@ -37,20 +37,6 @@ import (
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 
-// writePEM writes a public key as a PEM file and returns its path.
-func writePEM(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // waitConns waits up to 5 s for the server to count n open connections.
 func waitConns(t testing.TB, s *loop.Server, n int64) {
 	t.Helper()
@@ -147,7 +133,7 @@ func TestJWTPublicKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writePEM(t, tc.pub)
+			path := relaytest.WritePublicKeyPEM(t, tc.pub)
 			ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE="+path)
 			for _, m := range tc.good {
 				if status, peer := authStatus(ts, &client.Options{Token: relaytest.SignJWT(t, m, tc.goodKey, relaytest.JWTClaims("bob"))}); status != 0 || peer != "bob" {
@@ -177,7 +163,7 @@ func TestAuthBadKeys(t *testing.T) {
 	der, _ := x509.MarshalECPrivateKey(k)
 	_ = os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
-	weakPath := writePEM(t, &weak.PublicKey)
+	weakPath := relaytest.WritePublicKeyPEM(t, &weak.PublicKey)
 	cases := []struct {
 		name string
 		env  []string

@@ -1,6 +1,11 @@
 package relaytest
 
 import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,4 +37,20 @@ func JWTClaims(sub string, kv ...any) jwt.MapClaims {
 		c[kv[i].(string)] = kv[i+1]
 	}
 	return c
+}
+
+// WritePublicKeyPEM writes pub as a PEM "PUBLIC KEY" file, the form of
+// WSRELAY_JWT_PUBLIC_KEY_FILE, in the test's temporary directory and
+// returns its path.
+func WritePublicKeyPEM(t testing.TB, pub crypto.PublicKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
