@@ -14,32 +14,19 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsrelay/wsrelay/client"
-	"github.com/wsrelay/wsrelay/config"
 	"github.com/wsrelay/wsrelay/frame"
-	"github.com/wsrelay/wsrelay/internal/relaytest"
 )
 
-// Example runs a relay in the process on a free port, wired as the wsrelay
-// command wires it; against a deployed relay the URL is all that changes.
-// The other examples need a relay on localhost:8080, so they have no
-// "Output:" comment: they are compiled by go test but not run.
+// The examples with an "Output:" comment run a relay of their own on a free
+// port, configured with the WSRELAY_* variables of the wsrelay command;
+// against a deployed relay its URL is all that changes. The other examples
+// need a relay on localhost:8080, so they have no "Output:" comment: they
+// are compiled by go test but not run.
 
 // Two peers meet in a room and exchange a message.
 func Example() {
-	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv, err := relaytest.Wire(cfg, relaytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
-	url := "ws://" + srv.Addr().String() + "/ws"
-
+	url, stop := startRelay() // a relay with the default settings
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -165,24 +152,13 @@ func ExampleCloseError() {
 // (WSRELAY_JWT_REQUIRE_ROOMS) and verifies them with the backend's secret.
 func ExampleClient_JoinWithToken() {
 	const secret = "the-backend-and-the-relay-share-this-secret"
-	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_AUTH=key",
-		"WSRELAY_JWT_SECRET=" + secret, "WSRELAY_JWT_REQUIRE_ROOMS=true"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv, err := relaytest.Wire(cfg, relaytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
+	url, stop := startRelay("WSRELAY_AUTH=key", "WSRELAY_JWT_SECRET="+secret, "WSRELAY_JWT_REQUIRE_ROOMS=true")
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	c, err := client.Dial(ctx, "ws://"+srv.Addr().String()+"/ws", &client.Options{Key: key})
+	c, err := client.Dial(ctx, url, &client.Options{Key: key})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -210,19 +186,8 @@ func ExampleClient_JoinWithToken() {
 // Compression against a relay started with WSRELAY_COMPRESSION=true: an SDP
 // offer of a few kilobytes travels compressed both ways, and reads the same.
 func ExampleOptions_compression() {
-	cfg, err := config.Load([]string{"WSRELAY_ADDR=127.0.0.1:0", "WSRELAY_COMPRESSION=true"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv, err := relaytest.Wire(cfg, relaytest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
-	url := "ws://" + srv.Addr().String() + "/ws"
+	url, stop := startRelay("WSRELAY_COMPRESSION=true")
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

@@ -1,13 +1,14 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,22 +135,57 @@ func (n *node) clusterGauge() string {
 
 // proxy is a TCP proxy in front of a NATS server: cutting it kills every
 // connection through it at once, as a crashed host would, and refuses new
-// ones.
+// ones; stalling it stops reading what its clients send, as a NATS server
+// whose socket stalls would.
 type proxy struct {
 	ln     net.Listener
 	target string
-	mu     sync.Mutex
-	conns  []net.Conn
 	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	resumed *sync.Cond // signalled by resume
+	stalled bool
+	bytes   int64 // forwarded from clients since stall
+	conns   []net.Conn
 }
 
+// startProxy runs a proxy to target on 127.0.0.1:0 until the test ends or
+// cut.
 func startProxy(t *testing.T, target string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveProxy(t, ln, target)
+}
+
+// startStallProxy is startProxy with a small receive buffer on the
+// accepted sockets: once stalled, a client's writes back up after a few
+// kilobytes until they block.
+func startStallProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveProxy(t, ln, target)
+}
+
+func serveProxy(t *testing.T, ln net.Listener, target string) *proxy {
+	t.Helper()
 	p := &proxy{ln: ln, target: target}
+	p.resumed = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.cut)
@@ -174,22 +210,72 @@ func (p *proxy) accept() {
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
+		go p.pipe(out, in, true)
+		go p.pipe(in, out, false)
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst until either side fails, then closes both. The
+// upstream pipe, from a client to NATS, waits while the proxy is stalled
+// and counts what it forwards.
+func (p *proxy) pipe(dst, src net.Conn, upstream bool) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 4096)
+	for {
+		if upstream {
+			p.mu.Lock()
+			for p.stalled {
+				p.resumed.Wait()
+			}
+			p.mu.Unlock()
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if upstream {
+				p.mu.Lock()
+				p.bytes += int64(n)
+				p.mu.Unlock()
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stall stops reading from the clients until resume, and restarts the
+// count of forwarded bytes.
+func (p *proxy) stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.bytes = 0
+	p.mu.Unlock()
+}
+
+func (p *proxy) resume() {
+	p.mu.Lock()
+	p.stalled = false
+	p.mu.Unlock()
+	p.resumed.Broadcast()
+}
+
+// forwarded returns the bytes forwarded from the clients since stall.
+func (p *proxy) forwarded() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
 }
 
 // cut closes the listener and every proxied connection, and waits for the
-// proxy's goroutines.
+// proxy's goroutines. It may be called more than once.
 func (p *proxy) cut() {
 	p.ln.Close()
+	p.resume()
 	p.mu.Lock()
 	for _, c := range p.conns {
 		c.Close()

@@ -48,6 +48,17 @@ func fill(t *testing.T, r, s *Conn, n int) {
 	}
 }
 
+// holdSender returns a sender s on socket ss and a recipient r on socket
+// rs in env, with 4 frames from s waiting in r: enough to hold s back at
+// its next Park.
+func holdSender(t *testing.T, env *Env) (s *Conn, ss *readerSocket, r *Conn, rs *fakeSocket) {
+	t.Helper()
+	s, ss = newSender(t, env, "s")
+	r, rs = newConn(t, env, "r")
+	fill(t, r, s, 4)
+	return s, ss, r, rs
+}
+
 func TestFlowHoldAndRelease(t *testing.T) {
 	env := flowEnv(t)
 	s, ss := newSender(t, env, "s")
@@ -147,9 +158,7 @@ func TestFlowReleaseBelowAQuarter(t *testing.T) {
 func TestFlowStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := flowEnv(t)
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
+		s, ss, r, _ := holdSender(t, env)
 		if !s.Park() {
 			t.Fatal("not held")
 		}
@@ -197,9 +206,7 @@ func TestFlowStall(t *testing.T) {
 func TestFlowNewBacklogRestartsTheClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := flowEnv(t)
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
+		s, ss, r, _ := holdSender(t, env)
 		s.Park()
 		time.Sleep(env.StallTimeout / 2)
 		r.Flush(nil) // first backlog ends
@@ -219,33 +226,26 @@ func TestFlowNewBacklogRestartsTheClock(t *testing.T) {
 }
 
 func TestFlowClose(t *testing.T) {
-	t.Run("recipient closes", func(t *testing.T) {
-		env := flowEnv(t)
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
-		s.Park()
-		r.Teardown()
-		if ss.resumes.Load() != 1 {
-			t.Fatal("a closed recipient still holds its sender")
-		}
-	})
-	t.Run("recipient sends a close frame", func(t *testing.T) {
-		env := flowEnv(t)
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
-		s.Park()
-		r.CloseWith(1000, "")
-		if ss.resumes.Load() != 1 {
-			t.Fatal("a closing recipient still holds its sender")
-		}
-	})
+	for _, tt := range []struct {
+		name  string
+		close func(r *Conn)
+		state string // of the recipient after close
+	}{
+		{"recipient closes", (*Conn).Teardown, "closed"},
+		{"recipient sends a close frame", func(r *Conn) { r.CloseWith(1000, "") }, "closing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ss, r, _ := holdSender(t, flowEnv(t))
+			s.Park()
+			tt.close(r)
+			if ss.resumes.Load() != 1 {
+				t.Fatalf("a %s recipient still holds its sender", tt.state)
+			}
+		})
+	}
 	t.Run("sender closes while paused", func(t *testing.T) {
 		env := flowEnv(t)
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
+		s, ss, r, _ := holdSender(t, env)
 		s.Park()
 		s.Teardown()
 		if env.Stats.FlowPausedNow() != 0 || s.Paused() {
@@ -297,6 +297,20 @@ func (c *Conn) waitersLen() int {
 	return len(c.waiters)
 }
 
+// heldWithResume returns, on a flowEnv with session resume on, a sender s
+// on socket ss held back by a recipient r on socket rs: 4 of r's 8 frames
+// wait, all from s.
+func heldWithResume(t *testing.T) (env *Env, s *Conn, ss *readerSocket, r *Conn, rs *fakeSocket) {
+	t.Helper()
+	env = flowEnv(t)
+	env.EnableResume()
+	s, ss, r, rs = holdSender(t, env)
+	if !s.Park() {
+		t.Fatal("not held with 4 of 8 frames waiting")
+	}
+	return env, s, ss, r, rs
+}
+
 // TestFlowDetached: with session resume, a detached recipient drains
 // nothing until it is resumed, so it never holds a sender back: detaching
 // releases the senders it held, and frames for it are queued, then dropped
@@ -304,14 +318,7 @@ func (c *Conn) waitersLen() int {
 // paused is paused no more, and its next socket is the one resumed.
 func TestFlowDetached(t *testing.T) {
 	t.Run("recipient", func(t *testing.T) {
-		env := flowEnv(t)
-		env.EnableResume()
-		s, ss := newSender(t, env, "s")
-		r, rs := newConn(t, env, "r")
-		fill(t, r, s, 4)
-		if !s.Park() {
-			t.Fatal("not held with 4 of 8 frames waiting")
-		}
+		env, s, ss, r, rs := heldWithResume(t)
 		if res := r.Detach(rs); res != Detached {
 			t.Fatalf("Detach = %v, want Detached", res)
 		}
@@ -330,14 +337,7 @@ func TestFlowDetached(t *testing.T) {
 		s.Teardown()
 	})
 	t.Run("sender", func(t *testing.T) {
-		env := flowEnv(t)
-		env.EnableResume()
-		s, ss := newSender(t, env, "s")
-		r, _ := newConn(t, env, "r")
-		fill(t, r, s, 4)
-		if !s.Park() {
-			t.Fatal("not held with 4 of 8 frames waiting")
-		}
+		env, s, ss, r, _ := heldWithResume(t)
 		if res := s.Detach(ss); res != Detached {
 			t.Fatalf("Detach = %v, want Detached", res)
 		}

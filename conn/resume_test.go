@@ -41,6 +41,35 @@ func sendAll(c *Conn, bodies ...string) []*frame.Buf {
 	return bufs
 }
 
+// attachReplays attaches a new socket to the detached c, telling it the
+// client received the first received frames, flushes, and checks that
+// Attach reports wantMissed missed frames and that the socket got the
+// frames want lists: the texts joined by commas, the welcome first.
+func attachReplays(t *testing.T, c *Conn, received, wantMissed uint64, want string) {
+	t.Helper()
+	welcome, _, _ := strings.Cut(want, ",")
+	s := &fakeSocket{c: c}
+	missed, ok := c.Attach(s, received, welcomeOf(welcome))
+	if !ok || missed != wantMissed {
+		t.Fatalf("Attach = %d, %v; want %d, true", missed, ok, wantMissed)
+	}
+	c.Flush(nil)
+	if got := strings.Join(texts(t, s.Bytes()), ","); got != want {
+		t.Fatalf("after resume with received %d: %s, want %s", received, got, want)
+	}
+}
+
+// newGreeted returns, as newConn, a Conn "a" that has written the welcome
+// "welcome".
+func newGreeted(t testing.TB, env *Env) (*Conn, *fakeSocket) {
+	t.Helper()
+	c, s := newConn(t, env, "a")
+	if c.Greet(textBuf("welcome")) {
+		c.Flush(nil)
+	}
+	return c, s
+}
+
 func releaseAll(bufs []*frame.Buf) {
 	for _, b := range bufs {
 		b.Release()
@@ -49,10 +78,7 @@ func releaseAll(bufs []*frame.Buf) {
 
 func TestResumeNumbersAndKeepsWrittenMessages(t *testing.T) {
 	env := newResumeEnv(t, 8)
-	c, s := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s := newGreeted(t, env)
 	bufs := sendAll(c, "m1", "m2", "m3", "m4", "m5")
 	if got := strings.Join(texts(t, s.Bytes()), ","); got != "welcome,m1,m2,m3,m4,m5" {
 		t.Fatalf("written %s", got)
@@ -174,10 +200,7 @@ func TestResumeOffKeepsVersion1(t *testing.T) {
 
 func TestDetachAttachReplaysInOrder(t *testing.T) {
 	env := newResumeEnv(t, 8)
-	c, s1 := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s1 := newGreeted(t, env)
 	bufs := sendAll(c, "m1", "m2", "m3")
 	if r := c.Detach(s1); r != Detached {
 		t.Fatalf("Detach = %v, want Detached", r)
@@ -198,15 +221,8 @@ func TestDetachAttachReplaysInOrder(t *testing.T) {
 		t.Fatalf("%d writes to the old socket, want 4", got)
 	}
 
-	s2 := &fakeSocket{c: c}
-	missed, ok := c.Attach(s2, 1, welcomeOf("welcome2"))
-	if !ok || missed != 0 {
-		t.Fatalf("Attach = %d, %v; want 0, true", missed, ok)
-	}
-	c.Flush(nil)
-	if got := strings.Join(texts(t, s2.Bytes()), ","); got != "welcome2,m2,m3,m4,m5" {
-		t.Fatalf("after resume with received 1: %s", got)
-	}
+	// After resume with received 1: m1 is acknowledged, the rest replayed.
+	attachReplays(t, c, 1, 0, "welcome2,m2,m3,m4,m5")
 	// Replayed and new messages count on: m6 is number 6.
 	bufs = append(bufs, sendAll(c, "m6")...)
 	ping := parseFrames(t, c.AppendPing(nil))[0].payload
@@ -235,15 +251,7 @@ func TestAttachMissed(t *testing.T) {
 			t.Fatalf("Replayable = %d, want QUEUE_SIZE 4", n)
 		}
 		c.Detach(s1)
-		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
-		if !ok || missed != 2 {
-			t.Fatalf("Attach = %d, %v; want 2 missed (m1, m2 released)", missed, ok)
-		}
-		c.Flush(nil)
-		if got := strings.Join(texts(t, s2.Bytes()), ","); got != "w,m3,m4,m5,m6" {
-			t.Fatalf("replayed %s", got)
-		}
+		attachReplays(t, c, 0, 2, "w,m3,m4,m5,m6") // m1, m2 released
 		releaseAll(bufs)
 		c.Teardown()
 	})
@@ -257,15 +265,9 @@ func TestAttachMissed(t *testing.T) {
 			c.Enqueue(b)
 			bufs = append(bufs, b)
 		}
-		s2 := &fakeSocket{c: c}
-		missed, ok := c.Attach(s2, 0, welcomeOf("w"))
-		if !ok || missed != 3 {
-			t.Fatalf("Attach = %d, %v; want 3 missed (dropped on the full queue)", missed, ok)
-		}
-		c.Flush(nil)
-		if got := strings.Join(texts(t, s2.Bytes()), ","); got != "w,m1,m2" {
-			t.Fatalf("after resume %s: want no overflow notice, the drops are in missed", got)
-		}
+		// m3 to m5 were dropped on the full queue: they are in missed, and
+		// no overflow notice follows the replay.
+		attachReplays(t, c, 0, 3, "w,m1,m2")
 		releaseAll(bufs)
 		c.Teardown()
 	})
@@ -422,10 +424,7 @@ func waitABit() { time.Sleep(5 * time.Millisecond) }
 func TestResumeConcurrentExactlyOnce(t *testing.T) {
 	const total = 3000
 	env := newResumeEnv(t, total)
-	c, s := newConn(t, env, "a")
-	if c.Greet(textBuf("welcome")) {
-		c.Flush(nil)
-	}
+	c, s := newGreeted(t, env)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -23,7 +23,7 @@ import (
 // and the query device when not empty.
 func dialJWT(t *testing.T, ts *relaytest.Server, c jwt.MapClaims, device string) *client.Client {
 	t.Helper()
-	opts := &client.Options{Token: sign(t, jwt.SigningMethodHS256, []byte(testSecret), c)}
+	opts := &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), c)}
 	if device != "" {
 		opts.Query = map[string][]string{"device": {device}}
 	}
@@ -88,7 +88,7 @@ func TestRoomsClaim(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dialJWT(t, ts, claims("alice", "rooms", tt.rooms), "")
+			c := dialJWT(t, ts, relaytest.JWTClaims("alice", "rooms", tt.rooms), "")
 			if got := joinResult(t, c, tt.room, "", "j"+string(rune('a'+i))); got != tt.result {
 				t.Fatalf("join %q with rooms %v: %s, want %s", tt.room, tt.rooms, got, tt.result)
 			}
@@ -97,7 +97,7 @@ func TestRoomsClaim(t *testing.T) {
 
 	t.Run("forbidden message and metric", func(t *testing.T) {
 		before := ts.Session.Errors(session.CodeForbidden)
-		c := dialJWT(t, ts, claims("bob", "rooms", []any{"lobby"}), "")
+		c := dialJWT(t, ts, relaytest.JWTClaims("bob", "rooms", []any{"lobby"}), "")
 		if err := c.Join("private", 7); err != nil {
 			t.Fatal(err)
 		}
@@ -121,15 +121,15 @@ func TestRoomsClaim(t *testing.T) {
 
 func TestRequireRooms(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret, "WSRELAY_JWT_REQUIRE_ROOMS=true")
-	c := dialJWT(t, ts, claims("alice"), "")
+	c := dialJWT(t, ts, relaytest.JWTClaims("alice"), "")
 	if got := joinResult(t, c, "lobby", "", "a"); got != "forbidden" {
 		t.Fatalf("no claim under REQUIRE_ROOMS: %s", got)
 	}
-	c2 := dialJWT(t, ts, claims("bob", "rooms", []any{"lobby"}), "")
+	c2 := dialJWT(t, ts, relaytest.JWTClaims("bob", "rooms", []any{"lobby"}), "")
 	if got := joinResult(t, c2, "lobby", "", "b"); got != "joined" {
 		t.Fatalf("claimed room under REQUIRE_ROOMS: %s", got)
 	}
-	rt := sign(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("alice", "lobby"))
+	rt := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("alice", "lobby"))
 	if got := joinResult(t, c, "lobby", rt, "c"); got != "joined" {
 		t.Fatalf("room token under REQUIRE_ROOMS: %s", got)
 	}
@@ -140,7 +140,7 @@ func TestRequireRooms(t *testing.T) {
 	if got := joinResult(t, carol, "lobby", "", "d"); got != "forbidden" {
 		t.Fatalf("auth none under REQUIRE_ROOMS: %s", got)
 	}
-	rt = sign(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("carol", "lobby"))
+	rt = relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("carol", "lobby"))
 	if got := joinResult(t, carol, "lobby", rt, "e"); got != "joined" {
 		t.Fatalf("auth none, room token: %s", got)
 	}
@@ -148,7 +148,7 @@ func TestRequireRooms(t *testing.T) {
 
 // roomClaims returns valid room-token claims for sub and room.
 func roomClaims(sub, room string, kv ...any) jwt.MapClaims {
-	return claims(sub, append([]any{"room", room}, kv...)...)
+	return relaytest.JWTClaims(sub, append([]any{"room", room}, kv...)...)
 }
 
 func TestRoomTokens(t *testing.T) {
@@ -157,32 +157,32 @@ func TestRoomTokens(t *testing.T) {
 	now := time.Now()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	hs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, key, c) }
+	hs := func(c jwt.MapClaims) string { return relaytest.SignJWT(t, jwt.SigningMethodHS256, key, c) }
 	tests := []struct {
 		name   string
 		token  string
 		result string
 	}{
 		{"valid", hs(roomClaims("alice", "vip")), "joined"},
-		{"valid HS512", sign(t, jwt.SigningMethodHS512, key, roomClaims("alice", "vip")), "joined"},
+		{"valid HS512", relaytest.SignJWT(t, jwt.SigningMethodHS512, key, roomClaims("alice", "vip")), "joined"},
 		{"expired within leeway", hs(roomClaims("alice", "vip", "exp", now.Add(-2*time.Second).Unix())), "joined"},
 		{"expired", hs(roomClaims("alice", "vip", "exp", now.Add(-time.Minute).Unix())), "forbidden"},
 		{"no exp", hs(roomClaims("alice", "vip", "exp", nil)), "forbidden"},
 		{"not yet valid", hs(roomClaims("alice", "vip", "nbf", now.Add(time.Minute).Unix())), "forbidden"},
 		{"another room", hs(roomClaims("alice", "vip2")), "forbidden"},
-		{"no room claim", hs(claims("alice")), "forbidden"},
+		{"no room claim", hs(relaytest.JWTClaims("alice")), "forbidden"},
 		{"another sub", hs(roomClaims("bob", "vip")), "forbidden"},
 		{"sub with the device", hs(roomClaims("alice:phone", "vip")), "forbidden"},
 		{"no sub", hs(roomClaims("alice", "vip", "sub", nil)), "forbidden"},
-		{"wrong key", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("k", 40)), roomClaims("alice", "vip")), "forbidden"},
-		{"RS256 on a secret", sign(t, jwt.SigningMethodRS256, rsaKey, roomClaims("alice", "vip")), "forbidden"},
-		{"EdDSA on a secret", sign(t, jwt.SigningMethodEdDSA, edKey, roomClaims("alice", "vip")), "forbidden"},
-		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, roomClaims("alice", "vip")), "forbidden"},
+		{"wrong key", relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(strings.Repeat("k", 40)), roomClaims("alice", "vip")), "forbidden"},
+		{"RS256 on a secret", relaytest.SignJWT(t, jwt.SigningMethodRS256, rsaKey, roomClaims("alice", "vip")), "forbidden"},
+		{"EdDSA on a secret", relaytest.SignJWT(t, jwt.SigningMethodEdDSA, edKey, roomClaims("alice", "vip")), "forbidden"},
+		{"alg none", relaytest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, roomClaims("alice", "vip")), "forbidden"},
 		{"garbage", "not.a.jwt", "forbidden"},
 		{"empty", "", "forbidden"},
 	}
 	// The peer is alice:phone: a room token names the base id, alice.
-	c := dialJWT(t, ts, claims("alice"), "phone")
+	c := dialJWT(t, ts, relaytest.JWTClaims("alice"), "phone")
 	if c.PeerID() != "alice:phone" {
 		t.Fatalf("peer %q", c.PeerID())
 	}
@@ -213,7 +213,7 @@ func TestRoomTokens(t *testing.T) {
 	t.Run("only the token decides", func(t *testing.T) {
 		// The connection token allows vip, but a join that carries an
 		// invalid room token is refused all the same.
-		d := dialJWT(t, ts, claims("dave", "rooms", []any{"vip"}), "")
+		d := dialJWT(t, ts, relaytest.JWTClaims("dave", "rooms", []any{"vip"}), "")
 		if got := joinResult(t, d, "vip", hs(roomClaims("dave", "other")), "x"); got != "forbidden" {
 			t.Fatalf("invalid token, allowed room: %s", got)
 		}
@@ -250,7 +250,7 @@ func TestRoomTokensWithoutKey(t *testing.T) {
 	// refused.
 	ts := relaytest.Start(t)
 	c := ts.Dial("erin")
-	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("erin", "r"))
+	tok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("erin", "r"))
 	if got := joinResult(t, c, "r", tok, "a"); got != "forbidden" {
 		t.Fatalf("room token without a key: %s", got)
 	}

@@ -37,44 +37,6 @@ import (
 
 const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
 
-// sign makes a JWT with method and key for claims.
-func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return tok
-}
-
-// claims returns valid claims for sub, overridden by kv pairs.
-func claims(sub string, kv ...any) jwt.MapClaims {
-	now := time.Now()
-	c := jwt.MapClaims{"sub": sub, "exp": now.Add(time.Minute).Unix(), "iat": now.Unix()}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-			continue
-		}
-		c[kv[i].(string)] = kv[i+1]
-	}
-	return c
-}
-
-// writePEM writes a public key as a PEM file and returns its path.
-func writePEM(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // waitConns waits up to 5 s for the server to count n open connections.
 func waitConns(t testing.TB, s *loop.Server, n int64) {
 	t.Helper()
@@ -108,7 +70,7 @@ func TestJWTSecret(t *testing.T) {
 		"WSRELAY_JWT_AUDIENCE=relay", "WSRELAY_JWT_ISSUER=https://id.example.com")
 	key := []byte(testSecret)
 	good := func(kv ...any) jwt.MapClaims {
-		return claims("alice", append([]any{"aud", "relay", "iss", "https://id.example.com"}, kv...)...)
+		return relaytest.JWTClaims("alice", append([]any{"aud", "relay", "iss", "https://id.example.com"}, kv...)...)
 	}
 	now := time.Now()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -118,26 +80,26 @@ func TestJWTSecret(t *testing.T) {
 		status int
 		peer   string
 	}{
-		{"HS256 header", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good())}, 0, "alice"},
-		{"HS384 query", &client.Options{Query: url.Values{"token": {sign(t, jwt.SigningMethodHS384, key, good())}}}, 0, "alice"},
-		{"HS512 device", &client.Options{Token: sign(t, jwt.SigningMethodHS512, key, good()), Query: url.Values{"device": {"phone"}}}, 0, "alice:phone"},
-		{"peer param ignored", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good()), Peer: "mallory"}, 0, "alice"},
-		{"expired within leeway", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("exp", now.Add(-2*time.Second).Unix()))}, 0, "alice"},
+		{"HS256 header", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good())}, 0, "alice"},
+		{"HS384 query", &client.Options{Query: url.Values{"token": {relaytest.SignJWT(t, jwt.SigningMethodHS384, key, good())}}}, 0, "alice"},
+		{"HS512 device", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS512, key, good()), Query: url.Values{"device": {"phone"}}}, 0, "alice:phone"},
+		{"peer param ignored", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good()), Peer: "mallory"}, 0, "alice"},
+		{"expired within leeway", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("exp", now.Add(-2*time.Second).Unix()))}, 0, "alice"},
 		{"no token", &client.Options{}, 401, ""},
 		{"garbage", &client.Options{Token: "not.a.jwt"}, 401, ""},
-		{"wrong secret", &client.Options{Token: sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 40)), good())}, 401, ""},
-		{"expired", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("exp", now.Add(-time.Minute).Unix()))}, 401, ""},
-		{"no exp", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("exp", nil))}, 401, ""},
-		{"not yet valid", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("nbf", now.Add(time.Minute).Unix()))}, 401, ""},
-		{"wrong audience", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("aud", "other"))}, 401, ""},
-		{"no audience", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("aud", nil))}, 401, ""},
-		{"wrong issuer", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("iss", "https://evil.example.com"))}, 401, ""},
-		{"no sub", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("sub", nil))}, 401, ""},
-		{"invalid sub", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("sub", "a b"))}, 401, ""},
-		{"sub too long", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good("sub", strings.Repeat("a", 65)))}, 401, ""},
-		{"invalid device", &client.Options{Token: sign(t, jwt.SigningMethodHS256, key, good()), Query: url.Values{"device": {"a/b"}}}, 401, ""},
-		{"alg none", &client.Options{Token: sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good())}, 401, ""},
-		{"RS256 on a secret", &client.Options{Token: sign(t, jwt.SigningMethodRS256, rsaKey, good())}, 401, ""},
+		{"wrong secret", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 40)), good())}, 401, ""},
+		{"expired", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("exp", now.Add(-time.Minute).Unix()))}, 401, ""},
+		{"no exp", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("exp", nil))}, 401, ""},
+		{"not yet valid", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("nbf", now.Add(time.Minute).Unix()))}, 401, ""},
+		{"wrong audience", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("aud", "other"))}, 401, ""},
+		{"no audience", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("aud", nil))}, 401, ""},
+		{"wrong issuer", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("iss", "https://evil.example.com"))}, 401, ""},
+		{"no sub", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("sub", nil))}, 401, ""},
+		{"invalid sub", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("sub", "a b"))}, 401, ""},
+		{"sub too long", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good("sub", strings.Repeat("a", 65)))}, 401, ""},
+		{"invalid device", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, key, good()), Query: url.Values{"device": {"a/b"}}}, 401, ""},
+		{"alg none", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good())}, 401, ""},
+		{"RS256 on a secret", &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodRS256, rsaKey, good())}, 401, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,19 +133,19 @@ func TestJWTPublicKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writePEM(t, tc.pub)
+			path := relaytest.WritePublicKeyPEM(t, tc.pub)
 			ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_PUBLIC_KEY_FILE="+path)
 			for _, m := range tc.good {
-				if status, peer := authStatus(ts, &client.Options{Token: sign(t, m, tc.goodKey, claims("bob"))}); status != 0 || peer != "bob" {
+				if status, peer := authStatus(ts, &client.Options{Token: relaytest.SignJWT(t, m, tc.goodKey, relaytest.JWTClaims("bob"))}); status != 0 || peer != "bob" {
 					t.Errorf("%s: status %d peer %q, want accepted as bob", m.Alg(), status, peer)
 				}
 			}
-			if status, _ := authStatus(ts, &client.Options{Token: sign(t, tc.bad, tc.badKey, claims("bob"))}); status != 401 {
+			if status, _ := authStatus(ts, &client.Options{Token: relaytest.SignJWT(t, tc.bad, tc.badKey, relaytest.JWTClaims("bob"))}); status != 401 {
 				t.Errorf("%s token: status %d, want 401", tc.bad.Alg(), status)
 			}
 			// Algorithm confusion: HS256 keyed with the public key's own PEM bytes.
 			pemBytes, _ := os.ReadFile(path)
-			if status, _ := authStatus(ts, &client.Options{Token: sign(t, jwt.SigningMethodHS256, pemBytes, claims("bob"))}); status != 401 {
+			if status, _ := authStatus(ts, &client.Options{Token: relaytest.SignJWT(t, jwt.SigningMethodHS256, pemBytes, relaytest.JWTClaims("bob"))}); status != 401 {
 				t.Errorf("HS256 with the public key as secret: status %d, want 401", status)
 			}
 		})
@@ -201,7 +163,7 @@ func TestAuthBadKeys(t *testing.T) {
 	der, _ := x509.MarshalECPrivateKey(k)
 	_ = os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
-	weakPath := writePEM(t, &weak.PublicKey)
+	weakPath := relaytest.WritePublicKeyPEM(t, &weak.PublicKey)
 	cases := []struct {
 		name string
 		env  []string
@@ -309,7 +271,7 @@ func TestTelegram(t *testing.T) {
 // credential too.
 func TestAuthRefusalOrder(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret, "WSRELAY_MAX_CONNS_PER_IP=1", "WSRELAY_ECHO=true")
-	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("carol"))
+	tok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("carol"))
 	if status, _ := authStatus(ts, &client.Options{Header: http.Header{"Origin": {"https://evil.example.com"}}}); status != 403 {
 		t.Fatalf("foreign origin without token: %d, want 403", status)
 	}
@@ -361,7 +323,7 @@ func TestAuthFailureLogged(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
-	expired := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("dave", "exp", time.Now().Add(-time.Hour).Unix()))
+	expired := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("dave", "exp", time.Now().Add(-time.Hour).Unix()))
 	if status, _ := authStatus(ts, &client.Options{Token: expired}); status != 401 {
 		t.Fatalf("expired token: %d", status)
 	}

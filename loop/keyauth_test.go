@@ -284,7 +284,7 @@ func TestKeyAuthRoomToken(t *testing.T) {
 	if got := joinResult(t, c, "vip", "", "a"); got != "forbidden" {
 		t.Fatalf("key peer under REQUIRE_ROOMS without a token: %s", got)
 	}
-	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("k:"+k, "vip"))
+	tok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), roomClaims("k:"+k, "vip"))
 	if got := joinResult(t, c, "vip", tok, "b"); got != "joined" {
 		t.Fatalf("key peer with a room token: %s", got)
 	}

@@ -274,8 +274,8 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 
 func TestResumeNeedsSamePeer(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
-	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
-	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
+	aliceTok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("alice"))
+	bobTok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("bob"))
 	alice := &relaytest.Resumer{T: t, Server: ts}
 	alice.Connect("/ws?token=" + aliceTok)
 	alice.Cut()
@@ -383,8 +383,8 @@ func TestResumeTokenNeverLogged(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := relaytest.StartOpts(t, relaytest.Options{Logger: log}, "WSRELAY_AUTH=jwt", "WSRELAY_JWT_SECRET="+testSecret)
-	aliceTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("alice"))
-	bobTok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims("bob"))
+	aliceTok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("alice"))
+	bobTok := relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(testSecret), relaytest.JWTClaims("bob"))
 	alice := &relaytest.Resumer{T: t, Server: ts}
 	alice.Connect("/ws?token=" + aliceTok)
 	tokens := []string{alice.Token}
