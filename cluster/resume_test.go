@@ -220,13 +220,7 @@ func TestResumeOnAnotherNodeNeedsSamePeer(t *testing.T) {
 	n2 := startNode(t, natsURL(ns), "n2", env...)
 	waitMesh(t, n1, n2)
 	token := func(sub string) string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"sub": sub, "exp": time.Now().Add(time.Hour).Unix(),
-		}).SignedString([]byte(secret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return relaytest.SignJWT(t, jwt.SigningMethodHS256, []byte(secret), relaytest.JWTClaims(sub))
 	}
 	alice := &relaytest.Resumer{T: t, Server: n1.Server}
 	alice.Connect("/ws?token=" + token("alice"))
