@@ -70,17 +70,20 @@ func (c *Client) reconnect() (Message, bool) {
 		}
 	}()
 	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !c.stopped() {
 		conn, w, err := c.redial(ctx)
 		if err == nil {
 			old := c.conn.Load()
 			c.install(conn)
 			_ = old.Close()
-			select {
-			case <-c.stop: // Close ran meanwhile: it may have missed conn
+			if c.stopped() {
+				// Close ran meanwhile and may have missed conn: end the
+				// session it opened with a close frame, so that it does
+				// not wait detached for a resume that will never come.
+				_ = conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(controlTimeout))
 				_ = conn.Close()
 				return Message{}, false
-			default:
 			}
 			return c.resumed(w), true
 		}
@@ -91,6 +94,16 @@ func (c *Client) reconnect() (Message, bool) {
 		backoff = min(2*backoff, 2*time.Second)
 	}
 	return Message{}, false
+}
+
+// stopped reports whether Close or CloseNow was called.
+func (c *Client) stopped() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // redial makes one attempt: the upgrade with resume=TOKEN&received=N, then
