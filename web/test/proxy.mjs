@@ -1,0 +1,106 @@
+// A TCP proxy on 127.0.0.1 for the tests: it forwards every connection to
+// the relay and can play the network failing under a page, cutting its
+// WebSocket without a close frame and holding new connections until the
+// network comes back.
+import { createServer, connect } from 'node:net';
+
+/**
+ * startProxy listens on 127.0.0.1:0 and forwards each connection, byte for
+ * byte, to 127.0.0.1:targetPort. It resolves with:
+ *
+ *   base, ws      the proxy's http:// and ws:// addresses
+ *   requests      the request line of every connection, in accept order
+ *   cutWebSockets() resets both sockets of every open WebSocket connection
+ *                 (one whose request line is GET /ws...): the browser and
+ *                 the relay each see the TCP connection die, no close frame;
+ *                 returns how many it cut
+ *   down(), up()  while down, new connections are accepted and their bytes
+ *                 buffered, but nothing reaches the relay; up() connects them
+ *   close()       resets everything and stops listening
+ */
+export function startProxy(targetPort) {
+  const pairs = new Set(); // { client, upstream, ws }
+  const waiting = []; // start functions of the connections held while down
+  let isDown = false;
+  const proxy = {
+    requests: [],
+    cutWebSockets() {
+      let n = 0;
+      for (const p of pairs) {
+        if (!p.ws) continue;
+        p.client.resetAndDestroy();
+        p.upstream?.resetAndDestroy();
+        pairs.delete(p);
+        n++;
+      }
+      return n;
+    },
+    down() {
+      isDown = true;
+    },
+    up() {
+      isDown = false;
+      for (const start of waiting.splice(0)) start();
+    },
+    close() {
+      for (const p of pairs) {
+        p.client.resetAndDestroy();
+        p.upstream?.resetAndDestroy();
+      }
+      pairs.clear();
+      waiting.length = 0;
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+
+  const server = createServer((client) => {
+    const p = { client, upstream: null, ws: false, seen: false };
+    pairs.add(p);
+    const early = []; // bytes from the client before the relay is connected
+    let connected = false;
+    client.on('data', (chunk) => {
+      if (!p.seen) {
+        p.seen = true;
+        const line = chunk.toString('latin1').split('\r\n', 1)[0];
+        proxy.requests.push(line);
+        p.ws = /^GET \/ws[?\s]/.test(line);
+      }
+      if (connected) p.upstream.write(chunk);
+      else early.push(chunk);
+    });
+    // An orderly end passes on as one; an error resets the other side too.
+    const fail = () => {
+      pairs.delete(p);
+      client.destroy();
+      p.upstream?.destroy();
+    };
+    client.on('error', fail);
+    client.on('end', () => p.upstream?.end());
+    client.on('close', () => {
+      pairs.delete(p);
+      p.upstream?.end();
+    });
+    const start = () => {
+      if (client.destroyed) return;
+      const upstream = connect(targetPort, '127.0.0.1');
+      p.upstream = upstream;
+      upstream.on('error', fail);
+      upstream.on('close', () => client.end());
+      upstream.on('connect', () => {
+        connected = true;
+        for (const chunk of early.splice(0)) upstream.write(chunk);
+        upstream.pipe(client);
+      });
+    };
+    if (isDown) waiting.push(start);
+    else start();
+  });
+
+  return new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve(Object.assign(proxy, { port, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` }));
+    });
+  });
+}
