@@ -356,14 +356,17 @@ export class RelayClient {
     return ws;
   }
 
-  // _lost handles the end of the current socket, whatever the cause.
-  _lost(code, reason) {
+  // _lost handles the end of the current socket, whatever the cause. own is
+  // true when the client itself gave up on the socket (no answer to a ping).
+  _lost(code, reason, own = false) {
     const wasOpen = this.state === 'open';
     this._detach();
-    // These closes end the session on the relay (shutdown, a violation, a
-    // replacement, the server API): there is nothing left to resume. A 1000
-    // from the relay can be its liveness timeout, which keeps the session.
-    if (code === 1001 || (code >= 1002 && code <= 1009 && code !== 1005 && code !== 1006) || (code >= 4000 && code <= 4999)) {
+    // These closes from the relay end the session there (shutdown, a
+    // violation, a replacement, the server API): there is nothing left to
+    // resume. A 1000 from the relay can be its liveness timeout, which keeps
+    // the session; so does the client's own 4000 on a dead link, the very
+    // case resume is for.
+    if (!own && (code === 1001 || (code >= 1002 && code <= 1009 && code !== 1005 && code !== 1006) || (code >= 4000 && code <= 4999))) {
       this._token = null;
     }
     if (!this._token) this._presence.clear(); // a resumed session keeps its rooms and replays their news
@@ -772,7 +775,7 @@ export class RelayClient {
       this._pongTimer = setTimeout(() => {
         this._pongTimer = null;
         const ws = this._ws;
-        this._lost(4000, 'no answer to ping');
+        this._lost(4000, 'no answer to ping', true);
         if (ws) {
           try {
             ws.close(4000, 'no answer to ping');

@@ -503,6 +503,26 @@ describe('liveness', () => {
     c.close();
   });
 
+  test('a missing pong keeps the session: the reconnect resumes it', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const c = client({ pingInterval: 1000, pongTimeout: 500, minBackoff: 10, maxBackoff: 10 });
+    const p = c.connect();
+    latest().welcome('alice', { resume: 'tok-1', resumed: false });
+    await p;
+    const ws = latest();
+    ws.deliver({ type: 'publish', room: 'r', from: 'bob', data: 1 });
+    t.mock.timers.tick(1000); // ping
+    assert.deepEqual(ws.last(), { type: 'ping', received: 1 });
+    t.mock.timers.tick(500); // no pong: the client closes with 4000 itself
+    assert.equal(ws.closed.code, 4000);
+    t.mock.timers.tick(10);
+    const again = latest();
+    assert.notEqual(again, ws, 'a new connection was opened');
+    assert.equal(again.url.searchParams.get('resume'), 'tok-1', 'the dead link does not end the session: the client asks to resume it');
+    assert.equal(again.url.searchParams.get('received'), '1');
+    c.close();
+  });
+
   test('ping() resolves with the relay time', async () => {
     const c = await connected();
     const p = c.ping();
