@@ -1,7 +1,7 @@
 // A TCP proxy on 127.0.0.1 for the tests: it forwards every connection to
-// the relay and can play the network failing under a page, cutting its
-// WebSocket without a close frame and holding new connections until the
-// network comes back.
+// the relay and can play the network failing under a client: cutting its
+// WebSocket without a close frame, or letting it die silently, and holding
+// new connections until the network comes back.
 import { createServer, connect } from 'node:net';
 
 /**
@@ -14,12 +14,15 @@ import { createServer, connect } from 'node:net';
  *                 (one whose request line is GET /ws...): the browser and
  *                 the relay each see the TCP connection die, no close frame;
  *                 returns how many it cut
+ *   freezeWebSockets() makes every open WebSocket connection a black hole,
+ *                 neither closed nor carrying a byte either way, as a link
+ *                 that died silently; returns how many it froze
  *   down(), up()  while down, new connections are accepted and their bytes
  *                 buffered, but nothing reaches the relay; up() connects them
  *   close()       resets everything and stops listening
  */
 export function startProxy(targetPort) {
-  const pairs = new Set(); // { client, upstream, ws }
+  const pairs = new Set(); // { client, upstream, ws, seen, frozen }
   const waiting = []; // start functions of the connections held while down
   let isDown = false;
   const proxy = {
@@ -31,6 +34,17 @@ export function startProxy(targetPort) {
         p.client.resetAndDestroy();
         p.upstream?.resetAndDestroy();
         pairs.delete(p);
+        n++;
+      }
+      return n;
+    },
+    freezeWebSockets() {
+      let n = 0;
+      for (const p of pairs) {
+        if (!p.ws || p.frozen) continue;
+        p.frozen = true;
+        p.upstream?.unpipe(p.client);
+        p.upstream?.pause();
         n++;
       }
       return n;
@@ -54,7 +68,7 @@ export function startProxy(targetPort) {
   };
 
   const server = createServer((client) => {
-    const p = { client, upstream: null, ws: false, seen: false };
+    const p = { client, upstream: null, ws: false, seen: false, frozen: false };
     pairs.add(p);
     const early = []; // bytes from the client before the relay is connected
     let connected = false;
@@ -65,6 +79,7 @@ export function startProxy(targetPort) {
         proxy.requests.push(line);
         p.ws = /^GET \/ws[?\s]/.test(line);
       }
+      if (p.frozen) return; // lost on the way
       if (connected) p.upstream.write(chunk);
       else early.push(chunk);
     });
@@ -75,8 +90,9 @@ export function startProxy(targetPort) {
       p.upstream?.destroy();
     };
     client.on('error', fail);
-    client.on('end', () => p.upstream?.end());
+    client.on('end', () => p.frozen || p.upstream?.end());
     client.on('close', () => {
+      if (p.frozen) return; // the relay's side stays open until it gives up, or close()
       pairs.delete(p);
       p.upstream?.end();
     });
@@ -85,11 +101,11 @@ export function startProxy(targetPort) {
       const upstream = connect(targetPort, '127.0.0.1');
       p.upstream = upstream;
       upstream.on('error', fail);
-      upstream.on('close', () => client.end());
+      upstream.on('close', () => p.frozen || client.end());
       upstream.on('connect', () => {
         connected = true;
         for (const chunk of early.splice(0)) upstream.write(chunk);
-        upstream.pipe(client);
+        if (!p.frozen) upstream.pipe(client);
       });
     };
     if (isDown) waiting.push(start);
