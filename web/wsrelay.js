@@ -646,11 +646,12 @@ export class RelayClient {
   /**
    * join makes the client a member of room, now and after every reconnect,
    * and resolves with the other members' ids. While the client is
-   * reconnecting it resolves once the room is joined on the new connection.
-   * token is a room token from the application's backend (a JWT for this
-   * peer and room): the join then rests on it alone. It is sent again on
-   * every re-join after a reconnect, so it must outlive the visit or be
-   * replaced by calling join again with a fresh one.
+   * reconnecting it resolves once the room is joined on the new connection,
+   * or once the session resumed if it is still in the room. token is a room
+   * token from the application's backend (a JWT for this peer and room): the
+   * join then rests on it alone. It is sent again on every re-join after a
+   * reconnect, so it must outlive the visit or be replaced by calling join
+   * again with a fresh one.
    */
   join(room, { timeout, token } = {}) {
     if (!isValidRoom(room)) return Promise.reject(new TypeError(`wsrelay: invalid room ${JSON.stringify(room)}`));
@@ -664,12 +665,20 @@ export class RelayClient {
       const done = () => {
         clearTimeout(timer);
         offJoined();
+        offResumed();
         offClose();
       };
       const offJoined = this.on('joined', (m) => {
         if (m.room === room) {
           done();
           resolve(m.peers || []);
+        }
+      });
+      // A resumed session still in room is not sent a join: no joined comes.
+      const offResumed = this.on('resumed', (ev) => {
+        if (ev.resumed && ev.rooms.includes(room)) {
+          done();
+          resolve(this.peersIn(room));
         }
       });
       const offClose = this.on('state', (s) => {

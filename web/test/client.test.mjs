@@ -432,6 +432,28 @@ test('a join made while reconnecting completes on the new connection', async (t)
   c.close();
 });
 
+test('a join made while reconnecting, of a room the resumed session is still in, resolves on the resume', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const c = client({ minBackoff: 20, maxBackoff: 20, ackTimeout: 1000 });
+  const p = c.connect();
+  latest().welcome('alice', { resume: 'tok-1', resumed: false });
+  await p;
+  const first = c.join('lobby');
+  latest().deliver({ type: 'joined', room: 'lobby', peers: ['bob'] });
+  await first;
+  latest().drop(1006);
+  let result;
+  c.join('lobby').then((v) => (result = { v }), (err) => (result = { err }));
+  t.mock.timers.tick(20);
+  const ws = latest();
+  assert.equal(ws.url.searchParams.get('resume'), 'tok-1');
+  ws.welcome('alice', { resume: 'tok-2', resumed: true, rooms: ['lobby'], missed: 0 });
+  await Promise.resolve();
+  assert.deepEqual(ws.sent, [], 'nothing to join: the session is still in lobby');
+  assert.deepEqual(result, { v: ['bob'] }, 'the join resolved with the members, not after the ack timeout');
+  c.close();
+});
+
 test('close() stops reconnecting and closes the socket with 1000', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const c = await connected();
