@@ -145,6 +145,8 @@ test('two pages chat in a room, message each other and survive a relay restart',
   await waitText(alice, '#status', 'connected');
   await waitText(bob, '#status', 'connected');
   restarting = false;
+  // The new relay knows nothing of the old sessions: the page says so.
+  await waitText(alice, '#log', 'new session; joining lobby again');
   await waitText(alice, '#peer-id', 'alice');
   await waitText(alice, '#presence', 'bob');
   await waitText(bob, '#presence', 'alice');
