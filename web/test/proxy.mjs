@@ -84,15 +84,18 @@ export function startProxy(targetPort) {
       else early.push(chunk);
     });
     // An orderly end passes on as one; an error resets the other side too.
+    // Nothing passes on from a frozen connection: the relay's side stays
+    // open until the relay gives up on it, or close().
     const fail = () => {
-      pairs.delete(p);
       client.destroy();
+      if (p.frozen) return;
+      pairs.delete(p);
       p.upstream?.destroy();
     };
     client.on('error', fail);
     client.on('end', () => p.frozen || p.upstream?.end());
     client.on('close', () => {
-      if (p.frozen) return; // the relay's side stays open until it gives up, or close()
+      if (p.frozen) return;
       pairs.delete(p);
       p.upstream?.end();
     });
