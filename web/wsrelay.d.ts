@@ -254,6 +254,8 @@ export class RelayClient {
 
   /**
    * Joins room now and after every reconnect; resolves with the other members.
+   * Called while reconnecting, it resolves on the new connection (at once
+   * when the session resumed and is still in room).
    * token: a room token from the application's backend (a JWT whose sub is
    * this peer's base id and whose room claim is room); the join then rests on
    * it alone, and it is sent again on re-joins after a reconnect. A refused

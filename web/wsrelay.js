@@ -356,14 +356,17 @@ export class RelayClient {
     return ws;
   }
 
-  // _lost handles the end of the current socket, whatever the cause.
-  _lost(code, reason) {
+  // _lost handles the end of the current socket, whatever the cause. own is
+  // true when the client itself gave up on the socket (no answer to a ping).
+  _lost(code, reason, own = false) {
     const wasOpen = this.state === 'open';
     this._detach();
-    // These closes end the session on the relay (shutdown, a violation, a
-    // replacement, the server API): there is nothing left to resume. A 1000
-    // from the relay can be its liveness timeout, which keeps the session.
-    if (code === 1001 || (code >= 1002 && code <= 1009 && code !== 1005 && code !== 1006) || (code >= 4000 && code <= 4999)) {
+    // These closes from the relay end the session there (shutdown, a
+    // violation, a replacement, the server API): there is nothing left to
+    // resume. A 1000 from the relay can be its liveness timeout, which keeps
+    // the session; so does the client's own 4000 on a dead link, the very
+    // case resume is for.
+    if (!own && (code === 1001 || (code >= 1002 && code <= 1009 && code !== 1005 && code !== 1006) || (code >= 4000 && code <= 4999))) {
       this._token = null;
     }
     if (!this._token) this._presence.clear(); // a resumed session keeps its rooms and replays their news
@@ -643,11 +646,12 @@ export class RelayClient {
   /**
    * join makes the client a member of room, now and after every reconnect,
    * and resolves with the other members' ids. While the client is
-   * reconnecting it resolves once the room is joined on the new connection.
-   * token is a room token from the application's backend (a JWT for this
-   * peer and room): the join then rests on it alone. It is sent again on
-   * every re-join after a reconnect, so it must outlive the visit or be
-   * replaced by calling join again with a fresh one.
+   * reconnecting it resolves once the room is joined on the new connection,
+   * or once the session resumed if it is still in the room. token is a room
+   * token from the application's backend (a JWT for this peer and room): the
+   * join then rests on it alone. It is sent again on every re-join after a
+   * reconnect, so it must outlive the visit or be replaced by calling join
+   * again with a fresh one.
    */
   join(room, { timeout, token } = {}) {
     if (!isValidRoom(room)) return Promise.reject(new TypeError(`wsrelay: invalid room ${JSON.stringify(room)}`));
@@ -661,12 +665,20 @@ export class RelayClient {
       const done = () => {
         clearTimeout(timer);
         offJoined();
+        offResumed();
         offClose();
       };
       const offJoined = this.on('joined', (m) => {
         if (m.room === room) {
           done();
           resolve(m.peers || []);
+        }
+      });
+      // A resumed session still in room is not sent a join: no joined comes.
+      const offResumed = this.on('resumed', (ev) => {
+        if (ev.resumed && ev.rooms.includes(room)) {
+          done();
+          resolve(this.peersIn(room));
         }
       });
       const offClose = this.on('state', (s) => {
@@ -772,7 +784,7 @@ export class RelayClient {
       this._pongTimer = setTimeout(() => {
         this._pongTimer = null;
         const ws = this._ws;
-        this._lost(4000, 'no answer to ping');
+        this._lost(4000, 'no answer to ping', true);
         if (ws) {
           try {
             ws.close(4000, 'no answer to ping');

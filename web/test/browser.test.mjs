@@ -2,6 +2,7 @@
 // playwright-core against bin/wsrelay on loopback. Two pages meet in a room,
 // chat, message each other directly and see each other's presence; then the
 // relay restarts and both pages reconnect and join the room again. A page
+// whose connection a TCP proxy cuts resumes its session by itself. A page
 // with a key identity signs the relay's challenge with WebCrypto's Ed25519
 // and enters a private room with a room token.
 //
@@ -12,7 +13,8 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { RelayClient, generateKeyPair, keyId } from '../wsrelay.js';
-import { freePort, startRelay, roomToken } from './relay.mjs';
+import { freePort, startRelay, roomToken, waitFor } from './relay.mjs';
+import { startProxy } from './proxy.mjs';
 
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 10000; // ms for any one thing a user would wait for
@@ -143,6 +145,8 @@ test('two pages chat in a room, message each other and survive a relay restart',
   await waitText(alice, '#status', 'connected');
   await waitText(bob, '#status', 'connected');
   restarting = false;
+  // The new relay knows nothing of the old sessions: the page says so.
+  await waitText(alice, '#log', 'new session; joining lobby again');
   await waitText(alice, '#peer-id', 'alice');
   await waitText(alice, '#presence', 'bob');
   await waitText(bob, '#presence', 'alice');
@@ -151,6 +155,110 @@ test('two pages chat in a room, message each other and survive a relay restart',
 
   assert.deepEqual(pageErrors, [], 'no script errors in the pages');
   assert.deepEqual(consoleErrors, [], 'no errors in the browser console (invalid markup, failed loads)');
+  assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
+});
+
+// Session resume in a real browser (docs/protocol.md section 10). The page is
+// served, and its WebSocket carried, by a TCP proxy in this test. The proxy
+// resets the WebSocket's two TCP connections, no close frame, and holds the
+// page's reconnect for a while, as a network that fails and comes back would.
+// A peer in Node.js keeps chatting in the page's room all along, and a second
+// page in the room watches. The page resumes by itself through the proxy and
+// shows every message once, in order; the others never see the page leave.
+test('a page whose connection is cut resumes its session: every message once and in order, no peer_left', async (t) => {
+  const own = await startRelay(await freePort());
+  const proxy = await startProxy(own.port);
+  const node = { c: null, sending: false };
+  t.after(async () => {
+    node.sending = false;
+    node.c?.close();
+    await proxy.close();
+    await own.stop();
+  });
+  const room = 'resume-room';
+
+  // No ?peer: the relay picks the id, and it must not change.
+  const page = await openDemo('resume-page', proxy.base, `?room=${room}`);
+  await waitText(page, '#status', 'connected');
+  await waitText(page, '#rooms', room);
+  const pageId = await page.evaluate(() => window.relay.peer);
+  assert.match(pageId, /^[A-Za-z0-9_-]{22}$/, 'a relay-assigned id');
+  await waitText(page, '#peer-id', pageId);
+
+  node.c = new RelayClient(own.ws, { WebSocket, peer: 'node-chatter', ackTimeout: WAIT, reconnect: false });
+  await node.c.connect();
+  const presence = []; // what the Node peer is told about the page
+  node.c.on('peer_joined', (m) => m.peer === pageId && presence.push(`joined ${m.room}`));
+  node.c.on('peer_left', (m) => m.peer === pageId && presence.push(`left ${m.room}`));
+  assert.deepEqual(await node.c.join(room), [pageId]);
+  await waitText(page, '#log', `node-chatter joined ${room}`);
+  // A second page in the room, connected to the relay directly, watches.
+  const watcher = await openDemo('resume-watcher', own.base, `?peer=watcher&room=${room}`);
+  await waitText(watcher, '#presence', pageId);
+  await waitText(page, '#log', `watcher joined ${room}`);
+
+  // The Node peer publishes a numbered line every 20 ms, each once the relay
+  // acknowledged the one before (routed: to the page's connection or, while
+  // it is away, to its detached session).
+  const sent = [];
+  node.sending = true;
+  const chatter = (async () => {
+    for (let i = 1; node.sending; i++) {
+      const text = `line ${i}`;
+      await node.c.publish(room, { text });
+      sent.push(text);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const chatShown = () => page.evaluate(() => [...document.querySelectorAll('#log li.publish:not(.mine) .text')].map((el) => el.textContent));
+  const sentAtLeast = (n, what) => waitFor(() => sent.length >= n, WAIT, what);
+
+  await page.waitForFunction(() => document.querySelectorAll('#log li.publish').length >= 5, null, { timeout: WAIT });
+
+  // The network fails: both TCP connections of the page's WebSocket die and
+  // new connections hang until it is back.
+  proxy.down();
+  assert.equal(proxy.cutWebSockets(), 1, 'the page had one WebSocket through the proxy');
+  const atCut = sent.length;
+  await waitText(page, '#status', 'reconnecting');
+  const resumeRequest = /^GET \/ws\?.*\bresume=[^&\s]+&received=\d+/;
+  await waitFor(() => proxy.requests.some((l) => resumeRequest.test(l)), WAIT, 'the page asking to resume, held by the proxy');
+  await sentAtLeast(atCut + 10, 'ten lines sent while the page is away');
+  assert.equal(await page.evaluate(() => window.relay.state), 'reconnecting', 'the page was away while they were sent');
+  proxy.up();
+
+  await waitText(page, '#log', 'session resumed; nothing missed');
+  await waitText(page, '#status', 'connected');
+  const afterResume = sent.length;
+  await sentAtLeast(afterResume + 5, 'five lines after the resume');
+  node.sending = false;
+  await chatter;
+  const last = sent[sent.length - 1];
+  await page.waitForFunction((l) => [...document.querySelectorAll('#log li.publish .text')].some((el) => el.textContent === l), last, { timeout: WAIT });
+
+  assert.ok(sent.length >= atCut + 15, `${sent.length} lines sent`);
+  assert.deepEqual(await chatShown(), sent, 'every line shown once, in order');
+  assert.deepEqual(await page.evaluate(() => [window.relay.peer, window.relay.welcome.resumed]), [pageId, true]);
+  assert.equal(await page.locator('#peer-id').textContent(), pageId, 'the page shows the same peer id');
+  const log = await page.locator('#log').textContent();
+  assert.equal(log.split('session resumed').length - 1, 1, 'resumed once');
+  assert.ok(!log.includes('new session'), 'no new session');
+  assert.ok(node.c.peersIn(room).includes(pageId), 'the page stayed in the room for the other member');
+  assert.deepEqual(presence, [], 'the other member saw no peer_left or peer_joined for the page');
+  const watched = await watcher.locator('#log').textContent();
+  assert.ok(!watched.includes(`${pageId} left`) && !watched.includes(`${pageId} joined`), `the watching page showed the page neither leave nor join: ${watched.slice(0, 200)}`);
+  assert.ok(await watcher.locator('#presence').textContent().then((t) => t.includes(pageId)), 'the watching page still lists the page');
+
+  // The page came back through the proxy, with its token and count.
+  const upgrades = proxy.requests.filter((l) => l.startsWith('GET /ws'));
+  assert.equal(upgrades.length, 2, `two WebSocket requests: ${upgrades.join(' | ')}`);
+  assert.match(upgrades[1], resumeRequest);
+  const metrics = await (await fetch(`${own.base}/metrics`)).text();
+  assert.match(metrics, /^wsrelay_sessions_resumed_total 1$/m);
+  assert.match(metrics, /^wsrelay_sessions_resume_failed_total 0$/m);
+
+  assert.deepEqual(pageErrors, [], 'no script errors in the page');
+  assert.deepEqual(consoleErrors, [], 'no errors in the browser console');
   assert.deepEqual(foreign, [], 'the demo loads nothing from other hosts');
 });
 

@@ -432,6 +432,28 @@ test('a join made while reconnecting completes on the new connection', async (t)
   c.close();
 });
 
+test('a join made while reconnecting, of a room the resumed session is still in, resolves on the resume', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const c = client({ minBackoff: 20, maxBackoff: 20, ackTimeout: 1000 });
+  const p = c.connect();
+  latest().welcome('alice', { resume: 'tok-1', resumed: false });
+  await p;
+  const first = c.join('lobby');
+  latest().deliver({ type: 'joined', room: 'lobby', peers: ['bob'] });
+  await first;
+  latest().drop(1006);
+  let result;
+  c.join('lobby').then((v) => (result = { v }), (err) => (result = { err }));
+  t.mock.timers.tick(20);
+  const ws = latest();
+  assert.equal(ws.url.searchParams.get('resume'), 'tok-1');
+  ws.welcome('alice', { resume: 'tok-2', resumed: true, rooms: ['lobby'], missed: 0 });
+  await Promise.resolve();
+  assert.deepEqual(ws.sent, [], 'nothing to join: the session is still in lobby');
+  assert.deepEqual(result, { v: ['bob'] }, 'the join resolved with the members, not after the ack timeout');
+  c.close();
+});
+
 test('close() stops reconnecting and closes the socket with 1000', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const c = await connected();
@@ -500,6 +522,26 @@ describe('liveness', () => {
     assert.equal(ws.closed.code, 4000);
     t.mock.timers.tick(10);
     assert.equal(FakeSocket.all.length, 2, 'a new connection was opened');
+    c.close();
+  });
+
+  test('a missing pong keeps the session: the reconnect resumes it', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const c = client({ pingInterval: 1000, pongTimeout: 500, minBackoff: 10, maxBackoff: 10 });
+    const p = c.connect();
+    latest().welcome('alice', { resume: 'tok-1', resumed: false });
+    await p;
+    const ws = latest();
+    ws.deliver({ type: 'publish', room: 'r', from: 'bob', data: 1 });
+    t.mock.timers.tick(1000); // ping
+    assert.deepEqual(ws.last(), { type: 'ping', received: 1 });
+    t.mock.timers.tick(500); // no pong: the client closes with 4000 itself
+    assert.equal(ws.closed.code, 4000);
+    t.mock.timers.tick(10);
+    const again = latest();
+    assert.notEqual(again, ws, 'a new connection was opened');
+    assert.equal(again.url.searchParams.get('resume'), 'tok-1', 'the dead link does not end the session: the client asks to resume it');
+    assert.equal(again.url.searchParams.get('received'), '1');
     c.close();
   });
 

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import WebSocket from 'ws';
 import { RelayClient, OP_PUBLISH, OP_DIRECT, generateKeyPair, keyId } from '../wsrelay.js';
 import { freePort, startRelay, waitFor, roomToken } from './relay.mjs';
+import { startProxy } from './proxy.mjs';
 
 let relay;
 const clients = [];
@@ -206,6 +207,48 @@ test('a client whose connection is cut resumes its session: every message exactl
   assert.equal(alice.peer, 'alice-resume');
   assert.equal(bobSawLeft, false, 'no peer_left while alice was away');
   await alice.ping(); // carries received: the relay lets go of the replay
+});
+
+test('a client whose link dies silently notices by its ping and resumes the session', async (t) => {
+  const proxy = await startProxy(relay.port);
+  t.after(() => proxy.close());
+  // carol's connection goes through the proxy; dan is connected directly.
+  const carol = new RelayClient(proxy.ws, {
+    WebSocket, peer: 'carol-silent', minBackoff: 50, maxBackoff: 200, ackTimeout: 3000, pingInterval: 200, pongTimeout: 300,
+  });
+  clients.push(carol);
+  const dan = open('dan-silent');
+  await carol.connect();
+  await dan.connect();
+  await carol.join('silent-room');
+  await dan.join('silent-room');
+  await waitFor(() => dan.peersIn('silent-room').includes('carol-silent'), 5000, 'dan sees carol');
+
+  const got = [];
+  carol.on('publish', (m) => got.push(m.data));
+  const presence = [];
+  dan.on('peer_left', (m) => presence.push(`left ${m.peer}`));
+  dan.on('peer_joined', (m) => presence.push(`joined ${m.peer}`));
+  const closes = [];
+  carol.on('close', (c) => closes.push(c.code));
+  for (let i = 1; i <= 3; i++) await dan.publish('silent-room', i);
+  await waitFor(() => got.length === 3, 5000, 'the first three');
+
+  // Not a byte either way, and no FIN: only carol's missing pong tells.
+  const resumed = next(carol, 'resumed');
+  assert.equal(proxy.freezeWebSockets(), 1);
+  for (let i = 4; i <= 10; i++) await dan.publish('silent-room', i); // routed to carol's session
+  const ev = await resumed;
+  assert.deepEqual(closes, [4000], 'carol gave up on the silent socket herself');
+  assert.deepEqual([ev.resumed, ev.missed, ev.rooms], [true, 0, ['silent-room']]);
+  await waitFor(() => got.length >= 10, 5000, 'every message');
+  for (let i = 11; i <= 12; i++) await dan.publish('silent-room', i);
+  await waitFor(() => got.length >= 12, 5000, 'the live ones too');
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'in order, exactly once');
+  assert.deepEqual(presence, [], 'dan saw carol neither leave nor come back');
+  const upgrades = proxy.requests.filter((l) => l.startsWith('GET /ws'));
+  assert.equal(upgrades.length, 2);
+  assert.match(upgrades[1], /[?&]resume=[^&\s]+&received=\d+/);
 });
 
 test('key peers prove their keys, and room tokens from a backend open a private room', async (t) => {
