@@ -30,6 +30,7 @@ var scenarios = map[string]scenario{
 	"churn":   {env: floodEnv, run: runChurn},
 	"cluster": {env: floodEnv, run: runCluster},
 	"api":     {env: apiEnv, run: runAPI},
+	"resume":  {env: resumeEnv, run: runResume},
 }
 
 func idleEnv(o *options) []string {
