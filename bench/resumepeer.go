@@ -32,6 +32,7 @@ type resumePeer struct {
 	joined   bool      // the session is in its room: it may publish
 	dialed   time.Time // when the resume on conn started to connect; zero for the first connection
 	lost     bool      // conn closed without being cut: resume at the next round
+	held     bool      // cut by detach: stays away until attach
 	count    uint64    // data messages received in the session: every text or binary message after welcome
 	seq      int64     // messages published
 	acked    int64     // acks received: messages routed to the room
@@ -373,11 +374,12 @@ func (rp *resumePeer) resume() {
 	}
 }
 
-// settled reports whether the peer is connected and in its room.
+// settled reports whether the peer is connected and in its room, or held
+// away by detach.
 func (rp *resumePeer) settled() bool {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	return rp.conn != nil && rp.joined
+	return rp.held || rp.conn != nil && rp.joined
 }
 
 // resumeLost resumes the peers whose connection closed without a cut.
@@ -439,9 +441,15 @@ func (s *resumeSet) run(cmd command) reply {
 			s.resumeLost()
 			cutAcc += cmd.Cut * float64(len(s.peers))
 			for ; cutAcc >= 1; cutAcc-- {
-				rp := s.peers[rng.IntN(len(s.peers))]
-				if rp.cut() {
-					pending = append(pending, due{rp, now.Add(cmd.Life)})
+				// From a random peer on, the first one connected.
+				i := rng.IntN(len(s.peers))
+				for range s.peers {
+					rp := s.peers[i]
+					if rp.cut() {
+						pending = append(pending, due{rp, now.Add(cmd.Life)})
+						break
+					}
+					i = (i + 1) % len(s.peers)
 				}
 			}
 		}
@@ -483,6 +491,9 @@ func (s *resumeSet) detach(n int) reply {
 	for i := range n {
 		rp := s.peers[i*len(s.peers)/n]
 		if rp.cut() {
+			rp.mu.Lock()
+			rp.held = true
+			rp.mu.Unlock()
 			s.mu.Lock()
 			s.held = append(s.held, rp)
 			s.mu.Unlock()
@@ -499,6 +510,9 @@ func (s *resumeSet) attach() reply {
 	s.held = nil
 	s.mu.Unlock()
 	for _, rp := range held {
+		rp.mu.Lock()
+		rp.held = false
+		rp.mu.Unlock()
 		rp.resume()
 	}
 	s.awaitSettled(10 * time.Second)

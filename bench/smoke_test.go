@@ -156,3 +156,65 @@ func TestAPISmoke(t *testing.T) {
 		t.Errorf("%d calls, %d deliveries, %d lost; want 20, 2000, 0", res.Calls, res.Deliveries, res.Lost)
 	}
 }
+
+// TestResumeSmoke runs the resume scenario small: 40 peers in rooms of 4,
+// a fifth of the connections cut once and half of the sessions detached at
+// once; every cut session resumes and every message arrives exactly once.
+func TestResumeSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a worker process")
+	}
+	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0")
+	var res resumeResult
+	runSmoke(t, &res, "resume: 40 peers in rooms of 4", "-url", wsURL(srv), "-peers", "40", "-room-size", "4", "-rate", "400",
+		"-cut", "0.2", "-outage", "200ms", "-duration", "1500ms", "-detach", "0.5", "-hold", "500ms", "resume")
+	// One round of cuts (8 connections) and 20 detached.
+	if res.Cuts != 28 || res.Resumes != res.Cuts || res.ResumedFalse != 0 || res.Missed != 0 {
+		t.Errorf("%d cuts, %d resumes, %d resumed:false, %d missed; want 28 cuts, as many resumes, 0, 0", res.Cuts, res.Resumes, res.ResumedFalse, res.Missed)
+	}
+	if res.Expected < 3*400 || res.Received != res.Expected || res.Lost != 0 || res.Duplicates != 0 {
+		t.Errorf("received %d of %d (lost %d, %d duplicates), want all of at least %d, no duplicates", res.Received, res.Expected, res.Lost, res.Duplicates, 3*400)
+	}
+	if res.Detached != 20 || res.DetachedAfter != 0 {
+		t.Errorf("wsrelay_sessions_detached %v while away and %v after, want 20 and 0", res.Detached, res.DetachedAfter)
+	}
+	if res.P50 <= 0 || res.P99 < res.P50 {
+		t.Errorf("resume time p50 %vms p99 %vms", res.P50, res.P99)
+	}
+}
+
+// TestResumeSmokeCountsLoss checks that the resume scenario sees loss: with
+// a resume window shorter than the outage every resume gets a new session,
+// and the messages sent meanwhile are reported lost.
+func TestResumeSmokeCountsLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a relay and a worker process")
+	}
+	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_RESUME_WINDOW=50ms")
+	var res resumeResult
+	runSmoke(t, &res, "resume: 20 peers", "-url", wsURL(srv), "-peers", "20", "-room-size", "4", "-rate", "400",
+		"-cut", "0.5", "-outage", "300ms", "-duration", "1500ms", "-detach", "0", "resume")
+	if res.Cuts != 10 || res.ResumedFalse != res.Cuts {
+		t.Errorf("%d cuts, %d resumed:false; want 10 and all", res.Cuts, res.ResumedFalse)
+	}
+	if res.Lost <= 0 || res.Received+res.Lost != res.Expected {
+		t.Errorf("received %d of %d, lost %d: want a loss counted", res.Received, res.Expected, res.Lost)
+	}
+}
+
+// resumeResult is the part of the resume scenario's JSON line the smoke
+// tests check.
+type resumeResult struct {
+	Cuts          int64   `json:"cuts"`
+	Resumes       int64   `json:"resumes"`
+	ResumedFalse  int64   `json:"resumed_false"`
+	Missed        int64   `json:"missed"`
+	Expected      int64   `json:"expected"`
+	Received      int64   `json:"received"`
+	Lost          int64   `json:"lost"`
+	Duplicates    int64   `json:"duplicates"`
+	Detached      float64 `json:"detached_gauge"`
+	DetachedAfter float64 `json:"detached_gauge_after"`
+	P50           float64 `json:"resume_p50_ms"`
+	P99           float64 `json:"resume_p99_ms"`
+}
