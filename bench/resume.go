@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -218,7 +219,7 @@ func (r *runner) settleResume(ctx context.Context, each func(command, func(*comm
 
 // memReading is the server's memory over a window of traffic.
 type memReading struct {
-	heap     int64   // lowest heap in use sampled in the second half: close to the live heap
+	heap     int64   // live heap: after a collection (-inproc), else the lowest sampled in the second half
 	rss      int64   // RSS at the end
 	detached float64 // wsrelay_sessions_detached at the end
 }
@@ -226,7 +227,8 @@ type memReading struct {
 // readWhile runs traffic (d long) and samples the server's heap from
 // /stats meanwhile. The lowest heap of the window's second half is taken:
 // the heap in use swings with garbage between collections, its low points
-// are what is live.
+// are what is live (an estimate: with -inproc the heap is read after a
+// collection, exactly).
 func (r *runner) readWhile(ctx context.Context, d time.Duration, traffic func() error) (memReading, error) {
 	done := make(chan error, 1)
 	go func() { done <- traffic() }()
@@ -245,7 +247,12 @@ func (r *runner) readWhile(ctx context.Context, d time.Duration, traffic func() 
 			}
 			g, _ := r.t.metrics("wsrelay_sessions_detached")
 			m.detached = g["wsrelay_sessions_detached"]
-			if m.heap == 0 { // a window too short to sample
+			if r.t.srv != nil || m.heap == 0 {
+				// In process the live heap can be read exactly: collect
+				// first. Otherwise the window was too short to sample.
+				if r.t.srv != nil {
+					runtime.GC()
+				}
 				st, err := r.t.stats()
 				m.heap = st.HeapBytes
 				return m, err

@@ -440,7 +440,7 @@ func (s *resumeSet) run(cmd command) reply {
 			}
 			s.resumeLost()
 			cutAcc += cmd.Cut * float64(len(s.peers))
-			for ; cutAcc >= 1; cutAcc-- {
+			for ; cutAcc >= 1-1e-9; cutAcc-- { // 0.05 × 1000 is 49.99... in floating point
 				// From a random peer on, the first one connected.
 				i := rng.IntN(len(s.peers))
 				for range s.peers {
