@@ -108,7 +108,7 @@ func runResume(ctx context.Context, r *runner) error {
 	c1, _ := r.t.read()
 	r.measure(false)
 	runSent := sum(rs, nil).Sent
-	if _, err := r.settleResume(ctx, each, nil); err != nil {
+	if _, err := r.settleResume(ctx, each, nil, nil); err != nil {
 		return err
 	}
 
@@ -139,8 +139,8 @@ func runResume(ctx context.Context, r *runner) error {
 			return err
 		}
 	}
-	h := newHistogram()
-	got, err := r.settleResume(ctx, each, h)
+	h, hb := newHistogram(), newHistogram()
+	got, err := r.settleResume(ctx, each, h, hb)
 	if err != nil {
 		return err
 	}
@@ -169,6 +169,8 @@ func runResume(ctx context.Context, r *runner) error {
 	res.set("resume_p50_ms", ms(h.quantile(0.5)))
 	res.set("resume_p99_ms", ms(h.quantile(0.99)))
 	res.set("resume_max_ms", ms(time.Duration(h.max)))
+	res.set("reattach_p50_ms", ms(hb.quantile(0.5)))
+	res.set("reattach_p99_ms", ms(hb.quantile(0.99)))
 	res.set("server_cpu_pct", round((c1.CPU-c0.CPU)/max(elapsed, 1e-9)*100, 1))
 	res.set("detach", p.detach)
 	res.set("hold_s", p.hold.Seconds())
@@ -186,10 +188,11 @@ func runResume(ctx context.Context, r *runner) error {
 		res.set("heap_bytes_per_detached", round(perDetached, 0))
 	}
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (%.0f B per detached session), RSS %.1f→%.1f→%.1f MiB (before, away, back)",
+	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (%.0f B per detached session), RSS %.1f→%.1f→%.1f MiB (before, away, back), all resumed at once in p50 %.2fms p99 %.2fms",
 		p.peers, p.roomSize, p.rate, p.cut*100, o.duration, p.outage, got.Cuts, got.Resumes, got.NotResumed, got.Missed,
 		ms(h.quantile(0.5)), ms(h.quantile(0.99)), lost, got.Expected, got.Dups, away.detached, p.hold,
-		mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss))
+		mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss),
+		ms(hb.quantile(0.5)), ms(hb.quantile(0.99)))
 	if got.Errors > 0 {
 		return fmt.Errorf("%d errors, first: %s: %s", got.Errors, got.FirstErr, res.Summary)
 	}
@@ -198,8 +201,9 @@ func runResume(ctx context.Context, r *runner) error {
 
 // settleResume polls the workers' accounting until it stays unchanged for
 // 300 ms (acks and deliveries in flight arrived), at most 15 s, and
-// returns it, with the resume times merged into h when not nil.
-func (r *runner) settleResume(ctx context.Context, each func(command, func(*command, float64)) ([]reply, error), h *histogram) (reply, error) {
+// returns it, with the resume times of the cuts merged into h and those of
+// the detached batch into hb when not nil.
+func (r *runner) settleResume(ctx context.Context, each func(command, func(*command, float64)) ([]reply, error), h, hb *histogram) (reply, error) {
 	end := time.Now().Add(15 * time.Second)
 	var last reply
 	for first := true; ; first = false {
@@ -210,6 +214,11 @@ func (r *runner) settleResume(ctx context.Context, each func(command, func(*comm
 		got := sum(rs, nil)
 		if (!first && got.Recv == last.Recv && got.Acked == last.Acked && got.Dups == last.Dups) ||
 			time.Now().After(end) || ctx.Err() != nil {
+			if hb != nil {
+				for _, x := range rs {
+					hb.merge(x.BurstHist, x.BurstHistMax)
+				}
+			}
 			return sum(rs, h), ctx.Err()
 		}
 		last = got

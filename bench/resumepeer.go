@@ -33,6 +33,7 @@ type resumePeer struct {
 	dialed   time.Time // when the resume on conn started to connect; zero for the first connection
 	lost     bool      // conn closed without being cut: resume at the next round
 	held     bool      // cut by detach: stays away until attach
+	burst    bool      // the resume in progress is one of attach's, all at once
 	count    uint64    // data messages received in the session: every text or binary message after welcome
 	seq      int64     // messages published
 	acked    int64     // acks received: messages routed to the room
@@ -52,7 +53,8 @@ type resumeSet struct {
 
 	mu sync.Mutex
 	// Guarded by mu.
-	times      *histogram // resume times: connect to the welcome
+	times      *histogram // resume times of the cuts: connect to the welcome
+	burstTimes *histogram // resume times of attach, all the detached sessions at once
 	resumes    int64
 	notResumed int64
 	missed     int64
@@ -80,7 +82,7 @@ func (wk *workerState) resumeOp(cmd command) reply {
 		if wk.sessions != nil {
 			return reply{Err: "resume: connected already"}
 		}
-		wk.sessions = &resumeSet{eng: wk.eng, host: cmd.URL, path: cmd.Path, times: newHistogram()}
+		wk.sessions = &resumeSet{eng: wk.eng, host: cmd.URL, path: cmd.Path, times: newHistogram(), burstTimes: newHistogram()}
 		return wk.sessions.connect(cmd)
 	}
 	s := wk.sessions
@@ -262,14 +264,18 @@ func (rp *resumePeer) welcome(w *wsConn, p []byte) {
 	if !rp.dialed.IsZero() {
 		s := rp.set
 		s.mu.Lock()
-		s.times.record(int64(time.Since(rp.dialed)))
+		if rp.burst {
+			s.burstTimes.record(int64(time.Since(rp.dialed)))
+		} else {
+			s.times.record(int64(time.Since(rp.dialed)))
+		}
 		s.resumes++
 		s.missed += m.Missed
 		if !m.Resumed {
 			s.notResumed++
 		}
 		s.mu.Unlock()
-		rp.dialed = time.Time{}
+		rp.dialed, rp.burst = time.Time{}, false
 	}
 	if m.Resumed {
 		rp.joined = true // count goes on from the N of the request
@@ -511,7 +517,7 @@ func (s *resumeSet) attach() reply {
 	s.mu.Unlock()
 	for _, rp := range held {
 		rp.mu.Lock()
-		rp.held = false
+		rp.held, rp.burst = false, true
 		rp.mu.Unlock()
 		rp.resume()
 	}
@@ -540,6 +546,7 @@ func (s *resumeSet) report() reply {
 	}
 	s.mu.Lock()
 	r.Hist, r.HistMax = s.times.sparse(), s.times.max
+	r.BurstHist, r.BurstHistMax = s.burstTimes.sparse(), s.burstTimes.max
 	r.Resumes, r.NotResumed, r.Missed, r.Cuts = s.resumes, s.notResumed, s.missed, s.cuts
 	r.Closed, r.Errors, r.FirstErr = s.unexpected, s.errs, s.firstErr
 	s.mu.Unlock()

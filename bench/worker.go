@@ -81,6 +81,9 @@ type reply struct {
 	Resumes    int64 `json:"resumes,omitempty"`     // resume welcomes received
 	NotResumed int64 `json:"not_resumed,omitempty"` // of them with "resumed":false
 	Cuts       int64 `json:"cuts,omitempty"`        // connections cut
+	// Resume times of the detached batch coming back at once.
+	BurstHist    [][2]uint64 `json:"burst_hist,omitempty"`
+	BurstHistMax int64       `json:"burst_hist_max,omitempty"`
 }
 
 // runWorker serves commands until stdin ends. Its arguments after workerArg
