@@ -260,6 +260,7 @@ func (r *runner) readWhile(ctx context.Context, d time.Duration, traffic func() 
 				// In process the live heap can be read exactly: collect
 				// first. Otherwise the window was too short to sample.
 				if r.t.srv != nil {
+					runtime.GC() // twice: pooled buffers go on the second
 					runtime.GC()
 				}
 				st, err := r.t.stats()
