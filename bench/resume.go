@@ -188,11 +188,14 @@ func runResume(ctx context.Context, r *runner) error {
 		res.set("heap_bytes_per_detached", round(perDetached, 0))
 	}
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (%.0f B per detached session), RSS %.1f→%.1f→%.1f MiB (before, away, back), all resumed at once in p50 %.2fms p99 %.2fms",
+	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates",
 		p.peers, p.roomSize, p.rate, p.cut*100, o.duration, p.outage, got.Cuts, got.Resumes, got.NotResumed, got.Missed,
-		ms(h.quantile(0.5)), ms(h.quantile(0.99)), lost, got.Expected, got.Dups, away.detached, p.hold,
-		mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss),
-		ms(hb.quantile(0.5)), ms(hb.quantile(0.99)))
+		ms(h.quantile(0.5)), ms(h.quantile(0.99)), lost, got.Expected, got.Dups)
+	if p.detach > 0 {
+		res.Summary += fmt.Sprintf("; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (%.0f B per detached session), RSS %.1f→%.1f→%.1f MiB (before, away, back), all resumed at once in p50 %.2fms p99 %.2fms",
+			away.detached, p.hold, mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss),
+			ms(hb.quantile(0.5)), ms(hb.quantile(0.99)))
+	}
 	if got.Errors > 0 {
 		return fmt.Errorf("%d errors, first: %s: %s", got.Errors, got.FirstErr, res.Summary)
 	}
