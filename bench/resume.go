@@ -80,6 +80,9 @@ func runResume(ctx context.Context, r *runner) error {
 		return err
 	}
 	r.quiet(ctx, time.Minute)
+	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
+		return err
+	}
 	each := func(c command, scale func(*command, float64)) ([]reply, error) {
 		cs := make([]*command, len(r.pool))
 		for i := range cmds {
@@ -108,6 +111,10 @@ func runResume(ctx context.Context, r *runner) error {
 	c1, _ := r.t.read()
 	r.measure(false)
 	runSent := sum(rs, nil).Sent
+	lat := newHistogram() // delivery latency of the phase with cuts, replays apart
+	if _, err := r.report(lat); err != nil {
+		return err
+	}
 	if _, err := r.settleResume(ctx, each, nil, nil); err != nil {
 		return err
 	}
@@ -166,6 +173,9 @@ func runResume(ctx context.Context, r *runner) error {
 	res.set("unexpected_closes", got.Closed)
 	res.set("errors", got.Errors)
 	res.set("first_error", got.FirstErr)
+	res.Hist = lat
+	res.set("latency_p50_ms", ms(lat.quantile(0.5)))
+	res.set("latency_p99_ms", ms(lat.quantile(0.99)))
 	res.set("resume_p50_ms", ms(h.quantile(0.5)))
 	res.set("resume_p99_ms", ms(h.quantile(0.99)))
 	res.set("resume_max_ms", ms(time.Duration(h.max)))
@@ -188,9 +198,9 @@ func runResume(ctx context.Context, r *runner) error {
 		res.set("heap_bytes_per_detached", round(perDetached, 0))
 	}
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates",
+	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms, live delivery latency p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates",
 		p.peers, p.roomSize, p.rate, p.cut*100, o.duration, p.outage, got.Cuts, got.Resumes, got.NotResumed, got.Missed,
-		ms(h.quantile(0.5)), ms(h.quantile(0.99)), lost, got.Expected, got.Dups)
+		ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), lost, got.Expected, got.Dups)
 	if p.detach > 0 {
 		res.Summary += fmt.Sprintf("; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (%.0f B per detached session), RSS %.1f→%.1f→%.1f MiB (before, away, back), all resumed at once in p50 %.2fms p99 %.2fms",
 			away.detached, p.hold, mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss),

@@ -34,6 +34,7 @@ type resumePeer struct {
 	lost     bool      // conn closed without being cut: resume at the next round
 	held     bool      // cut by detach: stays away until attach
 	burst    bool      // the resume in progress is one of attach's, all at once
+	opened   int64     // unix ns when conn started to connect: older messages are replays
 	count    uint64    // data messages received in the session: every text or binary message after welcome
 	seq      int64     // messages published
 	acked    int64     // acks received: messages routed to the room
@@ -181,8 +182,9 @@ var (
 	keySeq    = []byte(`,"n":`)
 )
 
-// frame handles one server frame (pings aside) of w, on the poller.
-func (rp *resumePeer) frame(w *wsConn, op byte, p []byte) {
+// frame handles one server frame (pings aside) of w, received at now, on
+// the poller.
+func (rp *resumePeer) frame(w *wsConn, op byte, p []byte, now int64) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if w != rp.conn {
@@ -232,6 +234,11 @@ func (rp *resumePeer) frame(w *wsConn, op byte, p []byte) {
 		}
 		rp.last[int(from)] = n
 		rp.got++
+		if i := bytes.Index(p, keyT); i >= 0 {
+			if t, ok := parseInt(p[i+len(keyT):]); ok && t >= rp.opened {
+				rp.set.eng.delivered(t, now) // latency of live messages, replays apart
+			}
+		}
 	case bytes.HasPrefix(typ, []byte(`ack"`)):
 		rp.acked++
 	case bytes.HasPrefix(typ, []byte(`joined"`)):
@@ -369,6 +376,7 @@ func (rp *resumePeer) resume() {
 	}
 	query := "resume=" + url.QueryEscape(rp.token) + "&received=" + strconv.FormatUint(rp.count, 10)
 	rp.conn, rp.dialed, rp.lost, rp.welcomed, rp.joined = w, time.Now(), false, false, false
+	rp.opened = rp.dialed.UnixNano()
 	rp.mu.Unlock()
 	if err := s.eng.open(w, nil, s.host, s.path, query); err != nil {
 		rp.mu.Lock()

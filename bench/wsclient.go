@@ -330,7 +330,7 @@ func (e *engine) frame(w *wsConn, op byte, p []byte, now int64) {
 		return
 	}
 	if w.rp != nil {
-		w.rp.frame(w, op, p)
+		w.rp.frame(w, op, p, now)
 		return
 	}
 	switch op {
