@@ -1,7 +1,7 @@
 // Command bench is wsrelay's load harness: it opens many WebSocket
-// connections, drives one scenario (idle, fanout, direct, slow, churn,
-// binary, cluster) and reports what the relay cost and how fast it
-// delivered.
+// connections, drives one scenario (idle, fanout, binary, api, direct,
+// slow, burst, churn, resume, cluster) and reports what the relay cost and
+// how fast it delivered.
 //
 //	go run ./bench [flags] SCENARIO
 //
