@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-// resumeEnv is floodEnv: peers publish more than the default 100 messages
-// a second between them. Session resume is on by default
-// (WSRELAY_RESUME_WINDOW=30s).
-func resumeEnv(o *options) []string { return floodEnv(o) }
-
 // resumeParams are the resume scenario's settings with their defaults.
 type resumeParams struct {
 	peers, roomSize int
@@ -34,6 +29,7 @@ func resumeSettings(o options) resumeParams {
 	if p.rate < 0 {
 		p.rate = 1000
 	}
+	p.cut = min(max(p.cut, 0), 1)
 	p.detach = int(min(max(o.detach, 0), 1) * float64(p.peers))
 	return p
 }
@@ -49,6 +45,9 @@ func resumeSettings(o options) resumeParams {
 func runResume(ctx context.Context, r *runner) error {
 	o, res := r.o, r.res
 	p := resumeSettings(o)
+	if p.rate == 0 {
+		return fmt.Errorf("-rate must be above 0: the peers publish at a pace")
+	}
 	if err := r.workers(p.peers); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ var scenarios = map[string]scenario{
 	"churn":   {env: floodEnv, run: runChurn},
 	"cluster": {env: floodEnv, run: runCluster},
 	"api":     {env: apiEnv, run: runAPI},
-	"resume":  {env: resumeEnv, run: runResume},
+	"resume":  {env: floodEnv, run: runResume}, // session resume is on by default
 }
 
 func idleEnv(o *options) []string {
