@@ -165,6 +165,7 @@ func runResume(ctx context.Context, r *runner) error {
 	res.set("received", got.Recv)
 	res.set("lost", lost)
 	res.set("duplicates", got.Dups)
+	res.set("receivers_short", got.Short)
 	res.set("cuts", got.Cuts)
 	res.set("resumes", got.Resumes)
 	res.set("resumed_false", got.NotResumed)
@@ -203,9 +204,9 @@ func runResume(ctx context.Context, r *runner) error {
 		perDetached = ", sampled: use -inproc for an exact reading"
 	}
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
-	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms, live delivery latency p50 %.2fms p99 %.2fms; lost %d of %d, %d duplicates",
+	res.Summary = fmt.Sprintf("%d peers in rooms of %d, %.0f msg/s, %.0f%% cut/s for %s (outage %s): %d cuts, %d resumes (%d resumed:false, missed %d), resume p50 %.2fms p99 %.2fms, live delivery latency p50 %.2fms p99 %.2fms; lost %d of %d (%d receivers short), %d duplicates",
 		p.peers, p.roomSize, p.rate, p.cut*100, o.duration, p.outage, got.Cuts, got.Resumes, got.NotResumed, got.Missed,
-		ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), lost, got.Expected, got.Dups)
+		ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), lost, got.Expected, got.Short, got.Dups)
 	if p.detach > 0 {
 		res.Summary += fmt.Sprintf("; %.0f detached for %s: heap %.2f→%.2f→%.2f MiB (before, away, back%s), RSS %.1f→%.1f→%.1f MiB, all resumed at once in p50 %.2fms p99 %.2fms",
 			away.detached, p.hold, mib(before.heap), mib(away.heap), mib(back.heap), perDetached, mib(before.rss), mib(away.rss), mib(back.rss),

@@ -539,18 +539,23 @@ func (s *resumeSet) report() reply {
 	var r reply
 	roomAcked := map[string]int64{}
 	acked := make([]int64, len(s.peers))
+	got := make([]int64, len(s.peers))
 	for i, rp := range s.peers {
 		rp.mu.Lock()
-		acked[i] = rp.acked
+		acked[i], got[i] = rp.acked, rp.got
 		r.Sent += rp.seq
-		r.Recv += rp.got
 		r.Dups += rp.dups
 		rp.mu.Unlock()
 		roomAcked[rp.room] += acked[i]
 		r.Acked += acked[i]
+		r.Recv += got[i]
 	}
 	for i, rp := range s.peers {
-		r.Expected += roomAcked[rp.room] - acked[i]
+		due := roomAcked[rp.room] - acked[i]
+		r.Expected += due
+		if got[i] < due {
+			r.Short++
+		}
 	}
 	s.mu.Lock()
 	r.Hist, r.HistMax = s.times.sparse(), s.times.max

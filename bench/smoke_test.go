@@ -167,12 +167,12 @@ func TestResumeSmoke(t *testing.T) {
 	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0")
 	var res resumeResult
 	runSmoke(t, &res, "resume: 40 peers in rooms of 4", "-url", wsURL(srv), "-peers", "40", "-room-size", "4", "-rate", "400",
-		"-cut", "0.2", "-outage", "200ms", "-duration", "1500ms", "-detach", "0.5", "-hold", "500ms", "resume")
+		"-cut", "0.2", "-outage", "200ms", "-duration", "1800ms", "-detach", "0.5", "-hold", "500ms", "resume")
 	// One round of cuts (8 connections) and 20 detached.
 	if res.Cuts != 28 || res.Resumes != res.Cuts || res.ResumedFalse != 0 || res.Missed != 0 {
 		t.Errorf("%d cuts, %d resumes, %d resumed:false, %d missed; want 28 cuts, as many resumes, 0, 0", res.Cuts, res.Resumes, res.ResumedFalse, res.Missed)
 	}
-	if res.Expected < 3*400 || res.Received != res.Expected || res.Lost != 0 || res.Duplicates != 0 {
+	if res.Expected < 3*400 || res.Received != res.Expected || res.Lost != 0 || res.Short != 0 || res.Duplicates != 0 {
 		t.Errorf("received %d of %d (lost %d, %d duplicates), want all of at least %d, no duplicates", res.Received, res.Expected, res.Lost, res.Duplicates, 3*400)
 	}
 	if res.Detached != 20 || res.DetachedAfter != 0 {
@@ -193,12 +193,12 @@ func TestResumeSmokeCountsLoss(t *testing.T) {
 	srv := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_RESUME_WINDOW=50ms")
 	var res resumeResult
 	runSmoke(t, &res, "resume: 20 peers", "-url", wsURL(srv), "-peers", "20", "-room-size", "4", "-rate", "400",
-		"-cut", "0.5", "-outage", "300ms", "-duration", "1500ms", "-detach", "0", "resume")
+		"-cut", "0.5", "-outage", "500ms", "-duration", "1500ms", "-detach", "0", "resume")
 	if res.Cuts != 10 || res.ResumedFalse != res.Cuts {
 		t.Errorf("%d cuts, %d resumed:false; want 10 and all", res.Cuts, res.ResumedFalse)
 	}
-	if res.Lost <= 0 || res.Received+res.Lost != res.Expected {
-		t.Errorf("received %d of %d, lost %d: want a loss counted", res.Received, res.Expected, res.Lost)
+	if res.Lost <= 0 || res.Received+res.Lost != res.Expected || res.Short == 0 {
+		t.Errorf("received %d of %d, lost %d, %d receivers short: want a loss counted", res.Received, res.Expected, res.Lost, res.Short)
 	}
 }
 
@@ -213,6 +213,7 @@ type resumeResult struct {
 	Received      int64   `json:"received"`
 	Lost          int64   `json:"lost"`
 	Duplicates    int64   `json:"duplicates"`
+	Short         int64   `json:"receivers_short"`
 	Detached      float64 `json:"detached_gauge"`
 	DetachedAfter float64 `json:"detached_gauge_after"`
 	P50           float64 `json:"resume_p50_ms"`

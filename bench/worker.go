@@ -81,6 +81,7 @@ type reply struct {
 	Resumes    int64 `json:"resumes,omitempty"`     // resume welcomes received
 	NotResumed int64 `json:"not_resumed,omitempty"` // of them with "resumed":false
 	Cuts       int64 `json:"cuts,omitempty"`        // connections cut
+	Short      int64 `json:"short,omitempty"`       // receivers that got fewer than they should have
 	// Resume times of the detached batch coming back at once.
 	BurstHist    [][2]uint64 `json:"burst_hist,omitempty"`
 	BurstHistMax int64       `json:"burst_hist_max,omitempty"`
@@ -631,6 +632,7 @@ func sum(rs []reply, h *histogram) reply {
 		t.Resumes += r.Resumes
 		t.NotResumed += r.NotResumed
 		t.Cuts += r.Cuts
+		t.Short += r.Short
 		if r.FirstRcv != 0 && (t.FirstRcv == 0 || r.FirstRcv < t.FirstRcv) {
 			t.FirstRcv = r.FirstRcv
 		}
