@@ -88,26 +88,10 @@ func (p *apiPublisher) run(messages int, rate float64) {
 // scenarios compare a peer's publish with the API's.
 func runAPI(ctx context.Context, r *runner) error {
 	o, res := r.o, r.res
-	members := o.members
-	if members <= 0 {
-		members = 10000
-	}
-	size := o.size
-	if size <= 0 {
-		size = 64
-	}
-	rate := max(o.rate, 0)
-	if err := r.workers(members); err != nil {
-		return err
-	}
+	members, size, rate := fanoutParams(o)
 	const room = "api"
-	joinStart := time.Now()
-	if _, err := r.connect(ctx, "m", members, room, 0); err != nil {
-		return err
-	}
-	r.quiet(ctx, 5*time.Minute) // peer_joined notifications: N²/2 of them
-	joinTime := time.Since(joinStart)
-	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
+	_, joinTime, err := r.fillRoom(ctx, room, members, "")
+	if err != nil {
 		return err
 	}
 	pub := &apiPublisher{

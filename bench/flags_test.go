@@ -36,3 +36,23 @@ func TestRateFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestUsageListsEveryScenario checks that -h names every scenario and the
+// resume scenario's flags.
+func TestUsageListsEveryScenario(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-h"}, &out, &errb); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	help := errb.String()
+	for name := range scenarios {
+		if !strings.Contains(help, "\n  "+name+" ") {
+			t.Errorf("usage does not describe scenario %q", name)
+		}
+	}
+	for _, flag := range []string{"-peers", "-room-size", "-cut", "-outage", "-detach"} {
+		if !strings.Contains(help, "  "+flag+" ") || !strings.Contains(help, "resume: ") {
+			t.Errorf("usage does not show the resume flag %s", flag)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Command bench is wsrelay's load harness: it opens many WebSocket
-// connections, drives one scenario (idle, fanout, direct, slow, churn,
-// binary, cluster) and reports what the relay cost and how fast it
-// delivered.
+// connections, drives one scenario (idle, fanout, binary, api, direct,
+// slow, burst, churn, resume, cluster) and reports what the relay cost and
+// how fast it delivered.
 //
 //	go run ./bench [flags] SCENARIO
 //
@@ -79,6 +79,12 @@ type options struct {
 	life      time.Duration // churn: lifetime of a churning connection
 	rounds    int           // churn: rounds of churn, each followed by a reading
 
+	peers    int           // resume: sessions
+	roomSize int           // resume: peers per room
+	cut      float64       // resume: share of the connections cut every second
+	outage   time.Duration // resume: how long a cut connection stays away
+	detach   float64       // resume: share of the sessions detached at once for the memory reading
+
 	nodes       int // cluster: wsrelay nodes
 	roomMembers int // cluster: members of the room spanning all nodes, the publisher included
 }
@@ -132,6 +138,11 @@ Scenarios:
            publisher time, peak RSS; -env WSRELAY_FLOW_CONTROL=false for v1
   churn    connections come and go at a fixed rate while direct messages
            flow: errors, goroutines and memory before and after
+  resume   peers in rooms under a steady stream of messages while a share of
+           the connections is cut every second (no close frame) and resumed
+           (docs/protocol.md section 10): messages lost and duplicated,
+           resume time p50/p99, resumed:false, missed, and the server's
+           memory while a batch of sessions is detached and after
   cluster  an embedded NATS server and N nodes, connections spread over them,
            one room spanning every node and a publisher on the first:
            cross-node deliveries/s, CPU-s per million deliveries (all nodes),
@@ -162,19 +173,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile at the end of the measured phase to this file (needs -inproc)")
 	fs.IntVar(&o.conns, "conns", 0, "idle: connections (default 15000); cluster: connections over all nodes (default 100000)")
 	fs.IntVar(&o.rooms, "rooms", 0, "idle, cluster: rooms to spread the (other) connections over (0: one per 10 connections; -1: none, the connections send nothing)")
-	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU")
+	fs.DurationVar(&o.hold, "hold", 10*time.Second, "idle: how long to hold the connections while measuring heartbeat CPU;\nresume: how long the -detach batch stays away while messages flow, default 3s")
 	fs.DurationVar(&o.ping, "ping", time.Second, "idle: PING_INTERVAL of the started server")
 	fs.IntVar(&o.members, "members", 0, "fanout/binary/api: room members (default 10000); slow: normal members (default 200); burst: readers (default 100)")
 	fs.IntVar(&o.messages, "messages", 200, "fanout/binary/api/cluster: messages to publish; burst: default 20000")
 	fs.IntVar(&o.size, "size", 0, "payload bytes (default 64; slow: 1024; direct: 64)")
 	o.rate = -1 // unset: each scenario's own default
-	fs.Var(&rateFlag{&o.rate}, "rate", "messages per second, 0 = as fast as possible (default: fanout, binary, cluster 0;\ndirect 20000; slow 500; churn 2000)")
+	fs.Var(&rateFlag{&o.rate}, "rate", "messages per second, 0 = as fast as possible (default: fanout, binary, cluster 0;\ndirect 20000; slow 500; churn 2000; resume 1000 over all peers, more than 0)")
 	fs.IntVar(&o.pairs, "pairs", 0, "direct: pairs of peers (default 2000); churn: steady pairs exchanging direct messages (default 500)")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "direct, slow, churn: how long traffic flows")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "direct, slow, churn, resume: how long traffic flows")
 	fs.IntVar(&o.slow, "slow", 50, "slow: members that never read; burst: default 10")
 	fs.Float64Var(&o.churnRate, "churn-rate", 200, "churn: new connections per second")
 	fs.DurationVar(&o.life, "life", 2*time.Second, "churn: lifetime of each churning connection")
 	fs.IntVar(&o.rounds, "rounds", 3, "churn: rounds of churn, the server read after each")
+	fs.IntVar(&o.peers, "peers", 1000, "resume: peers, each a session")
+	fs.IntVar(&o.roomSize, "room-size", 10, "resume: peers per room")
+	fs.Float64Var(&o.cut, "cut", 0.05, "resume: share of the connections cut every second (TCP close without a close frame)")
+	fs.DurationVar(&o.outage, "outage", 500*time.Millisecond, "resume: how long a cut connection stays away before it resumes")
+	fs.Float64Var(&o.detach, "detach", 0.5, "resume: share of the sessions detached at once, after the cuts, to read the server's\nmemory while they are away (0: skip)")
 	fs.IntVar(&o.nodes, "nodes", 6, "cluster: wsrelay nodes (child processes sharing an embedded NATS server)")
 	fs.IntVar(&o.roomMembers, "room-members", 600, "cluster: members of the room spanning all nodes, the publisher included")
 	fs.BoolVar(&o.compress, "compress", false, "every client connection offers permessage-deflate, and a started server runs with\nWSRELAY_COMPRESSION=true; compressed frames are counted and inflated as far as the timestamp")
@@ -210,6 +226,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if !set["slow"] {
 			o.slow = 10
+		}
+	}
+	if scenario == "resume" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["hold"] {
+			o.hold = 3 * time.Second
 		}
 	}
 	if o.payload != "x" && o.payload != "json" {

@@ -30,6 +30,7 @@ var scenarios = map[string]scenario{
 	"churn":   {env: floodEnv, run: runChurn},
 	"cluster": {env: floodEnv, run: runCluster},
 	"api":     {env: apiEnv, run: runAPI},
+	"resume":  {env: floodEnv, run: runResume}, // session resume is on by default
 }
 
 func idleEnv(o *options) []string {
@@ -143,32 +144,51 @@ func (s *sender) sendRaw(op byte) error {
 	return err
 }
 
-func runFanout(ctx context.Context, r *runner) error {
-	o, res := r.o, r.res
-	members := o.members
+// fanoutParams are the room size (default 10000), payload size (default
+// 64 B) and rate (default 0: as fast as possible) of the fanout and api
+// scenarios.
+func fanoutParams(o options) (members, size int, rate float64) {
+	members, size = o.members, o.size
 	if members <= 0 {
 		members = 10000
 	}
-	size := o.size
 	if size <= 0 {
 		size = 64
 	}
-	rate := max(o.rate, 0)
+	return members, size, max(o.rate, 0)
+}
+
+// fillRoom starts the workers, connects members peers to room and, when
+// publisher is not empty, a peer of the harness by that id; it waits for
+// the presence notifications, resets the workers' counters and returns the
+// publisher and how long joining took.
+func (r *runner) fillRoom(ctx context.Context, room string, members int, publisher string) (*wsConn, time.Duration, error) {
 	if err := r.workers(members); err != nil {
-		return err
+		return nil, 0, err
 	}
-	const room = "fanout"
 	joinStart := time.Now()
 	if _, err := r.connect(ctx, "m", members, room, 0); err != nil {
-		return err
+		return nil, 0, err
 	}
-	pub, err := r.publisher("publisher", room)
-	if err != nil {
-		return err
+	var pub *wsConn
+	if publisher != "" {
+		var err error
+		if pub, err = r.publisher(publisher, room); err != nil {
+			return nil, 0, err
+		}
 	}
 	r.quiet(ctx, 5*time.Minute) // peer_joined notifications: N²/2 of them
 	joinTime := time.Since(joinStart)
-	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
+	_, err := r.pool.each(command{Op: "reset"})
+	return pub, joinTime, err
+}
+
+func runFanout(ctx context.Context, r *runner) error {
+	o, res := r.o, r.res
+	members, size, rate := fanoutParams(o)
+	const room = "fanout"
+	pub, joinTime, err := r.fillRoom(ctx, room, members, "publisher")
+	if err != nil {
 		return err
 	}
 	s := &sender{w: pub, room: room, size: size, binary: o.binary, jsonFill: o.payload == "json"}
@@ -357,6 +377,51 @@ func dropsByReason(t *target) map[string]float64 {
 	return out
 }
 
+// dropsSince returns the drops by reason since drops0 (a dropsByReason).
+func dropsSince(t *target, drops0 map[string]float64) map[string]float64 {
+	drops := map[string]float64{}
+	for k, v := range dropsByReason(t) {
+		drops[k] = v - drops0[k]
+	}
+	return drops
+}
+
+// peakRSSSince returns the server's highest RSS sampled after mark.
+func (r *runner) peakRSSSince(mark time.Time) int64 {
+	var peak int64
+	for _, s := range r.t.history() {
+		if s.At.After(mark) {
+			peak = max(peak, s.RSS)
+		}
+	}
+	return peak
+}
+
+// readers starts the workers for members readers plus -slow never-readers,
+// connects the readers to room and a publisher of the harness.
+func (r *runner) readers(ctx context.Context, room string, members int) (*wsConn, error) {
+	if err := r.workers(members + r.o.slow); err != nil {
+		return nil, err
+	}
+	if _, err := r.connect(ctx, "n", members, room, 0); err != nil {
+		return nil, err
+	}
+	return r.publisher("publisher", room)
+}
+
+// neverReaders connects -slow members of room that never read; what names
+// them in an error.
+func (r *runner) neverReaders(room, what string) error {
+	if r.o.slow <= 0 {
+		return nil
+	}
+	rs, err := r.pool.split(command{Op: "slow", URL: r.t.host, Path: r.t.path, Prefix: "s", Count: r.o.slow, Room: room})
+	if t := sum(rs, nil); err == nil && t.Failed > 0 {
+		err = fmt.Errorf("%d %s connections failed, first: %s", t.Failed, what, t.FirstErr)
+	}
+	return err
+}
+
 func runSlow(ctx context.Context, r *runner) error {
 	o, res := r.o, r.res
 	members := o.members
@@ -371,14 +436,8 @@ func runSlow(ctx context.Context, r *runner) error {
 	if rate < 0 {
 		rate = 500
 	}
-	if err := r.workers(members + o.slow); err != nil {
-		return err
-	}
 	const room = "slow"
-	if _, err := r.connect(ctx, "n", members, room, 0); err != nil {
-		return err
-	}
-	pub, err := r.publisher("publisher", room)
+	pub, err := r.readers(ctx, room, members)
 	if err != nil {
 		return err
 	}
@@ -387,11 +446,7 @@ func runSlow(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	rs, err := r.pool.split(command{Op: "slow", URL: r.t.host, Path: r.t.path, Prefix: "s", Count: o.slow, Room: room})
-	if t := sum(rs, nil); err == nil && t.Failed > 0 {
-		err = fmt.Errorf("%d slow connections failed, first: %s", t.Failed, t.FirstErr)
-	}
-	if err != nil {
+	if err := r.neverReaders(room, "slow"); err != nil {
 		return err
 	}
 	r.quiet(ctx, time.Minute)
@@ -404,17 +459,8 @@ func runSlow(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	var peak int64
-	for _, s := range r.t.history() {
-		if s.At.After(mark) {
-			peak = max(peak, s.RSS)
-		}
-	}
-	drops1 := dropsByReason(r.t)
-	drops := map[string]float64{}
-	for k, v := range drops1 {
-		drops[k] = v - drops0[k]
-	}
+	peak := r.peakRSSSince(mark)
+	drops := dropsSince(r.t, drops0)
 	queue := int64(256)
 	frameCap := int64(2048) // the pooled buffer class of one flood frame
 	if size+200 > 2048 {
@@ -674,25 +720,13 @@ func runBurst(ctx context.Context, r *runner) error {
 	if size <= 0 {
 		size = 1024
 	}
-	if err := r.workers(members + o.slow); err != nil {
-		return err
-	}
 	const room = "burst"
-	if _, err := r.connect(ctx, "n", members, room, 0); err != nil {
-		return err
-	}
-	pub, err := r.publisher("publisher", room)
+	pub, err := r.readers(ctx, room, members)
 	if err != nil {
 		return err
 	}
-	if o.slow > 0 {
-		rs, err := r.pool.split(command{Op: "slow", URL: r.t.host, Path: r.t.path, Prefix: "s", Count: o.slow, Room: room})
-		if t := sum(rs, nil); err == nil && t.Failed > 0 {
-			err = fmt.Errorf("%d never-reading connections failed, first: %s", t.Failed, t.FirstErr)
-		}
-		if err != nil {
-			return err
-		}
+	if err := r.neverReaders(room, "never-reading"); err != nil {
+		return err
 	}
 	r.quiet(ctx, time.Minute)
 	if _, err := r.pool.each(command{Op: "reset"}); err != nil {
@@ -725,18 +759,9 @@ func runBurst(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	var peak int64
-	for _, smp := range r.t.history() {
-		if smp.At.After(mark) {
-			peak = max(peak, smp.RSS)
-		}
-	}
+	peak := r.peakRSSSince(mark)
 	flow1, _ := r.t.metrics("wsrelay_flow_")
-	drops1 := dropsByReason(r.t)
-	drops := map[string]float64{}
-	for k, v := range drops1 {
-		drops[k] = v - drops0[k]
-	}
+	drops := dropsSince(r.t, drops0)
 	want := int64(members) * int64(o.messages)
 	pauses := flow1["wsrelay_flow_pauses_total"] - flow0["wsrelay_flow_pauses_total"]
 	paused := flow1["wsrelay_flow_paused_seconds_total"] - flow0["wsrelay_flow_paused_seconds_total"]

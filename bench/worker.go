@@ -26,7 +26,7 @@ const workerArg = "__bench_worker"
 
 // command is one request of the parent to a worker.
 type command struct {
-	Op string `json:"op"` // connect, slow, direct, churn, report, reset, close
+	Op string `json:"op"` // connect, slow, direct, churn, resume-*, report, reset, close
 
 	URL    string `json:"url,omitempty"`    // host:port
 	Path   string `json:"path,omitempty"`   // /ws
@@ -42,6 +42,9 @@ type command struct {
 	Life    time.Duration `json:"life,omitempty"`    // churn: how long a connection lives
 	Dialers int           `json:"dialers,omitempty"` // concurrent handshakes
 	Bind    []string      `json:"bind,omitempty"`    // local addresses to dial from, round robin
+
+	RoomSize int     `json:"room_size,omitempty"` // resume: peers per room
+	Cut      float64 `json:"cut,omitempty"`       // resume: share of the connections cut every second
 }
 
 // reply is a worker's answer.
@@ -69,6 +72,19 @@ type reply struct {
 	LastRcv  int64       `json:"last_rcv,omitempty"`
 	Hist     [][2]uint64 `json:"hist,omitempty"`
 	HistMax  int64       `json:"hist_max,omitempty"`
+
+	// The resume scenario's accounting (Hist holds the resume times).
+	Expected   int64 `json:"expected,omitempty"`    // messages the peers should have received
+	Dups       int64 `json:"dups,omitempty"`        // messages received again or out of order
+	Acked      int64 `json:"acked,omitempty"`       // acks: messages routed
+	Missed     int64 `json:"missed,omitempty"`      // sum of the welcomes' missed
+	Resumes    int64 `json:"resumes,omitempty"`     // resume welcomes received
+	NotResumed int64 `json:"not_resumed,omitempty"` // of them with "resumed":false
+	Cuts       int64 `json:"cuts,omitempty"`        // connections cut
+	Short      int64 `json:"short,omitempty"`       // receivers that got fewer than they should have
+	// Resume times of the detached batch coming back at once.
+	BurstHist    [][2]uint64 `json:"burst_hist,omitempty"`
+	BurstHistMax int64       `json:"burst_hist_max,omitempty"`
 }
 
 // runWorker serves commands until stdin ends. Its arguments after workerArg
@@ -111,6 +127,7 @@ type workerState struct {
 	jsonFill bool // timed payloads carry SDP-like text (-payload json)
 	conns    []*wsConn
 	slow     []net.Conn
+	sessions *resumeSet // the resume scenario's peers
 }
 
 func (wk *workerState) do(cmd command) reply {
@@ -125,6 +142,8 @@ func (wk *workerState) do(cmd command) reply {
 		return wk.direct(cmd)
 	case "churn":
 		return churn(wk.eng, cmd)
+	case "resume-connect", "resume-run", "resume-detach", "resume-attach", "resume-report":
+		return wk.resumeOp(cmd)
 	case "report":
 		return report(wk.eng)
 	case "reset":
@@ -606,6 +625,14 @@ func sum(rs []reply, h *histogram) reply {
 		t.Closed += r.Closed
 		t.Pings += r.Pings
 		t.Deflated += r.Deflated
+		t.Expected += r.Expected
+		t.Dups += r.Dups
+		t.Acked += r.Acked
+		t.Missed += r.Missed
+		t.Resumes += r.Resumes
+		t.NotResumed += r.NotResumed
+		t.Cuts += r.Cuts
+		t.Short += r.Short
 		if r.FirstRcv != 0 && (t.FirstRcv == 0 || r.FirstRcv < t.FirstRcv) {
 			t.FirstRcv = r.FirstRcv
 		}

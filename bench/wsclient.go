@@ -51,6 +51,7 @@ type wsConn struct {
 	peer  string
 	room  string       // joined after the welcome, when not empty
 	ready chan<- error // receives one value: nil when usable, or the failure
+	rp    *resumePeer  // the resume scenario's session this connection serves, if any
 
 	state    atomic.Int32
 	reported atomic.Bool // the value for ready was sent
@@ -103,6 +104,10 @@ func newEngine(name string) (*engine, error) {
 		if w == nil {
 			return
 		}
+		if w.rp != nil {
+			w.rp.closed(w, cerr)
+			return
+		}
 		prev := w.state.Swap(stClosed)
 		if prev != stClosed && !e.closing.Load() {
 			e.closed.Add(1)
@@ -148,16 +153,30 @@ func (e *engine) dial(host, path, peer, room string, ready chan<- error) (*wsCon
 
 // dialFrom is dial from the local address src (nil: any).
 func (e *engine) dialFrom(src net.Addr, host, path, peer, room string, ready chan<- error) (*wsConn, error) {
+	w := &wsConn{eng: e, peer: peer, room: room, ready: ready}
+	query := ""
+	if peer != "" {
+		query = "peer=" + peer
+	}
+	if err := e.open(w, src, host, path, query); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// open connects w, whose fields set before the upgrade are set, from src
+// (nil: any) to host and writes the upgrade request for path?query (no
+// query when empty).
+func (e *engine) open(w *wsConn, src net.Addr, host, path, query string) error {
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
 	raw, err := d.Dial("tcp", host)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	w := &wsConn{eng: e, peer: peer, room: room, ready: ready}
 	nc, err := e.nb.AddConn(raw)
 	if err != nil {
 		raw.Close()
-		return nil, err
+		return err
 	}
 	w.nc = nc
 	// AddConn has the poller watch the socket already, but nothing arrives
@@ -167,9 +186,9 @@ func (e *engine) dialFrom(src net.Addr, host, path, peer, room string, ready cha
 	req := make([]byte, 0, 256)
 	req = append(req, "GET "...)
 	req = append(req, path...)
-	if peer != "" {
-		req = append(req, "?peer="...)
-		req = append(req, peer...)
+	if query != "" {
+		req = append(req, '?')
+		req = append(req, query...)
 	}
 	req = append(req, " HTTP/1.1\r\nHost: "...)
 	req = append(req, host...)
@@ -182,9 +201,9 @@ func (e *engine) dialFrom(src net.Addr, host, path, peer, room string, ready cha
 	req = append(req, "\r\n\r\n"...)
 	if _, err := nc.Write(req); err != nil {
 		nc.Close()
-		return nil, err
+		return err
 	}
-	return w, nil
+	return nil
 }
 
 // send writes one client data message (masked with a zero key).
@@ -309,6 +328,12 @@ func (e *engine) frame(w *wsConn, op byte, p []byte, now int64) {
 		_, _ = w.nc.Write(frame.AppendMaskedFrame(tmp[:0], true, frame.OpPong, [4]byte{}, p))
 		e.pings.Add(1)
 		return
+	}
+	if w.rp != nil {
+		w.rp.frame(w, op, p, now)
+		return
+	}
+	switch op {
 	case frame.OpClose:
 		if !e.closing.Load() && w.state.Load() != stClosed {
 			e.closed.Add(1)
