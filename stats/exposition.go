@@ -33,7 +33,7 @@ var help = map[string]string{
 	"wsrelay_sessions_detached":                 "Sessions waiting for their client to resume.",
 	"wsrelay_sessions_resumed_total":            "Sessions resumed by a new connection.",
 	"wsrelay_sessions_expired_total":            "Detached sessions ended because their resume window passed.",
-	"wsrelay_sessions_resume_failed_total":      "Resume requests answered with a new session.",
+	"wsrelay_sessions_resume_failed_total":      "Resume requests answered with a new session or refused (401).",
 	"wsrelay_compression_saved_bytes_total":     "Bytes not sent thanks to permessage-deflate.",
 	"wsrelay_api_requests_total":                "Server API requests, by call and answer status.",
 
