@@ -99,9 +99,11 @@ type Cluster struct {
 	// a pending signal absorbs the next. Close closes done and waits for
 	// both goroutines through wg.
 	msgs      chan *nats.Msg
-	hello     chan struct{} // (re)connected: send a snapshot asking for theirs
-	kick      chan struct{} // someone asked for a snapshot
-	wake      chan struct{} // the outbox has work
+	hello     chan struct{}      // (re)connected: send a snapshot asking for theirs
+	kick      chan struct{}      // someone asked for a snapshot
+	wake      chan struct{}      // the outbox has work
+	syncs     chan chan struct{} // handovers waiting for the outbox to be carried out (sync)
+	barriers  sync.Map           // *nats.Msg -> chan struct{}: handovers waiting for the inbound goroutine (barrier)
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -179,6 +181,7 @@ func New(cfg Config, rt *router.Router, st *stats.Stats, log *slog.Logger) (*Clu
 		hello:  make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		wake:   make(chan struct{}, 1),
+		syncs:  make(chan chan struct{}, 64),
 		done:   make(chan struct{}),
 		warn:   rate.Sometimes{First: 3, Interval: 10 * time.Second},
 		local:  make(map[string]*localPeer),
@@ -263,10 +266,10 @@ func (c *Cluster) Start() error {
 		c.subs = append(c.subs, sub)
 	}
 	if c.sessions != nil {
-		// Handover requests have their own subscription, served on nats.go's
-		// goroutine for it: they answer with a NATS call, which the inbound
-		// goroutine never makes.
-		sub, err := nc.Subscribe(c.subj.handoverSubject(c.id), c.serveHandover)
+		// Handover requests arrive among the frames, in order: a session is
+		// handed over after every frame for it that arrived before the
+		// request was delivered (handover.go).
+		sub, err := nc.ChanSubscribe(c.subj.handoverSubject(c.id), c.msgs)
 		if err != nil {
 			nc.Close()
 			return fmt.Errorf("cluster: subscribe handover: %w", err)

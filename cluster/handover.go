@@ -11,38 +11,48 @@ import (
 	"github.com/wsrelay/wsrelay/session"
 )
 
-// Session handover (docs/protocol.md section 10, clustering). A resume token
-// carries the tag of the node that issued it (Tag). A resume that lands on
-// another node asks the issuing node, by a NATS request on its handover
-// subject, to hand the session over (Fetch); that node gives it up
-// (session.Handler.HandOver) and answers with the peer id, its rooms and its
-// send path: numbering, replayable frames and queued frames. Both nodes
-// record the move's presence changes as moved records ('u', 'm', 'j', 'l'),
-// which the other nodes apply without peer_left or peer_joined. For
-// DeadAfter after a handover, direct frames that still reach the old node
-// for the peer are forwarded to the new one.
+// Session handover (docs/protocol.md section 10, clustering; session.Remote
+// says why in two steps). A resume token carries the tag of the node that
+// issued it (Tag). A resume that lands on another node asks the issuing
+// node, by a NATS request on its handover subject, to prepare the handover
+// (Prepare): that node claims the session and answers with the peer id and
+// its rooms. The resuming node registers the peer and joins its rooms,
+// waits until its room subscriptions are in place (sync), and asks for the
+// commit (Commit): the old node gives the session up and answers with its
+// numbering, replayable frames and queue. Both nodes record the move's
+// presence changes as moved records ('u', 'm', 'j', 'l'), which the other
+// nodes apply without peer_left or peer_joined. For DeadAfter after a
+// handover, direct frames that still reach the old node for the peer are
+// forwarded to the new one.
 //
-// Request (subject <prefix>.handover.<node>):
+// Requests (subject <prefix>.handover.<node>):
 //
-//	'h' token_len token received(8) peer_len peer from_len from
+//	'h' token_len token received(8) peer_len peer   prepare
+//	'c' id(8) from_len from                         commit
 //
-// Reply: one status byte, 'n' (no such session) or 'x' (denied: another
-// peer's credential), or 'o' followed by
+// Replies begin with one status byte: 'n' (no such session or handover) or
+// 'x' (denied: another peer's credential), or 'o' followed, for a prepare,
+// by
 //
-//	peer_len peer rooms(2) (room_len room)... sent(8) dropped(8)
-//	replay(4) queued(4) (op len(4) body)...
+//	id(8) peer_len peer rooms(2) (room_len room)...
+//
+// and, for a commit, by
+//
+//	peer_len peer sent(8) dropped(8) mark(8) replay(4) queued(4)
+//	(op len(4) body)...
 //
 // where the frames are the replayable ones, oldest first, then the queued
 // ones. Integers are big-endian.
 const (
-	kindHandover = 'h'
+	kindPrepare = 'h'
+	kindCommit  = 'c'
 
 	handoverOK     = 'o'
 	handoverNone   = 'n'
 	handoverDenied = 'x'
 
-	// handoverTimeout bounds how long a resume waits for the node holding
-	// its session; past it the client gets a new session.
+	// handoverTimeout bounds how long a resume waits for each answer of
+	// the node holding its session; past it the client gets a new session.
 	handoverTimeout = time.Second
 	// handoverSlack is what a reply keeps free under NATS's max_payload
 	// for everything but frame bodies.
@@ -57,60 +67,165 @@ func (c *Cluster) Tag() uint32 { return uint32(c.inc >> 32) }
 // for the sessions of h. It is called before Start.
 func (c *Cluster) ServeSessions(h *session.Handler) { c.sessions = h }
 
-// Fetch implements session.Remote: it asks the node tagged tag, by a NATS
-// request, to hand over the session of token. It waits at most
+// Prepare implements session.Remote: it asks the node tagged tag, by a NATS
+// request, to begin handing over the session of token. It waits at most
 // handoverTimeout; an unknown node, no answer or a malformed one is no
 // session (the client gets a new one).
-func (c *Cluster) Fetch(tag uint32, token string, received uint64, peer string) (session.Moved, error) {
+func (c *Cluster) Prepare(tag uint32, token string, received uint64, peer string) (session.Prepared, error) {
 	node, ok := c.view.nodeByTag(tag)
 	if !ok || len(token) > 255 || len(peer) > 255 {
-		return session.Moved{}, nil
+		return session.Prepared{}, nil
 	}
-	req := make([]byte, 0, 32+len(token)+len(peer)+len(c.id))
-	req = appendField(append(req, kindHandover), token)
+	req := make([]byte, 0, 16+len(token)+len(peer))
+	req = appendField(append(req, kindPrepare), token)
 	req = binary.BigEndian.AppendUint64(req, received)
-	req = appendField(appendField(req, peer), c.id)
+	req = appendField(req, peer)
+	data, ok := c.request(node, req)
+	if !ok {
+		return session.Prepared{}, nil
+	}
+	r := reader{b: data}
+	switch r.byte() {
+	case handoverDenied:
+		return session.Prepared{}, session.ErrResumeDenied
+	case handoverOK:
+	default:
+		return session.Prepared{}, nil
+	}
+	p := session.Prepared{Node: node, ID: r.uint64(), Peer: string(r.field())}
+	p.Rooms = make([]string, r.uint16())
+	for i := range p.Rooms {
+		p.Rooms[i] = string(r.field())
+	}
+	if r.bad || len(r.b) > 0 || p.Peer == "" {
+		c.warn.Do(func() { c.log.Warn("cluster session handover malformed", "peer_node", node) })
+		return session.Prepared{}, nil
+	}
+	return p, nil
+}
+
+// Commit implements session.Remote: once the subscriptions the peer's
+// rooms need are in place (sync), it asks the node that prepared p to hand
+// the session over.
+func (c *Cluster) Commit(p session.Prepared) session.Moved {
+	c.sync()
+	req := binary.BigEndian.AppendUint64([]byte{kindCommit}, p.ID)
+	req = appendField(req, c.id)
+	data, ok := c.request(p.Node, req)
+	if !ok {
+		return session.Moved{}
+	}
+	m, ok := decodeMoved(data)
+	if !ok {
+		c.warn.Do(func() { c.log.Warn("cluster session handover malformed", "peer_node", p.Node) })
+	}
+	// Every message for the peer that reached the old node before it let
+	// go came to this node before the answer did; the inbound goroutine
+	// delivers them before the barrier, so that Merge sees them.
+	c.barrier()
+	return m
+}
+
+// barrier waits, at most handoverTimeout, until the inbound goroutine has
+// handled every message nats.go gave it so far.
+func (c *Cluster) barrier() {
+	m := &nats.Msg{} // no Sub: not from nats.go
+	done := make(chan struct{})
+	c.barriers.Store(m, done)
+	defer c.barriers.Delete(m)
+	t := time.NewTimer(handoverTimeout)
+	defer t.Stop()
+	select {
+	case c.msgs <- m:
+	case <-t.C:
+		return
+	case <-c.done:
+		return
+	}
+	select {
+	case <-done:
+	case <-t.C:
+	case <-c.done:
+	}
+}
+
+// request sends req to node's handover subject and returns the reply.
+func (c *Cluster) request(node string, req []byte) ([]byte, bool) {
 	msg, err := c.nc.Request(c.subj.handoverSubject(node), req, handoverTimeout)
 	if err != nil {
 		c.warn.Do(func() { c.log.Warn("cluster session handover failed", "peer_node", node, "err", err) })
-		return session.Moved{}, nil
+		return nil, false
 	}
-	m, denied, ok := decodeMoved(msg.Data)
-	switch {
-	case denied:
-		return session.Moved{}, session.ErrResumeDenied
-	case !ok:
-		c.warn.Do(func() { c.log.Warn("cluster session handover malformed", "peer_node", node) })
-	}
-	return m, nil
+	return msg.Data, true
 }
 
-// serveHandover answers one handover request. nats.go calls it on the
-// handover subscription's own goroutine; no lock is held across Respond.
+// sync waits until the control goroutine has carried out the outbox
+// recorded so far and NATS has confirmed it (the subscriptions are in
+// place), at most handoverTimeout.
+func (c *Cluster) sync() {
+	done := make(chan struct{})
+	select {
+	case c.syncs <- done:
+	default:
+		return // many waiting: theirs covers this one's outbox too, nearly
+	}
+	t := time.NewTimer(handoverTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-c.done:
+	}
+}
+
+// serveHandover answers one handover request. The inbound goroutine calls
+// it in arrival order, so a session is handed over after every frame that
+// reached this node for it before the commit; as the inbound goroutine makes
+// no NATS call, the answer is sent by a goroutine of its own (one per
+// handover, not per message).
 func (c *Cluster) serveHandover(msg *nats.Msg) {
 	r := reader{b: msg.Data}
-	if r.byte() != kindHandover {
-		return
-	}
-	token := r.field()
-	received := r.uint64()
-	peer, from := r.field(), r.field()
-	if r.bad || len(from) == 0 {
-		return
-	}
-	m, err := c.sessions.HandOver(string(token), received, string(peer))
 	var reply []byte
-	switch {
-	case err != nil:
-		reply = []byte{handoverDenied}
-	case m.Handoff == nil:
-		reply = []byte{handoverNone}
-	default:
+	switch r.byte() {
+	case kindPrepare:
+		token := r.field()
+		received := r.uint64()
+		peer := r.field()
+		if r.bad || len(r.b) > 0 {
+			return
+		}
+		p, err := c.sessions.BeginHandOver(string(token), received, string(peer))
+		switch {
+		case err != nil:
+			reply = []byte{handoverDenied}
+		case p.Peer == "":
+			reply = []byte{handoverNone}
+		default:
+			reply = binary.BigEndian.AppendUint64([]byte{handoverOK}, p.ID)
+			reply = appendField(reply, p.Peer)
+			reply = binary.BigEndian.AppendUint16(reply, uint16(len(p.Rooms)))
+			for _, room := range p.Rooms {
+				reply = appendField(reply, room)
+			}
+		}
+	case kindCommit:
+		id := r.uint64()
+		from := r.field()
+		if r.bad || len(r.b) > 0 || len(from) == 0 {
+			return
+		}
+		m := c.sessions.HandOver(id)
+		if m.Handoff == nil {
+			reply = []byte{handoverNone}
+			break
+		}
 		c.forward(m.Peer, c.subj.nodeSubject(string(from)))
 		reply = appendMoved(nil, m, int(c.nc.MaxPayload())-handoverSlack)
 		m.Handoff.Release()
+	default:
+		return
 	}
-	_ = msg.Respond(reply)
+	go func() { _ = msg.Respond(reply) }()
 }
 
 // appendMoved appends an 'o' reply carrying m. Frames that would take the
@@ -138,12 +253,9 @@ func appendMoved(dst []byte, m session.Moved, limit int) []byte {
 		dropped++
 	}
 	dst = appendField(append(dst, handoverOK), m.Peer)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Rooms)))
-	for _, room := range m.Rooms {
-		dst = appendField(dst, room)
-	}
 	dst = binary.BigEndian.AppendUint64(dst, h.Sent)
 	dst = binary.BigEndian.AppendUint64(dst, dropped)
+	dst = binary.BigEndian.AppendUint64(dst, m.Mark)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(replay)))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(queue)))
 	for _, list := range [2][]*frame.Buf{replay, queue} {
@@ -157,32 +269,24 @@ func appendMoved(dst []byte, m session.Moved, limit int) []byte {
 	return dst
 }
 
-// decodeMoved decodes a handover reply. denied reports an 'x' reply; ok is
-// false when the reply is malformed. A reply that names no session, or is
-// malformed, gives a Moved without a Handoff.
-func decodeMoved(data []byte) (m session.Moved, denied, ok bool) {
+// decodeMoved decodes a commit's reply; ok is false when it is malformed.
+// A reply that names no session, or is malformed, gives a Moved without a
+// Handoff.
+func decodeMoved(data []byte) (m session.Moved, ok bool) {
 	r := reader{b: data}
 	switch r.byte() {
 	case handoverNone:
-		return m, false, len(r.b) == 0
-	case handoverDenied:
-		return m, true, len(r.b) == 0
+		return m, len(r.b) == 0
 	case handoverOK:
 	default:
-		return m, false, false
+		return m, false
 	}
 	peer := r.field()
-	rooms := make([]string, r.uint16())
-	for i := range rooms {
-		rooms[i] = string(r.field())
-	}
 	h := &conn.Handoff{Sent: r.uint64(), Dropped: r.uint64()}
+	mark := r.uint64()
 	nReplay, nQueue := r.uint32(), r.uint32()
-	if r.bad || len(peer) == 0 || uint64(nReplay)+uint64(nQueue) > uint64(len(r.b))/5 {
-		return session.Moved{}, false, false
-	}
-	if uint64(nReplay) > h.Sent {
-		return session.Moved{}, false, false
+	if r.bad || len(peer) == 0 || uint64(nReplay)+uint64(nQueue) > uint64(len(r.b))/5 || uint64(nReplay) > h.Sent {
+		return session.Moved{}, false
 	}
 	h.Replay = make([]*frame.Buf, 0, nReplay)
 	h.Queue = make([]*frame.Buf, 0, nQueue)
@@ -191,7 +295,7 @@ func decodeMoved(data []byte) (m session.Moved, denied, ok bool) {
 		n := r.uint32()
 		if r.bad || op != frame.OpText && op != frame.OpBinary || uint64(n) > uint64(len(r.b)) {
 			h.Release()
-			return session.Moved{}, false, false
+			return session.Moved{}, false
 		}
 		b := frame.NewBuf(int(n))
 		b.B = append(b.B, r.b[:n]...)
@@ -205,9 +309,9 @@ func decodeMoved(data []byte) (m session.Moved, denied, ok bool) {
 	}
 	if len(r.b) > 0 {
 		h.Release()
-		return session.Moved{}, false, false
+		return session.Moved{}, false
 	}
-	return session.Moved{Peer: string(peer), Rooms: rooms, Handoff: h}, false, true
+	return session.Moved{Peer: string(peer), Handoff: h, Mark: mark}, true
 }
 
 // forwarding is where the direct frames for a peer whose session moved to

@@ -169,7 +169,7 @@ func movedOf(sent, dropped uint64, replay, queue []string) session.Moved {
 			*list.dst = append(*list.dst, b)
 		}
 	}
-	return session.Moved{Peer: "alice", Rooms: []string{"r", "s"}, Handoff: h}
+	return session.Moved{Peer: "alice", Handoff: h, Mark: sent - uint64(len(replay)) + 1}
 }
 
 func bodies(list []*frame.Buf) string {
@@ -183,13 +183,13 @@ func bodies(list []*frame.Buf) string {
 func TestHandoverReplyRoundTrip(t *testing.T) {
 	m := movedOf(7, 1, []string{"m5", "m6", "m7"}, []string{"m8", ""})
 	defer m.Handoff.Release()
-	got, denied, ok := decodeMoved(appendMoved(nil, m, 1<<20))
-	if !ok || denied {
-		t.Fatalf("decode: ok %v, denied %v", ok, denied)
+	got, ok := decodeMoved(appendMoved(nil, m, 1<<20))
+	if !ok {
+		t.Fatal("decode: malformed")
 	}
 	defer got.Handoff.Release()
 	h := got.Handoff
-	if got.Peer != "alice" || strings.Join(got.Rooms, ",") != "r,s" || h.Sent != 7 || h.Dropped != 1 ||
+	if got.Peer != "alice" || got.Mark != 5 || h.Sent != 7 || h.Dropped != 1 ||
 		bodies(h.Replay) != "m5,m6,m7" || bodies(h.Queue) != "m8," {
 		t.Fatalf("round trip: %+v %+v", got, h)
 	}
@@ -198,10 +198,8 @@ func TestHandoverReplyRoundTrip(t *testing.T) {
 			t.Fatalf("frame %d: %q, want the original bytes %q", i, b.Bytes(), m.Handoff.Replay[i].Bytes())
 		}
 	}
-	for _, reply := range [][]byte{{handoverNone}, {handoverDenied}} {
-		if m, denied, ok := decodeMoved(reply); !ok || m.Handoff != nil || denied != (reply[0] == handoverDenied) {
-			t.Fatalf("%q: %+v denied %v ok %v", reply, m, denied, ok)
-		}
+	if m, ok := decodeMoved([]byte{handoverNone}); !ok || m.Handoff != nil {
+		t.Fatalf("no session: %+v ok %v", m, ok)
 	}
 }
 
@@ -220,7 +218,7 @@ func TestHandoverReplyLimit(t *testing.T) {
 		{4, "", "q2xx", 1},
 		{0, "", "", 2},
 	} {
-		got, _, ok := decodeMoved(appendMoved(nil, m, tc.limit))
+		got, ok := decodeMoved(appendMoved(nil, m, tc.limit))
 		if !ok {
 			t.Fatalf("limit %d: malformed", tc.limit)
 		}
@@ -239,10 +237,9 @@ func FuzzDecodeMoved(f *testing.F) {
 	f.Add(appendMoved(nil, m, 1<<20))
 	m.Handoff.Release()
 	f.Add([]byte{handoverNone})
-	f.Add([]byte{handoverDenied})
 	f.Add([]byte{handoverOK, 1, 'p', 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, _, ok := decodeMoved(data)
+		got, ok := decodeMoved(data)
 		if got.Handoff == nil {
 			return
 		}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 	"github.com/wsrelay/wsrelay/stats"
@@ -21,11 +23,11 @@ func (c *Cluster) inbound() {
 		case <-c.done:
 			return
 		case m := <-c.msgs:
-			c.handle(m.Data, &bt)
+			c.handleMsg(m, &bt)
 			for i := 0; i < 256; i++ {
 				select {
 				case m = <-c.msgs:
-					c.handle(m.Data, &bt)
+					c.handleMsg(m, &bt)
 					continue
 				default:
 				}
@@ -34,6 +36,24 @@ func (c *Cluster) inbound() {
 			bt.Flush()
 		}
 	}
+}
+
+// handleMsg handles one message from NATS: a handover request (it has a
+// reply subject), or what handle decodes.
+func (c *Cluster) handleMsg(m *nats.Msg, bt *router.Batch) {
+	if m.Sub == nil { // a handover's barrier
+		bt.Flush()
+		if done, ok := c.barriers.LoadAndDelete(m); ok {
+			close(done.(chan struct{}))
+		}
+		return
+	}
+	if m.Reply != "" && m.Sub != nil && m.Subject == c.subj.handoverSubject(c.id) {
+		bt.Flush() // the frames before the request reach the session first
+		c.serveHandover(m)
+		return
+	}
+	c.handle(m.Data, bt)
 }
 
 // handle decodes one message from NATS and hands it to the router or to the
@@ -165,7 +185,8 @@ func (c *Cluster) localNewer(peer string, ts int64, node string) bool {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
 	lp := c.local[peer]
-	return lp != nil && !newer(ts, node, lp.ts, c.id)
+	// A peer whose session is moving to another node is no newer.
+	return lp != nil && !newer(ts, node, lp.ts, c.id) && !c.moving[peer]
 }
 
 // apply closes the local connections that a newer one of the same id on
@@ -178,7 +199,8 @@ func (c *Cluster) apply(ch *changes) {
 	for _, u := range ch.ups {
 		c.localMu.Lock()
 		lp := c.local[u.peer]
-		evict := lp != nil && newer(u.ts, u.node, lp.ts, c.id)
+		// A peer whose session is moving to that node is not replaced.
+		evict := lp != nil && newer(u.ts, u.node, lp.ts, c.id) && !c.moving[u.peer]
 		c.localMu.Unlock()
 		if evict {
 			c.rt.Evict(u.peer)

@@ -89,6 +89,15 @@ func (c *Cluster) control() {
 		case <-c.done:
 			return
 		case <-c.wake:
+		case done := <-c.syncs:
+			// A handover waits until the subscriptions recorded so far are
+			// in place on the NATS server.
+			if c.drain() {
+				c.publishSnapshot(false)
+				c.drain()
+			}
+			_ = c.nc.FlushTimeout(time.Second)
+			close(done)
 		case <-c.hello:
 			c.publishSnapshot(true)
 		case <-c.kick:
@@ -200,12 +209,26 @@ func (v *view) applyPresence(node []byte, inc, seq uint64, r *reader, now time.T
 				v.leave(p, string(room), ch)
 			}
 		case recMovedUp:
-			// As recUp, but the registration it replaces moves silently.
+			// As recUp, but the registration it replaces moves silently,
+			// rooms included: the peer is never missing from a room, in
+			// which case a publish here would not be sent to its node.
+			// The move is the newest registration whatever the clocks say.
 			peer := r.field()
 			ts := int64(r.uint64())
 			if !r.bad && !stale(string(peer), ts, n.id) {
+				var rooms []string
 				var quiet changes
-				v.register(n, string(peer), ts, &quiet)
+				if old := v.dir[string(peer)]; old != nil && old.node != n {
+					for room := range old.rooms {
+						rooms = append(rooms, room)
+					}
+					v.removePeer(old, &quiet)
+				}
+				if p := v.register(n, string(peer), ts, &quiet); p != nil {
+					for _, room := range rooms {
+						v.join(p, room, &quiet)
+					}
+				}
 				ch.ups = append(ch.ups, quiet.ups...)
 			}
 		case recMovedDown:

@@ -1,6 +1,8 @@
 package conn
 
 import (
+	"bytes"
+
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/stats"
 )
@@ -98,4 +100,85 @@ func Adopt(env *Env, id, ip string, pausable bool, h *Handoff) *Conn {
 	c.mu.Unlock()
 	h.Replay, h.Queue = nil, nil
 	return c
+}
+
+// Merge completes a Conn made by Adopt while its session still lived on
+// the old node: h is the send path the old node handed over at last, and
+// mark the number of the last message queued there when the handover
+// began. Since Adopt the Conn has queued what reached it here; the
+// messages the old node queued after mark may have reached both nodes (a
+// room's messages go to every node with a member), so those of them that
+// are here too, byte for byte, are kept once. The Conn then holds the old
+// node's numbering, replayable frames and queue, followed by what reached
+// it here and not there. It takes h's references. It returns false, and
+// releases h, when the Conn is not detached (it ended meanwhile).
+func (c *Conn) Merge(h *Handoff, mark uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.load() != phaseDetached {
+		h.Release()
+		return false
+	}
+	var here []*frame.Buf
+	if c.ring != nil {
+		for b := c.ring.pop(); b != nil; b = c.ring.pop() {
+			here = append(here, b)
+		}
+	}
+	// The old node's messages after mark, the candidates for a double.
+	var twins []*frame.Buf
+	first := h.Sent - uint64(len(h.Replay)) + 1 // the number of h.Replay[0]
+	for i, b := range h.Replay {
+		if first+uint64(i) > mark {
+			twins = append(twins, b)
+		}
+	}
+	for i, b := range h.Queue {
+		if h.Sent+1+uint64(i) > mark {
+			twins = append(twins, b)
+		}
+	}
+	matched := make([]bool, len(twins))
+	kept := here[:0]
+	for _, b := range here {
+		if i := twinOf(b, twins, matched); i >= 0 {
+			matched[i] = true
+			b.Release()
+			continue
+		}
+		kept = append(kept, b)
+	}
+
+	c.sent, c.dropped = h.Sent, c.dropped+h.Dropped
+	c.replayRelease()
+	for _, b := range h.Replay {
+		c.replayPush(b)
+	}
+	for _, list := range [2][]*frame.Buf{h.Queue, kept} {
+		for _, b := range list {
+			if c.ring == nil {
+				c.ring = c.env.getRing()
+			}
+			if c.ring.len() >= c.env.QueueSize {
+				c.dropped++
+				c.env.Stats.Drop(stats.DropQueueFull, 1)
+				b.Release()
+				continue
+			}
+			c.ring.push(b)
+		}
+	}
+	h.Replay, h.Queue = nil, nil
+	return true
+}
+
+// twinOf returns the index of the first unmatched frame of twins with b's
+// bytes, or -1.
+func twinOf(b *frame.Buf, twins []*frame.Buf, matched []bool) int {
+	for i, t := range twins {
+		if !matched[i] && bytes.Equal(t.Bytes(), b.Bytes()) {
+			return i
+		}
+	}
+	return -1
 }

@@ -52,7 +52,9 @@ type Backplane interface {
 	RemotePeers() int
 	// Moving(id, true) says that the presence changes of peer id that
 	// follow, up to Moving(id, false), move its session between nodes
-	// (Release, Adopt): the other nodes must not tell anyone.
+	// (Release, Adopt): the other nodes must not tell anyone, and a
+	// registration of id on another node meanwhile is the move, which does
+	// not replace the local connection.
 	Moving(id string, moving bool)
 	// Disconnect asks the node that holds peer id to close its connection
 	// with code and reason (Router.DisconnectLocal there); false when no

@@ -10,6 +10,16 @@ import "github.com/wsrelay/wsrelay/conn"
 // changes of a move, which the other nodes apply without telling anyone
 // either.
 
+// Moving tells the Backplane that peer id's session is moving between nodes
+// (from true until false): its presence changes are a move's, and a
+// registration of id on another node meanwhile is the move, not a newer
+// connection replacing this one. Release ends it.
+func (r *Router) Moving(id string, moving bool) {
+	if r.bp != nil {
+		r.bp.Moving(id, moving)
+	}
+}
+
 // Release takes c out of the registry and out of every room without
 // peer_left, and returns the rooms it was in. It does nothing, and returns
 // nil, when c is not (or no longer) registered.

@@ -88,11 +88,12 @@ type registry struct {
 	mu      sync.Mutex
 	byKey   map[tokenKey]*Session
 	timers  map[*Session]*time.Timer // the detached sessions' windows
+	moving  map[uint64]*handover     // sessions being handed over (remote.go)
 	stopped bool
 }
 
 func newRegistry(window time.Duration, rt *router.Router, set *vm.Set) *registry {
-	g := &registry{window: window, rt: rt, byKey: make(map[tokenKey]*Session), timers: make(map[*Session]*time.Timer)}
+	g := &registry{window: window, rt: rt, byKey: make(map[tokenKey]*Session), timers: make(map[*Session]*time.Timer), moving: make(map[uint64]*handover)}
 	g.resumed = set.NewCounter("wsrelay_sessions_resumed_total")
 	g.expired = set.NewCounter("wsrelay_sessions_expired_total")
 	g.failed = set.NewCounter("wsrelay_sessions_resume_failed_total")
