@@ -2,13 +2,22 @@ package loop_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 	"github.com/wsrelay/wsrelay/stats"
@@ -458,6 +467,61 @@ func TestCompressionMinBytes(t *testing.T) {
 		_, compressed, got := to.readMsg(t)
 		if len(got) != size || !strings.HasPrefix(string(got), prefix) || compressed != (size >= 100) {
 			t.Fatalf("direct of %d bytes: got %q, compressed %v", size, got, compressed)
+		}
+	}
+}
+
+// TestRoomTokensTelegram: in auth mode telegram a room token names the
+// base id tg:<user.id>, without the device (docs/protocol.md section 11).
+func TestRoomTokensTelegram(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_AUTH=telegram", "WSRELAY_TELEGRAM_BOT_TOKEN="+testBotToken,
+		"WSRELAY_JWT_SECRET="+testSecret, "WSRELAY_JWT_REQUIRE_ROOMS=true")
+	c, err := client.Dial(relaytest.Ctx(t, 5*time.Second), ts.WS, &client.Options{
+		Header: http.Header{"Authorization": {"tma " + initData(testBotToken, tgFields(42, time.Now()))}},
+		Query:  url.Values{"device": {"tab"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	if c.PeerID() != "tg:42:tab" {
+		t.Fatalf("peer %q", c.PeerID())
+	}
+	key := []byte(testSecret)
+	for i, tc := range []struct {
+		sub, result string
+	}{
+		{"tg:42:tab", "forbidden"},
+		{"tg:43", "forbidden"},
+		{"42", "forbidden"},
+		{"tg:42", "joined"},
+	} {
+		tok := sign(t, jwt.SigningMethodHS256, key, roomClaims(tc.sub, "vip"))
+		if got := joinResult(t, c, "vip", tok, fmt.Sprint("t", i)); got != tc.result {
+			t.Fatalf("room token for %q: %s, want %s", tc.sub, got, tc.result)
+		}
+	}
+}
+
+// TestRoomTokensPublicKey: room tokens are checked with the configured
+// public key and its algorithms, in every auth mode (here none).
+func TestRoomTokensPublicKey(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	path := writePEM(t, &ec.PublicKey)
+	ts := relaytest.Start(t, "WSRELAY_JWT_PUBLIC_KEY_FILE="+path, "WSRELAY_JWT_REQUIRE_ROOMS=true")
+	c := ts.Dial("erin")
+	pemBytes, _ := os.ReadFile(path)
+	for i, tc := range []struct {
+		name, token, result string
+	}{
+		{"no token", "", "forbidden"},
+		{"another key", sign(t, jwt.SigningMethodES256, other, roomClaims("erin", "vip")), "forbidden"},
+		{"HS256 keyed with the PEM", sign(t, jwt.SigningMethodHS256, pemBytes, roomClaims("erin", "vip")), "forbidden"},
+		{"ES256", sign(t, jwt.SigningMethodES256, ec, roomClaims("erin", "vip")), "joined"},
+	} {
+		if got := joinResult(t, c, "vip", tc.token, fmt.Sprint("k", i)); got != tc.result {
+			t.Fatalf("%s: %s, want %s", tc.name, got, tc.result)
 		}
 	}
 }
