@@ -33,8 +33,8 @@ func TestRemoteRecipientNeverPauses(t *testing.T) {
 	}
 	relaytest.Recv(t, pub, "peer_joined")
 
-	pad := strings.Repeat("x", 4<<10)
-	const n = 3000 // 12 MB: more than the loopback socket buffers take
+	pad := strings.Repeat("x", 8<<10)
+	const n = 1000 // 8 MB: more than the loopback socket buffers take
 	start := time.Now()
 	for i := range n {
 		var id any

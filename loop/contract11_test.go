@@ -58,7 +58,7 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 			idleMember(t, ts, "idle")
 			relaytest.Recv(t, pub, "peer_joined")
 
-			pad := strings.Repeat("x", 4<<10)
+			pad := strings.Repeat("x", 8<<10)
 			burst := func(n int) time.Duration {
 				t.Helper()
 				start := time.Now()
@@ -76,7 +76,37 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 				}
 				return time.Since(start)
 			}
-			burst(3000) // 12 MB: more than the loopback socket buffers take
+			// wsrelay_flow_paused_connections shows the paused publisher
+			// while it waits.
+			stop, seen := make(chan struct{}), make(chan float64)
+			go func() {
+				most := 0.0
+				for {
+					select {
+					case <-stop:
+						seen <- most
+						return
+					case <-time.After(2 * time.Millisecond):
+					}
+					var buf bytes.Buffer
+					ts.Metrics.WritePrometheus(&buf)
+					for line := range strings.Lines(buf.String()) {
+						if v, ok := strings.CutPrefix(line, "wsrelay_flow_paused_connections "); ok {
+							var f float64
+							_, _ = fmt.Sscan(v, &f)
+							most = max(most, f)
+						}
+					}
+				}
+			}()
+			burst(1000) // 8 MB: more than the loopback socket buffers take
+			close(stop)
+			if most, want := <-seen, map[bool]float64{true: 1, false: 0}[flow]; most != want {
+				t.Errorf("wsrelay_flow_paused_connections reached %v during the burst, want %v", most, want)
+			}
+			if now := metricValue(t, ts, "wsrelay_flow_paused_connections"); now != 0 {
+				t.Errorf("wsrelay_flow_paused_connections %v after the burst", now)
+			}
 			pauses := ts.Stats.FlowPauses()
 			if flow && pauses == 0 || !flow && pauses != 0 {
 				t.Fatalf("wsrelay_flow_pauses_total %d with flow control %v", pauses, flow)
@@ -92,12 +122,12 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 			}
 			// Stalled, the member holds no one back any more.
 			dropped := ts.Stats.DroppedBy(stats.DropQueueFull)
-			burst(200)
+			burst(100)
 			if got := ts.Stats.FlowPauses(); got != pauses {
 				t.Fatalf("a second burst paused the publisher %d more times", got-pauses)
 			}
-			if got := ts.Stats.DroppedBy(stats.DropQueueFull) - dropped; got != 200 {
-				t.Fatalf("second burst: %d queue_full drops, want all 200", got)
+			if got := ts.Stats.DroppedBy(stats.DropQueueFull) - dropped; got != 100 {
+				t.Fatalf("second burst: %d queue_full drops, want all 100", got)
 			}
 		})
 	}
