@@ -555,3 +555,31 @@ func TestRoomTokensPublicKey(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyAuthDefaultWindow: with the default limit a client has 10 s to
+// answer the challenge (docs/protocol.md section 11): an answer after 9.5 s
+// is accepted, no answer is closed with 4003 soon after 10 s.
+func TestKeyAuthDefaultWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 10 s")
+	}
+	t.Parallel()
+	ts := startKey(t, 0)
+	k, priv := newKey(t)
+	late, nonce := challenged(t, ts, k, "")
+	silentKey, _ := newKey(t)
+	start := time.Now() // before the server's clock for silent starts
+	silent, _ := challenged(t, ts, silentKey, "")
+
+	time.Sleep(9500 * time.Millisecond)
+	if err := late.SendFrame(true, frame.OpText, authMsg(priv, nonce)); err != nil {
+		t.Fatal(err)
+	}
+	if f := readData(t, late); !bytes.Contains(f.payload, []byte(`"welcome"`)) {
+		t.Fatalf("answer after 9.5 s: got %q, want the welcome", f.payload)
+	}
+	code, reason := readClose(t, silent, 5*time.Second)
+	if el := time.Since(start); code != 4003 || reason != "authentication failed" || el < 10*time.Second || el > 11500*time.Millisecond {
+		t.Fatalf("no answer: closed with %d %q after %v, want 4003 after 10 s", code, reason, el)
+	}
+}
