@@ -583,3 +583,66 @@ func TestKeyAuthDefaultWindow(t *testing.T) {
 		t.Fatalf("no answer: closed with %d %q after %v, want 4003 after 10 s", code, reason, el)
 	}
 }
+
+// TestResumeCountsOverflowNotDrops: a message dropped on a full queue gets
+// no number and the overflow notice gets one (docs/protocol.md section 10): a
+// client that counted everything it read, overflow included, resumes
+// with nothing missed and nothing replayed.
+func TestResumeCountsOverflowNotDrops(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_QUEUE_SIZE=16", "WSRELAY_FLOW_CONTROL=false", "WSRELAY_CLIENT_TIMEOUT=10m")
+	bob := ts.Dial("bob")
+	relaytest.Join(t, bob, "r")
+	alice := &resumer{t: t, ts: ts}
+	alice.connect("/ws?peer=alice")
+	_ = alice.rc.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.expect("joined")
+	relaytest.Recv(t, bob, "peer_joined")
+
+	pad := strings.Repeat("x", 8<<10)
+	const n = 1000 // 8 MB: more than alice's socket takes while she does not read
+	for i := range n {
+		var id any
+		if i == n-1 {
+			id = "last"
+		}
+		if err := bob.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := relaytest.Recv(t, bob, "ack"); string(m.ID) != `"last"` {
+		t.Fatalf("bob got %s", m.Raw)
+	}
+	dropped := ts.Stats.DroppedBy(stats.DropQueueFull)
+	if dropped == 0 {
+		t.Fatal("nothing dropped: the test did not fill alice's queue")
+	}
+	// Alice reads and counts everything: the publishes, then the notice.
+	publishes, lost := 0, uint64(0)
+	for publishes+int(lost) < n {
+		m := alice.read()
+		switch m["type"] {
+		case "publish":
+			publishes++
+		case "overflow":
+			lost += uint64(m["dropped"].(float64))
+		default:
+			t.Fatalf("got %v", m)
+		}
+	}
+	if lost != dropped {
+		t.Fatalf("told of %d drops, server counted %d", lost, dropped)
+	}
+	alice.cut()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+	alice.resume()
+	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 0.0 {
+		t.Fatalf("welcome %v, want resumed with nothing missed", alice.welcome)
+	}
+	if err := bob.Publish("r", "live", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.expect("publish"); m["data"] != "live" {
+		t.Fatalf("first message after the resume: %v, want the live publish", m)
+	}
+}
