@@ -646,3 +646,38 @@ func TestResumeCountsOverflowNotDrops(t *testing.T) {
 		t.Fatalf("first message after the resume: %v, want the live publish", m)
 	}
 }
+
+// TestKeyAuthResumeStartsNewSession pins a documented limitation
+// (docs/protocol.md section 10): in auth mode key a resume request cannot be
+// bound to the peer before the challenge, so it gets a new session, which
+// replaces the detached one once the key is proven.
+func TestKeyAuthResumeStartsNewSession(t *testing.T) {
+	ts := startKey(t, 0)
+	k, priv := newKey(t)
+	rc, nonce := challenged(t, ts, k, "")
+	if err := rc.SendFrame(true, frame.OpText, authMsg(priv, nonce)); err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		Type, Peer, Resume string
+		Resumed            bool
+	}
+	if f := readData(t, rc); json.Unmarshal(f.payload, &w) != nil || w.Type != "welcome" || w.Resume == "" {
+		t.Fatalf("welcome %q", f.payload)
+	}
+	rc.Close()
+	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
+
+	again, nonce := challenged(t, ts, k, "&resume="+url.QueryEscape(w.Resume)+"&received=0")
+	if err := again.SendFrame(true, frame.OpText, authMsg(priv, nonce)); err != nil {
+		t.Fatal(err)
+	}
+	var w2 struct {
+		Type, Peer string
+		Resumed    bool
+	}
+	if f := readData(t, again); json.Unmarshal(f.payload, &w2) != nil || w2.Type != "welcome" || w2.Peer != "k:"+k || w2.Resumed {
+		t.Fatalf("welcome of the resume request %q, want a new session for k:%s", f.payload, k)
+	}
+	waitMetric(t, ts, "wsrelay_sessions_detached", 0)
+}
