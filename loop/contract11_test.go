@@ -46,7 +46,8 @@ func idleMember(t *testing.T, ts *relaytest.Server, peer string) *relaytest.RawC
 // TestFlowControlSwitchAndBound: a member that stopped reading holds a
 // bursting publisher back for about STALL_TIMEOUT in all, and only once: a
 // second burst goes through without a pause, and what does not fit its
-// queue is dropped (docs/protocol.md section 9). With
+// queue is dropped (docs/protocol.md section 9). Once it has read its queue
+// empty it is keeping up again, and a third burst is held back again. With
 // WSRELAY_FLOW_CONTROL=false it never holds the publisher back.
 func TestFlowControlSwitchAndBound(t *testing.T) {
 	for _, flow := range []bool{true, false} {
@@ -55,7 +56,7 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 				"WSRELAY_RATE_MSGS=0", "WSRELAY_QUEUE_SIZE=16", "WSRELAY_CLIENT_TIMEOUT=10m")
 			pub := ts.Dial("pub")
 			relaytest.Join(t, pub, "r")
-			idleMember(t, ts, "idle")
+			idle := idleMember(t, ts, "idle")
 			relaytest.Recv(t, pub, "peer_joined")
 
 			pad := strings.Repeat("x", 8<<10)
@@ -128,6 +129,26 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 			}
 			if got := ts.Stats.DroppedBy(stats.DropQueueFull) - dropped; got != 100 {
 				t.Fatalf("second burst: %d queue_full drops, want all 100", got)
+			}
+			// Once the member read its queue empty it keeps up again, and a
+			// new backlog holds the publisher back again.
+			for seen := 0; seen < 1100; {
+				f := readData(t, idle)
+				var m struct {
+					Type    string
+					Dropped int
+				}
+				_ = json.Unmarshal(f.payload, &m)
+				switch m.Type {
+				case "publish":
+					seen++
+				case "overflow":
+					seen += m.Dropped
+				}
+			}
+			burst(1000)
+			if got := ts.Stats.FlowPauses(); flow && got == pauses || !flow && got != 0 {
+				t.Fatalf("a third burst, after the member caught up: %d pauses in all, %d before", got, pauses)
 			}
 		})
 	}
