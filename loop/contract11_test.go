@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,7 +80,9 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 			}
 			// wsrelay_flow_paused_connections shows the paused publisher
 			// while it waits.
-			stop, seen := make(chan struct{}), make(chan float64)
+			stop, seen := make(chan struct{}), make(chan float64, 1)
+			stopPoll := sync.OnceFunc(func() { close(stop) })
+			t.Cleanup(stopPoll) // when the burst fails
 			go func() {
 				most := 0.0
 				for {
@@ -101,7 +104,7 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 				}
 			}()
 			burst(1000) // 8 MB: more than the loopback socket buffers take
-			close(stop)
+			stopPoll()
 			if most, want := <-seen, map[bool]float64{true: 1, false: 0}[flow]; most != want {
 				t.Errorf("wsrelay_flow_paused_connections reached %v during the burst, want %v", most, want)
 			}
