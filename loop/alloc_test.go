@@ -41,7 +41,9 @@ func routedMessageAllocs(t *testing.T, members int) {
 	if err := pub.SendFrame(true, frame.OpText, []byte(`{"type":"join","room":"r"}`)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	relaytest.Eventually(t, 5*time.Second, "every member joined", func() bool {
+		return len(ts.Router.Members("r")) == members+1
+	})
 	msg := frame.AppendMaskedFrame(nil, true, frame.OpText, [4]byte{9, 8, 7, 6},
 		[]byte(`{"type":"publish","room":"r","data":{"x":[1,2,3],"s":"hello"}}`))
 	// Drain what the members receive in the background, allocation-free.
@@ -77,10 +79,16 @@ func routedMessageAllocs(t *testing.T, members int) {
 	send() // warm the pools
 	time.Sleep(100 * time.Millisecond)
 	var m0, m1 runtime.MemStats
+	out0 := ts.Stats.Snapshot().MessagesOut
 	runtime.ReadMemStats(&m0)
 	send()
 	time.Sleep(200 * time.Millisecond)
 	runtime.ReadMemStats(&m1)
+	// The count means something only if the messages were routed: every
+	// member got every one.
+	relaytest.Eventually(t, 5*time.Second, "every message delivered", func() bool {
+		return ts.Stats.Snapshot().MessagesOut-out0 == uint64(n*members)
+	})
 	per := float64(m1.Mallocs-m0.Mallocs) / n
 	t.Logf("%.2f allocations per routed message (fan-out %d), including the test's deadline timers", per, members)
 	if per > 1 {

@@ -1,6 +1,7 @@
 package loop_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,9 +125,28 @@ func TestRateLimitAbuseCloses1008(t *testing.T) {
 	}
 	t.Parallel()
 	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=5", "WSRELAY_RATE_BURST=5")
-	a := ts.Dial("a")
+	a, w := ts.Dial("a"), ts.Dial("w")
+	relaytest.Join(t, a, "r")
+	relaytest.Join(t, w, "r")
 	done := make(chan int, 1)
-	go func() { done <- relaytest.CloseCode(t, a, 15*time.Second) }()
+	ctx := relaytest.Ctx(t, 15*time.Second)
+	go func() {
+		// CloseCode would fail the test from this goroutine: wait here
+		// and let the test goroutine judge.
+		for {
+			_, err := a.Receive(ctx)
+			if err == nil {
+				continue
+			}
+			var ce *client.CloseError
+			if errors.As(err, &ce) {
+				done <- ce.Code
+			} else {
+				done <- 0
+			}
+			return
+		}
+	}()
 	start := time.Now()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -141,6 +161,16 @@ func TestRateLimitAbuseCloses1008(t *testing.T) {
 			}
 			if ts.Stats.EvictedBy(2) != 1 { // stats.EvictPolicy
 				t.Fatal("policy eviction not counted")
+			}
+			// A policy close ends the session (docs/protocol.md section 10):
+			// the other members hear of it at once, nothing waits for a
+			// resume.
+			closed := time.Now()
+			if m := relaytest.Recv(t, w, "peer_left"); m.Peer != "a" || time.Since(closed) > 2*time.Second {
+				t.Fatalf("w got %s after %v", m.Raw, time.Since(closed))
+			}
+			if v := metricValue(t, ts, "wsrelay_sessions_detached"); v != 0 {
+				t.Fatalf("%v sessions detached after a 1008", v)
 			}
 			return
 		case <-tick.C:
