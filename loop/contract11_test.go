@@ -163,7 +163,7 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 // counted as queue_full.
 func TestFlowControlDetachedNeverPauses(t *testing.T) {
 	ts, alice, bob := roomPair(t, "WSRELAY_QUEUE_SIZE=8", "WSRELAY_STALL_TIMEOUT=10s")
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 	start := time.Now()
 	const n = 100
@@ -222,10 +222,10 @@ func readData(t *testing.T, rc *relaytest.RawConn) rawFrame {
 // resume, with the original opcodes and bytes.
 func TestResumeCountsEveryDataMessage(t *testing.T) {
 	ts, alice, bob := roomPair(t)
-	alice.send(`{"type":"publish","room":"r","data":1,"id":"a1"}`) // ack
+	alice.Send(`{"type":"publish","room":"r","data":1,"id":"a1"}`) // ack
 	relaytest.Recv(t, bob, "publish")
-	alice.send(`{"type":"shout","id":2}`) // error unknown_type
-	alice.send(`{"type":"ping"}`)         // pong
+	alice.Send(`{"type":"shout","id":2}`) // error unknown_type
+	alice.Send(`{"type":"ping"}`)         // pong
 	if err := bob.SendBinary(frame.BinPublish, 7, 3, "r", []byte{0, 1, 2, 0xff}); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestResumeCountsEveryDataMessage(t *testing.T) {
 	// Alice's socket gets all six; she counts only the ack as received.
 	var got []rawFrame
 	for range 6 {
-		got = append(got, readData(t, alice.rc))
+		got = append(got, readData(t, alice.RC))
 	}
 	wantTypes := []string{"ack", "error", "pong", "", "publish", "direct"}
 	for i, f := range got {
@@ -255,15 +255,15 @@ func TestResumeCountsEveryDataMessage(t *testing.T) {
 			t.Fatalf("message %d: %s, want %s", i, f.payload, wantTypes[i])
 		}
 	}
-	received := alice.received + 1
-	alice.cut()
+	received := alice.Received + 1
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	alice.resumeAs(alice.token, received, "")
-	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 0.0 {
-		t.Fatalf("welcome %v", alice.welcome)
+	alice.ResumeAs(alice.Token, received, "")
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 0.0 {
+		t.Fatalf("welcome %v", alice.Welcome)
 	}
 	for i, want := range got[1:] {
-		f := readData(t, alice.rc)
+		f := readData(t, alice.RC)
 		if f.op != want.op || !bytes.Equal(f.payload, want.payload) {
 			t.Fatalf("replayed message %d: op %d %q, want op %d %q", i+2, f.op, f.payload, want.op, want.payload)
 		}
@@ -272,7 +272,7 @@ func TestResumeCountsEveryDataMessage(t *testing.T) {
 	if err := bob.Publish("r", "live", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := alice.expect("publish"); m["data"] != "live" {
+	if m := alice.Expect("publish"); m["data"] != "live" {
 		t.Fatalf("after the replay: %v", m)
 	}
 }
@@ -302,14 +302,14 @@ func TestResumeReplayBufferHoldsQueueSize(t *testing.T) {
 	if d := ts.Stats.DroppedBy(stats.DropQueueFull); d != 0 {
 		t.Fatalf("%d drops", d)
 	}
-	alice.cut() // she read none of the ten
+	alice.Cut() // she read none of the ten
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	alice.resume()
-	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 6.0 {
-		t.Fatalf("welcome %v, want resumed with missed 6", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 6.0 {
+		t.Fatalf("welcome %v, want resumed with missed 6", alice.Welcome)
 	}
 	for i := 7; i <= 10; i++ {
-		if m := alice.expect("publish"); m["data"] != float64(i) {
+		if m := alice.Expect("publish"); m["data"] != float64(i) {
 			t.Fatalf("replayed %v, want publish %d", m, i)
 		}
 	}
@@ -324,10 +324,10 @@ func TestResumePingReceivedAcknowledges(t *testing.T) {
 		if err := bob.Publish("r", i, nil); err != nil {
 			t.Fatal(err)
 		}
-		alice.expect("publish")
+		alice.Expect("publish")
 	}
-	alice.send(`{"type":"ping","received":7}`)
-	pong := alice.readRaw() // message 8, not counted
+	alice.Send(`{"type":"ping","received":7}`)
+	pong := alice.ReadRaw() // message 8, not counted
 	if pong["type"] != "pong" {
 		t.Fatalf("got %v, want pong", pong)
 	}
@@ -335,16 +335,16 @@ func TestResumePingReceivedAcknowledges(t *testing.T) {
 		t.Fatal(err)
 	}
 	relaytest.Recv(t, bob, "ack")
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	alice.resumeAs(alice.token, 4, "")
-	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 3.0 {
-		t.Fatalf("welcome %v, want resumed with missed 3 (messages 5 to 7 were acknowledged)", alice.welcome)
+	alice.ResumeAs(alice.Token, 4, "")
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 3.0 {
+		t.Fatalf("welcome %v, want resumed with missed 3 (messages 5 to 7 were acknowledged)", alice.Welcome)
 	}
-	if m := alice.expect("pong"); m["time"] != pong["time"] {
+	if m := alice.Expect("pong"); m["time"] != pong["time"] {
 		t.Fatalf("replayed %v, want the pong %v", m, pong)
 	}
-	if m := alice.expect("publish"); m["data"] != 6.0 {
+	if m := alice.Expect("publish"); m["data"] != 6.0 {
 		t.Fatalf("replayed %v, want publish 6", m)
 	}
 }
@@ -365,10 +365,10 @@ func TestResumeEndsOnViolation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts, alice, bob := roomPair(t, "WSRELAY_MAX_MESSAGE_BYTES=1024")
-			if _, err := alice.rc.Write(tc.wire); err != nil {
+			if _, err := alice.RC.Write(tc.wire); err != nil {
 				t.Fatal(err)
 			}
-			if code := alice.rc.ReadClose(t, 5*time.Second); code != tc.code {
+			if code := alice.RC.ReadClose(t, 5*time.Second); code != tc.code {
 				t.Fatalf("closed with %d, want %d", code, tc.code)
 			}
 			start := time.Now()
@@ -378,10 +378,10 @@ func TestResumeEndsOnViolation(t *testing.T) {
 			if v := metricValue(t, ts, "wsrelay_sessions_detached"); v != 0 {
 				t.Fatalf("%v sessions detached", v)
 			}
-			again := &resumer{t: t, ts: ts}
-			again.resumeAs(alice.token, alice.received, "")
-			if again.welcome["resumed"] != false {
-				t.Fatalf("a session closed with %d was resumed: %v", tc.code, again.welcome)
+			again := &relaytest.Resumer{T: t, Server: ts}
+			again.ResumeAs(alice.Token, alice.Received, "")
+			if again.Welcome["resumed"] != false {
+				t.Fatalf("a session closed with %d was resumed: %v", tc.code, again.Welcome)
 			}
 		})
 	}
@@ -398,18 +398,18 @@ func TestResumeEndsWhenReplaced(t *testing.T) {
 		if w := fresh.Welcome(); w.Resumed {
 			t.Fatalf("welcome %s", w.Raw)
 		}
-		if code, reason := readClose(t, alice.rc, 5*time.Second); code != 4001 || reason != "replaced" {
+		if code, reason := readClose(t, alice.RC, 5*time.Second); code != 4001 || reason != "replaced" {
 			t.Fatalf("old connection closed with %d %q, want 4001 replaced", code, reason)
 		}
-		again := &resumer{t: t, ts: ts}
-		again.resumeAs(alice.token, alice.received, "")
-		if again.welcome["resumed"] != false {
-			t.Fatalf("a replaced session was resumed: %v", again.welcome)
+		again := &relaytest.Resumer{T: t, Server: ts}
+		again.ResumeAs(alice.Token, alice.Received, "")
+		if again.Welcome["resumed"] != false {
+			t.Fatalf("a replaced session was resumed: %v", again.Welcome)
 		}
 	})
 	t.Run("detached", func(t *testing.T) {
 		ts, alice, bob := roomPair(t)
-		alice.cut()
+		alice.Cut()
 		waitMetric(t, ts, "wsrelay_sessions_detached", 1)
 		if err := bob.Direct("alice", "queued", 1); err != nil {
 			t.Fatal(err)
@@ -427,10 +427,10 @@ func TestResumeEndsWhenReplaced(t *testing.T) {
 		if m := relaytest.Recv(t, fresh, "direct"); string(m.Data) != `"new"` {
 			t.Fatalf("the new connection got %s", m.Raw)
 		}
-		again := &resumer{t: t, ts: ts}
-		again.resumeAs(alice.token, alice.received, "")
-		if again.welcome["resumed"] != false {
-			t.Fatalf("a replaced session was resumed: %v", again.welcome)
+		again := &relaytest.Resumer{T: t, Server: ts}
+		again.ResumeAs(alice.Token, alice.Received, "")
+		if again.Welcome["resumed"] != false {
+			t.Fatalf("a replaced session was resumed: %v", again.Welcome)
 		}
 	})
 }
@@ -441,10 +441,10 @@ func TestResumeEndsWhenReplaced(t *testing.T) {
 func TestResumeUnknownToken(t *testing.T) {
 	ts := relaytest.Start(t)
 	for i, tok := range []string{"bogus", strings.Repeat("A", 200), "-_-_"} {
-		r := &resumer{t: t, ts: ts}
-		r.connect(fmt.Sprintf("/ws?resume=%s&received=0&peer=carol%d", tok, i))
-		if r.welcome["resumed"] != false || r.peer != fmt.Sprint("carol", i) || r.token == "" {
-			t.Fatalf("resume=%.10s: welcome %v", tok, r.welcome)
+		r := &relaytest.Resumer{T: t, Server: ts}
+		r.Connect(fmt.Sprintf("/ws?resume=%s&received=0&peer=carol%d", tok, i))
+		if r.Welcome["resumed"] != false || r.Peer != fmt.Sprint("carol", i) || r.Token == "" {
+			t.Fatalf("resume=%.10s: welcome %v", tok, r.Welcome)
 		}
 		if v := metricValue(t, ts, "wsrelay_sessions_resume_failed_total"); v != float64(i+1) {
 			t.Fatalf("resume_failed_total %v, want %d", v, i+1)
@@ -550,7 +550,7 @@ func TestRoomTokensTelegram(t *testing.T) {
 		{"42", "forbidden"},
 		{"tg:42", "joined"},
 	} {
-		tok := sign(t, jwt.SigningMethodHS256, key, roomClaims(tc.sub, "vip"))
+		tok := relaytest.SignJWT(t, jwt.SigningMethodHS256, key, roomClaims(tc.sub, "vip"))
 		if got := joinResult(t, c, "vip", tok, fmt.Sprint("t", i)); got != tc.result {
 			t.Fatalf("room token for %q: %s, want %s", tc.sub, got, tc.result)
 		}
@@ -562,7 +562,7 @@ func TestRoomTokensTelegram(t *testing.T) {
 func TestRoomTokensPublicKey(t *testing.T) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	path := writePEM(t, &ec.PublicKey)
+	path := relaytest.WritePublicKeyPEM(t, &ec.PublicKey)
 	ts := relaytest.Start(t, "WSRELAY_JWT_PUBLIC_KEY_FILE="+path, "WSRELAY_JWT_REQUIRE_ROOMS=true")
 	c := ts.Dial("erin")
 	pemBytes, _ := os.ReadFile(path)
@@ -570,9 +570,9 @@ func TestRoomTokensPublicKey(t *testing.T) {
 		name, token, result string
 	}{
 		{"no token", "", "forbidden"},
-		{"another key", sign(t, jwt.SigningMethodES256, other, roomClaims("erin", "vip")), "forbidden"},
-		{"HS256 keyed with the PEM", sign(t, jwt.SigningMethodHS256, pemBytes, roomClaims("erin", "vip")), "forbidden"},
-		{"ES256", sign(t, jwt.SigningMethodES256, ec, roomClaims("erin", "vip")), "joined"},
+		{"another key", relaytest.SignJWT(t, jwt.SigningMethodES256, other, roomClaims("erin", "vip")), "forbidden"},
+		{"HS256 keyed with the PEM", relaytest.SignJWT(t, jwt.SigningMethodHS256, pemBytes, roomClaims("erin", "vip")), "forbidden"},
+		{"ES256", relaytest.SignJWT(t, jwt.SigningMethodES256, ec, roomClaims("erin", "vip")), "joined"},
 	} {
 		if got := joinResult(t, c, "vip", tc.token, fmt.Sprint("k", i)); got != tc.result {
 			t.Fatalf("%s: %s, want %s", tc.name, got, tc.result)
@@ -616,11 +616,11 @@ func TestResumeCountsOverflowNotDrops(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_RATE_MSGS=0", "WSRELAY_QUEUE_SIZE=16", "WSRELAY_FLOW_CONTROL=false", "WSRELAY_CLIENT_TIMEOUT=10m")
 	bob := ts.Dial("bob")
 	relaytest.Join(t, bob, "r")
-	alice := &resumer{t: t, ts: ts}
-	alice.connect("/ws?peer=alice")
-	_ = alice.rc.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.expect("joined")
+	alice := &relaytest.Resumer{T: t, Server: ts}
+	alice.Connect("/ws?peer=alice")
+	_ = alice.RC.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	alice.Send(`{"type":"join","room":"r"}`)
+	alice.Expect("joined")
 	relaytest.Recv(t, bob, "peer_joined")
 
 	pad := strings.Repeat("x", 8<<10)
@@ -644,7 +644,7 @@ func TestResumeCountsOverflowNotDrops(t *testing.T) {
 	// Alice reads and counts everything: the publishes, then the notice.
 	publishes, lost := 0, uint64(0)
 	for publishes+int(lost) < n {
-		m := alice.read()
+		m := alice.Read()
 		switch m["type"] {
 		case "publish":
 			publishes++
@@ -657,16 +657,16 @@ func TestResumeCountsOverflowNotDrops(t *testing.T) {
 	if lost != dropped {
 		t.Fatalf("told of %d drops, server counted %d", lost, dropped)
 	}
-	alice.cut()
+	alice.Cut()
 	waitMetric(t, ts, "wsrelay_sessions_detached", 1)
-	alice.resume()
-	if alice.welcome["resumed"] != true || alice.welcome["missed"] != 0.0 {
-		t.Fatalf("welcome %v, want resumed with nothing missed", alice.welcome)
+	alice.Resume()
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 0.0 {
+		t.Fatalf("welcome %v, want resumed with nothing missed", alice.Welcome)
 	}
 	if err := bob.Publish("r", "live", nil); err != nil {
 		t.Fatal(err)
 	}
-	if m := alice.expect("publish"); m["data"] != "live" {
+	if m := alice.Expect("publish"); m["data"] != "live" {
 		t.Fatalf("first message after the resume: %v, want the live publish", m)
 	}
 }
