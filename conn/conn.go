@@ -62,7 +62,7 @@ type Env struct {
 	CompressMin int
 
 	rings   sync.Pool
-	replays [2]sync.Pool // replay storage: small, then QueueSize frames
+	replays [len(replayTiers)]sync.Pool // replay storage, by tier (replay.go)
 	epoch   time.Time
 }
 
