@@ -109,9 +109,10 @@ func TestFlushAppendsAckPing(t *testing.T) {
 	})
 }
 
-// A connection that keeps receiving gets acknowledging pings further and
-// further apart, up to ackPingMax: a pong every few seconds to read. After
-// a quiet spell the next message gets one at once again.
+// A connection that keeps receiving gets acknowledging pings ackPingMin
+// apart for the first ackFast of the burst, then further and further apart
+// up to ackPingMax: under sustained traffic, a pong every few seconds to
+// read. After a quiet spell the next messages get them promptly again.
 func TestAckPingsSpacedOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env, later := ackEnv(t)
@@ -132,21 +133,27 @@ func TestAckPingsSpacedOut(t *testing.T) {
 		}
 		const (
 			every = 10 * time.Millisecond
-			total = 20 * time.Second
+			total = 30 * time.Second
 		)
-		var pings int
+		var first, last int // pings in the first ackFast, in the last 3*ackPingMax
+		start := time.Now()
 		for range int(total / every) {
 			if send() {
-				pings++
+				switch at := time.Since(start); {
+				case at < ackFast:
+					first++
+				case at >= total-3*ackPingMax:
+					last++
+				}
 			}
 			later()
 			time.Sleep(every)
 		}
-		// The first ackPingMaxShift+1 pings take under ackPingMax, then
-		// one per ackPingMax.
-		lo, hi := int(total/ackPingMax), int(total/ackPingMax)+ackPingMaxShift+1
-		if pings < lo || pings > hi {
-			t.Fatalf("%d acknowledging pings in %v of a message every %v, want %d to %d", pings, total, every, lo, hi)
+		if want := int(ackFast / ackPingMin); first < want-1 || first > want+1 {
+			t.Errorf("%d acknowledging pings in the first %v of a message every %v, want about %d", first, ackFast, every, want)
+		}
+		if last < 2 || last > 4 {
+			t.Errorf("%d acknowledging pings in the last %v of steady traffic, want 3 (one per %v)", last, 3*ackPingMax, ackPingMax)
 		}
 		time.Sleep(ackQuiet + ackPingMax)
 		if !send() {

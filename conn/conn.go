@@ -154,8 +154,9 @@ type Conn struct {
 	holdSince  time.Duration // when the current backlog began to hold senders
 	stalled    bool          // held a sender for StallTimeout; until the ring is empty
 	ackOut     bool          // Env.Resume: a ping a Flush appended is not answered yet (resume.go)
-	ackShift   uint8         // Env.Resume: such pings since the last quiet spell (resume.go)
+	ackShift   uint8         // Env.Resume: the interval between such pings (resume.go)
 	ackLater   bool          // Env.Resume: handed to Env.AckLater, AckPing not yet run
+	ackBurst   int32         // Env.Resume: when the current burst of data writes began (Env.Mono ms)
 	stallTimer *time.Timer   // made by the first backlog
 
 	// Session resume (Env.Resume), guarded by mu. Data messages are
@@ -191,7 +192,6 @@ func (c *Conn) openingLocked() *opening {
 // New returns the Conn of peer id at ip, writing to sock.
 func New(env *Env, id, ip string, sock Socket) *Conn {
 	c := &Conn{ID: id, IP: ip, sock: sock, env: env, resume: env.Resume}
-	c.ackAt = env.Mono() - ackPingMax // no acknowledging ping yet
 	_, c.pausable = sock.(Resumer)
 	c.Touch()
 	return c

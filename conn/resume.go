@@ -305,17 +305,20 @@ func appendAckPing(dst []byte, mark uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, mark)
 }
 
-// Acknowledging pings are spaced out (askAckLocked): the interval between
-// the first two is ackPingMin, and it doubles with each ping up to
-// ackPingMax while data keeps being written; after ackQuiet without a data
-// write it starts again. Conn.ackShift counts the pings since then (capped
-// at ackPingMaxShift): the next may go ackPingMin<<ackShift>>1 after the
-// last.
+// Acknowledging pings are spaced out (askAckLocked). A burst of data
+// writes begins after ackQuiet without one; for its first ackFast the
+// pings may go ackPingMin apart, so that a short burst (a join and its
+// presence, a few messages) is released at once; after that the interval
+// doubles with each ping up to ackPingMax, so that sustained traffic costs
+// one pong every few seconds. Conn.ackShift holds the interval as
+// ackPingMin<<(ackShift-1), 0 before the burst's first ping; Conn.ackBurst
+// when the burst began.
 const (
 	ackPingMin      = 62500 * time.Microsecond
 	ackPingMaxShift = 7
-	ackPingMax      = ackPingMin << ackPingMaxShift >> 1 // 4 s
+	ackPingMax      = ackPingMin << (ackPingMaxShift - 1) // 4 s
 	ackQuiet        = time.Second
+	ackFast         = time.Second
 )
 
 // askAckLocked is called by a Flush about to write data messages. It
@@ -323,20 +326,16 @@ const (
 // Env.Resume, when the replay buffer holds frames and no such ping waits for
 // its pong. Its pong, a round trip later, releases what the write carried,
 // so that frames do not wait for the heartbeat (PING_INTERVAL) in the
-// replay buffer. The interval between two such pings grows from ackPingMin
-// to ackPingMax while data keeps coming: the few messages of a join and its
-// presence are released within a round trip or two, and a busy connection
-// reads one pong more every few seconds. A Flush that must not ping yet
-// leaves the ping to Env.AckLater (AckPing). A client that does not answer
-// gets no second one; the heartbeat's pings still acknowledge. Called
-// under mu.
+// replay buffer. A Flush that must not ping yet (see ackPingMin) leaves the
+// ping to Env.AckLater (AckPing). A client that does not answer gets no
+// second one; the heartbeat's pings still acknowledge. Called under mu.
 func (c *Conn) askAckLocked() bool {
 	if !c.resume {
 		return false
 	}
 	now := c.env.Mono()
 	if now-c.lastData >= ackQuiet {
-		c.ackShift = 0
+		c.ackShift, c.ackBurst = 0, int32(now/time.Millisecond)
 	}
 	c.lastData = now
 	if c.ackOut || c.replay.len() == 0 {
@@ -353,10 +352,11 @@ func (c *Conn) askAckLocked() bool {
 // and if so counts it as sent: the interval since the last one passed.
 // Called under mu.
 func (c *Conn) ackDueLocked(now time.Duration) bool {
-	if now-c.ackAt < ackPingMin<<c.ackShift>>1 {
+	if c.ackShift > 0 && now-c.ackAt < ackPingMin<<(c.ackShift-1) {
 		return false
 	}
-	if c.ackShift < ackPingMaxShift {
+	inBurst := time.Duration(int32(now/time.Millisecond)-c.ackBurst) * time.Millisecond
+	if c.ackShift == 0 || (inBurst >= ackFast && c.ackShift < ackPingMaxShift) {
 		c.ackShift++
 	}
 	c.ackOut, c.ackAt = true, now
