@@ -3,8 +3,11 @@
 package conn
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/wsrelay/wsrelay/frame"
 )
@@ -106,6 +109,54 @@ func TestResumeAllocs(t *testing.T) {
 	if c.Replayable() != 0 || frame.Refs() != 1 {
 		t.Fatalf("Replayable %d, Refs %d", c.Replayable(), frame.Refs())
 	}
+}
+
+// TestAckPingAllocs: the acknowledging pings of resume (a ping appended to
+// a Flush's write, and AckPing's ping after it) and their pongs allocate
+// nothing either.
+func TestAckPingAllocs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newEnv(t, 256, 0)
+		env.EnableResume()
+		later := make([]*Conn, 0, 1)
+		env.AckLater = func(c *Conn) { later = append(later, c) }
+		c, s := newConn(t, env, "a")
+		s.discard = true
+		frame := paddedBuf("m", 200)
+		var scratch, ping []byte
+		var pong [8]byte
+		cycle := func() {
+			for range 4 {
+				c.Enqueue(frame)
+			}
+			scratch = c.Flush(scratch) // appends a ping
+			binary.BigEndian.PutUint64(pong[:], c.Sent())
+			c.OnPong(pong[:])
+			c.Enqueue(frame)
+			scratch = c.Flush(scratch) // too soon: AckLater
+			if len(later) != 1 {
+				t.Fatalf("AckLater got %d Conns, want 1", len(later))
+			}
+			later = later[:0]
+			time.Sleep(ackPingMax)
+			if again, p := c.AckPing(ping); again {
+				t.Fatal("AckPing asks again after the interval")
+			} else {
+				ping = p
+			}
+			binary.BigEndian.PutUint64(pong[:], c.Sent())
+			c.OnPong(pong[:])
+			time.Sleep(2 * ackPingMax) // the next cycle starts afresh
+		}
+		cycle()
+		if n := testing.AllocsPerRun(100, cycle); n != 0 {
+			t.Errorf("acknowledging pings and pongs: %v allocs, want 0", n)
+		}
+		if c.Replayable() != 0 || frame.Refs() != 1 {
+			t.Fatalf("Replayable %d, Refs %d", c.Replayable(), frame.Refs())
+		}
+		c.Teardown()
+	})
 }
 
 // TestEnqueueFlushDeflateAllocs: a peer that negotiated permessage-deflate

@@ -60,9 +60,16 @@ type Env struct {
 	// CompressMin is the smallest frame body sent compressed to the peers
 	// that negotiated permessage-deflate (Conn.Deflate).
 	CompressMin int
+	// AckLater, with Resume, takes a Conn whose replay buffer holds frames
+	// that a Flush could not append a ping for yet (the interval between
+	// two such pings had not passed): its owner calls Conn.AckPing, at
+	// least a few times a second, until AckPing stops asking again. Without
+	// it the frames wait for the next data write or the heartbeat's ping.
+	// It is called under the Conn's lock: it must only note the Conn.
+	AckLater func(*Conn)
 
 	rings   sync.Pool
-	replays [2]sync.Pool // replay storage: small, then QueueSize frames
+	replays [len(replayTiers)]sync.Pool // replay storage, by tier (replay.go)
 	epoch   time.Time
 }
 
@@ -146,15 +153,21 @@ type Conn struct {
 	waiters    []*Conn       // the senders it holds back
 	holdSince  time.Duration // when the current backlog began to hold senders
 	stalled    bool          // held a sender for StallTimeout; until the ring is empty
+	ackOut     bool          // Env.Resume: a ping a Flush appended is not answered yet (resume.go)
+	ackShift   uint8         // Env.Resume: the interval between such pings (resume.go)
+	ackLater   bool          // Env.Resume: handed to Env.AckLater, AckPing not yet run
+	ackBurst   int32         // Env.Resume: when the current burst of data writes began (Env.Mono ms)
 	stallTimer *time.Timer   // made by the first backlog
 
 	// Session resume (Env.Resume), guarded by mu. Data messages are
 	// numbered from 1 as they enter the ring: the ring holds the numbers
 	// after sent (every frame in it but Shutdown's close frame), the replay
 	// buffer those up to sent that the client has not acknowledged.
-	sent    uint64
-	replay  *replay  // nil while empty
-	opening *opening // nil once the first frames of a connection were taken
+	sent     uint64
+	replay   *replay       // nil while empty
+	opening  *opening      // nil once the first frames of a connection were taken
+	ackAt    time.Duration // when the last acknowledging ping went (Env.Mono; askAckLocked)
+	lastData time.Duration // when the last Flush wrote data messages (Env.Mono)
 }
 
 // opening is what a Conn writes first on a new socket, before its queue:
@@ -384,6 +397,8 @@ func (c *Conn) Flush(scratch []byte) []byte {
 				c.replayPush(b)
 			}
 		}
+		// No ping after Shutdown's close frame, if this batch ends with it.
+		ping := hi > 0 && !(c.ring.isSealed() && c.ring.len() == 0) && c.askAckLocked()
 		var held []*Conn
 		if c.waiters != nil && c.ring.len() < c.env.releaseBelow() {
 			held = c.takeWaitersLocked()
@@ -426,7 +441,7 @@ func (c *Conn) Flush(scratch []byte) []byte {
 		release(held)
 
 		var out []byte
-		if n == 1 && notice == 0 && pre == nil {
+		if n == 1 && notice == 0 && pre == nil && !ping {
 			out = c.wire(batch[0])
 		} else {
 			scratch = append(scratch[:0], pre...)
@@ -435,6 +450,9 @@ func (c *Conn) Flush(scratch []byte) []byte {
 			}
 			if notice > 0 {
 				scratch = appendOverflow(scratch, notice)
+			}
+			if ping {
+				scratch = appendAckPing(scratch, hi)
 			}
 			out = scratch
 		}

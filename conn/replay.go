@@ -2,17 +2,32 @@ package conn
 
 import "github.com/wsrelay/wsrelay/frame"
 
-// replaySmall is the capacity of a replay buffer's first storage: a peer
-// that gets a few messages between two pings never needs the full size.
-const replaySmall = 16
+// replayTiers are the capacities of a replay buffer's storage, smallest
+// first; the last tier is QueueSize frames. Most sessions hold the few
+// frames of the last round trip or two (acknowledging pings, askAckLocked):
+// an idle connection in the middle of a join burst pays 64 bytes for them,
+// not the full size.
+var replayTiers = [...]int{4, 16, 0}
 
-// initReplays sets up the pools of replay storage: small storage first,
-// QueueSize frames once it is outgrown.
+// initReplays sets up the pools of replay storage, one per tier; a tier
+// not below QueueSize is QueueSize frames.
 func (e *Env) initReplays() {
-	queueSize := e.QueueSize
-	small := min(replaySmall, queueSize)
-	e.replays[0].New = func() any { return &replay{bufs: make([]*frame.Buf, small)} }
-	e.replays[1].New = func() any { return &replay{bufs: make([]*frame.Buf, queueSize)} }
+	for i, n := range replayTiers {
+		if n == 0 || n > e.QueueSize {
+			n = e.QueueSize
+		}
+		e.replays[i].New = func() any { return &replay{bufs: make([]*frame.Buf, n)} }
+	}
+}
+
+// replayTier returns the index of the pool of storage for n frames.
+func (e *Env) replayTier(n int) int {
+	for i, t := range replayTiers[:len(replayTiers)-1] {
+		if n <= t && t < e.QueueSize {
+			return i
+		}
+	}
+	return len(replayTiers) - 1
 }
 
 // replay holds the data messages a session sent and its client has not yet
@@ -25,20 +40,20 @@ func (e *Env) initReplays() {
 // empty, so a session that was acknowledged costs no replay memory.
 type replay struct {
 	bufs []*frame.Buf
-	head int
-	n    int
+	head int32
+	n    int32
 }
 
 func (r *replay) len() int {
 	if r == nil {
 		return 0
 	}
-	return r.n
+	return int(r.n)
 }
 
 // at returns the i-th oldest frame.
 func (r *replay) at(i int) *frame.Buf {
-	j := r.head + i
+	j := int(r.head) + i
 	if j >= len(r.bufs) {
 		j -= len(r.bufs)
 	}
@@ -50,7 +65,7 @@ func (r *replay) popOldest() {
 	r.bufs[r.head].Release()
 	r.bufs[r.head] = nil
 	r.head++
-	if r.head == len(r.bufs) {
+	if int(r.head) == len(r.bufs) {
 		r.head = 0
 	}
 	r.n--
@@ -58,8 +73,8 @@ func (r *replay) popOldest() {
 
 // moveTo moves the frames into dst, which is empty and large enough.
 func (r *replay) moveTo(dst *replay) {
-	for i := 0; i < r.n; i++ {
-		j := r.head + i
+	for i := 0; i < int(r.n); i++ {
+		j := int(r.head) + i
 		if j >= len(r.bufs) {
 			j -= len(r.bufs)
 		}
@@ -79,17 +94,18 @@ func (c *Conn) replayPush(b *frame.Buf) (evicted bool) {
 		r = c.env.replays[0].Get().(*replay)
 		c.replay = r
 	}
-	if r.n == c.env.QueueSize {
+	if int(r.n) == c.env.QueueSize {
 		r.popOldest()
 		evicted = true
-	} else if r.n == len(r.bufs) {
-		// Full small storage: move to the full size.
-		big := c.env.replays[1].Get().(*replay)
+	} else if int(r.n) == len(r.bufs) {
+		// Full storage: move to the next tier.
+		tier := c.env.replayTier(len(r.bufs))
+		big := c.env.replays[tier+1].Get().(*replay)
 		r.moveTo(big)
-		c.env.replays[0].Put(r)
+		c.env.replays[tier].Put(r)
 		r, c.replay = big, big
 	}
-	j := r.head + r.n
+	j := int(r.head + r.n)
 	if j >= len(r.bufs) {
 		j -= len(r.bufs)
 	}
@@ -127,9 +143,5 @@ func (c *Conn) replayRelease() {
 	}
 	r.head = 0
 	c.replay = nil
-	if len(r.bufs) < c.env.QueueSize {
-		c.env.replays[0].Put(r)
-	} else {
-		c.env.replays[1].Put(r)
-	}
+	c.env.replays[c.env.replayTier(len(r.bufs))].Put(r)
 }

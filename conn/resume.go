@@ -163,6 +163,7 @@ func (c *Conn) Attach(sock Socket, received uint64, welcome func(missed uint64) 
 	}
 	o.greeting = welcome(missed)
 	c.sock = sock
+	c.ackOut = false // a ping to the old socket gets no pong here
 	c.wrote.Store(received)
 	c.submitted.Store(0)
 	c.written.Store(0)
@@ -263,12 +264,24 @@ func (c *Conn) Greet(welcome *frame.Buf) (mustFlush bool) {
 // {"type":"ping","received":n}): they leave the replay buffer. n past what
 // was written to the socket counts only up to that.
 func (c *Conn) Ack(n uint64) {
-	if !c.resume {
-		return
+	if c.resume {
+		c.ack(n, false)
 	}
+}
+
+// ack is Ack, and OnPong when pong is set: a pong answers the ping a Flush
+// appended (askAckLocked), or a later one.
+func (c *Conn) ack(n uint64, pong bool) {
 	n = min(n, c.wrote.Load())
 	c.mu.Lock()
 	c.replayTrim(n) // nothing to do for n not past what was acknowledged
+	if pong {
+		c.ackOut = false
+		if c.replay.len() > 0 {
+			// Written after that ping: they need the next one.
+			c.ackLaterLocked()
+		}
+	}
 	c.mu.Unlock()
 }
 
@@ -282,16 +295,118 @@ func (c *Conn) AppendPing(dst []byte) []byte {
 	if !c.resume {
 		return append(dst, 0x80|frame.OpPing, 0)
 	}
+	return appendAckPing(dst, c.wrote.Load())
+}
+
+// appendAckPing appends a ping whose pong acknowledges the data messages up
+// to mark.
+func appendAckPing(dst []byte, mark uint64) []byte {
 	dst = append(dst, 0x80|frame.OpPing, pingMarkLen)
-	return binary.BigEndian.AppendUint64(dst, c.wrote.Load())
+	return binary.BigEndian.AppendUint64(dst, mark)
+}
+
+// Acknowledging pings are spaced out (askAckLocked). A burst of data
+// writes begins after ackQuiet without one; for its first ackFast the
+// pings may go ackPingMin apart, so that a short burst (a join and its
+// presence, a few messages) is released at once; after that the interval
+// doubles with each ping up to ackPingMax, so that sustained traffic costs
+// one pong every few seconds. Conn.ackShift holds the interval as
+// ackPingMin<<(ackShift-1), 0 before the burst's first ping; Conn.ackBurst
+// when the burst began.
+const (
+	ackPingMin      = 62500 * time.Microsecond
+	ackPingMaxShift = 7
+	ackPingMax      = ackPingMin << (ackPingMaxShift - 1) // 4 s
+	ackQuiet        = time.Second
+	ackFast         = time.Second
+)
+
+// askAckLocked is called by a Flush about to write data messages. It
+// reports whether the Flush appends a ping to them, in the same write: with
+// Env.Resume, when the replay buffer holds frames and no such ping waits for
+// its pong. Its pong, a round trip later, releases what the write carried,
+// so that frames do not wait for the heartbeat (PING_INTERVAL) in the
+// replay buffer. A Flush that must not ping yet (see ackPingMin) leaves the
+// ping to Env.AckLater (AckPing). A client that does not answer gets no
+// second one; the heartbeat's pings still acknowledge. Called under mu.
+func (c *Conn) askAckLocked() bool {
+	if !c.resume {
+		return false
+	}
+	now := c.env.Mono()
+	if now-c.lastData >= ackQuiet {
+		c.ackShift, c.ackBurst = 0, int32(now/time.Millisecond)
+	}
+	c.lastData = now
+	if c.ackOut || c.replay.len() == 0 {
+		return false
+	}
+	if !c.ackDueLocked(now) {
+		c.ackLaterLocked()
+		return false
+	}
+	return true
+}
+
+// ackDueLocked reports whether a ping for the replay buffer may go at now,
+// and if so counts it as sent: the interval since the last one passed.
+// Called under mu.
+func (c *Conn) ackDueLocked(now time.Duration) bool {
+	if c.ackShift > 0 && now-c.ackAt < ackPingMin<<(c.ackShift-1) {
+		return false
+	}
+	inBurst := time.Duration(int32(now/time.Millisecond)-c.ackBurst) * time.Millisecond
+	if c.ackShift == 0 || (inBurst >= ackFast && c.ackShift < ackPingMaxShift) {
+		c.ackShift++
+	}
+	c.ackOut, c.ackAt = true, now
+	return true
+}
+
+// ackLaterLocked hands c to Env.AckLater, once until AckPing ran, so that
+// the frames in its replay buffer get their ping even if no Flush follows.
+// Called under mu.
+func (c *Conn) ackLaterLocked() {
+	if !c.ackLater && c.env.AckLater != nil {
+		c.ackLater = true
+		c.env.AckLater(c)
+	}
+}
+
+// AckPing is for the owner of Env.AckLater, some time after the Conn was
+// handed to it: it writes a ping, alone, whose pong acknowledges the data
+// messages written so far, when the Conn still holds frames for replay, no
+// such ping waits for its pong, and the interval of askAckLocked passed; not
+// once the connection is closing or draining for Shutdown (a close frame
+// may be on its way).
+// again is true when only the interval is missing: the owner asks later.
+// scratch is a reusable buffer for the ping; the possibly grown buffer is
+// returned.
+func (c *Conn) AckPing(scratch []byte) (again bool, out []byte) {
+	c.mu.Lock()
+	sock := c.sock
+	if !c.resume || c.ackOut || c.replay.len() == 0 || sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
+		c.ackLater = false
+		c.mu.Unlock()
+		return false, scratch
+	}
+	if !c.ackDueLocked(c.env.Mono()) {
+		c.mu.Unlock()
+		return true, scratch
+	}
+	c.ackLater = false
+	scratch = appendAckPing(scratch[:0], c.wrote.Load())
+	c.mu.Unlock()
+	c.write(sock, scratch)
+	return false, scratch
 }
 
 // OnPong takes the payload of a pong from the client. A pong to a ping of
-// AppendPing acknowledges the data messages written before that ping;
-// other pongs mean nothing.
+// AppendPing, or to one a Flush appended, acknowledges the data messages
+// written before that ping; other pongs mean nothing.
 func (c *Conn) OnPong(p []byte) {
 	if c.resume && len(p) == pingMarkLen {
-		c.Ack(binary.BigEndian.Uint64(p))
+		c.ack(binary.BigEndian.Uint64(p), true)
 	}
 }
 

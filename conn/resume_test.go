@@ -145,12 +145,12 @@ func TestResumePingPongAcknowledges(t *testing.T) {
 
 // An idle session holds nothing for replay after one ping round: every
 // frame written before the ping is released by the Conn and its replay
-// storage, small or full size, goes back to the Env (PROTOCOL.md section
+// storage, of whatever tier, goes back to the Env (PROTOCOL.md section
 // 10), so idle connections cost no more than with resume off.
 func TestPingRoundReleasesReplayStorage(t *testing.T) {
-	env := newResumeEnv(t, 32)
+	env := newResumeEnv(t, 64)
 	c, _ := newConn(t, env, "a")
-	for _, count := range []int{3, replaySmall + 4} { // small storage, then full size
+	for _, count := range []int{3, replayTiers[0] + 4, replayTiers[1] + 8} { // each tier of storage
 		bodies := make([]string, count)
 		for i := range bodies {
 			bodies[i] = fmt.Sprintf("m%d", i)

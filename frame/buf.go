@@ -13,7 +13,7 @@ const MaxHeaderLen = 10
 // bufClasses are the capacities, header space included, of the pooled
 // buffers. Bodies that need more are allocated for the occasion and left to
 // the garbage collector.
-var bufClasses = [...]int{256, 2 << 10, 16 << 10, 128 << 10}
+var bufClasses = [...]int{128, 256, 2 << 10, 16 << 10, 128 << 10}
 
 // bufPools holds released Bufs, one pool per class. A Buf in bufPools[k] has
 // cap(B) == bufClasses[k] and no references.

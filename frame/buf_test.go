@@ -109,7 +109,7 @@ func TestBufReuse(t *testing.T) {
 }
 
 func TestNewBufCapacity(t *testing.T) {
-	for _, hint := range []int{-1, 0, 1, 246, 247, 2038, 2039, 16 << 10, 128<<10 - MaxHeaderLen, 128<<10 - MaxHeaderLen + 1, 1 << 20} {
+	for _, hint := range []int{-1, 0, 1, 118, 119, 246, 247, 2038, 2039, 16 << 10, 128<<10 - MaxHeaderLen, 128<<10 - MaxHeaderLen + 1, 1 << 20} {
 		buf := NewBuf(hint)
 		if room := cap(buf.B) - len(buf.B); room < hint {
 			t.Errorf("NewBuf(%d): room for %d body bytes", hint, room)

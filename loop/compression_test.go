@@ -108,9 +108,22 @@ func (zc *zConn) sendMsg(t *testing.T, op byte, msg []byte, compress bool, fragS
 	}
 }
 
-// readMsg reads one server frame (the server never fragments) and returns
-// its opcode, whether it had RSV1, and its payload, inflated when it had.
+// readMsg reads the next server frame other than a ping (the server never
+// fragments) and returns its opcode, whether it had RSV1, and its payload,
+// inflated when it had.
 func (zc *zConn) readMsg(t *testing.T) (op byte, compressed bool, msg []byte) {
+	t.Helper()
+	for {
+		// Pings come at any time (with session resume, right after data
+		// frames): they are not the message.
+		if op, compressed, msg = zc.readFrame(t); op != frame.OpPing {
+			return op, compressed, msg
+		}
+	}
+}
+
+// readFrame reads the next frame, as readMsg.
+func (zc *zConn) readFrame(t *testing.T) (op byte, compressed bool, msg []byte) {
 	t.Helper()
 	_ = zc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var h [2]byte

@@ -325,25 +325,63 @@ func TestResumeOff(t *testing.T) {
 	}
 }
 
-func TestResumeIdleHoldsNoReplay(t *testing.T) {
-	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=200ms")
-	alice := ts.Dial("alice") // answers pings
+// Written messages leave the replay buffer a round trip after they were
+// written, not a heartbeat later: the relay appends a ping to the write,
+// and the client's pong acknowledges them. A client that does not answer
+// pings keeps them held until it acknowledges with received.
+func TestResumeAckPingReleasesSoon(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=25s") // no heartbeat ping during the test
+	alice := ts.Dial("alice")                             // answers pings
 	bob := ts.Dial("bob")
+	carol := dialSession(t, ts, "carol") // reads, never answers a ping
 	for i := range 20 {
 		if err := bob.Direct("alice", i, nil); err != nil {
 			t.Fatal(err)
 		}
+		if i < 5 {
+			if err := bob.Direct("carol", i, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	for range 20 {
 		relaytest.Recv(t, alice, "direct")
 	}
-	c := ts.Router.Lookup("alice")
-	if c.Replayable() == 0 {
-		t.Fatal("written messages must be kept until acknowledged")
+	pinged := false
+	for range 5 {
+		for {
+			op, p, err := carol.rc.ReadFrame(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == frame.OpPing {
+				pinged = len(p) == 8
+				continue
+			}
+			break
+		}
+		carol.received++
 	}
-	relaytest.Eventually(t, 2*time.Second, "replay buffer empty after a ping round", func() bool {
-		return c.Replayable() == 0
+	a, c := ts.Router.Lookup("alice"), ts.Router.Lookup("carol")
+	relaytest.Eventually(t, time.Second, "alice's replay buffer empty well before the heartbeat", func() bool {
+		return a.Replayable() == 0
 	})
+	if !pinged {
+		// The ping may trail the last message by a few milliseconds.
+		if op, p, err := carol.rc.ReadFrame(time.Second); err != nil || op != frame.OpPing || len(p) != 8 {
+			t.Fatalf("carol got no acknowledging ping: op %d % x %v", op, p, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := c.Replayable(); n != 5 {
+		t.Fatalf("carol answered no ping: Replayable = %d, want 5 (nothing acknowledged)", n)
+	}
+	carol.send(`{"type":"ping","received":5}`)
+	carol.expect("pong")
+	if n := c.Replayable(); n != 1 {
+		t.Fatalf("after received 5: Replayable = %d, want 1 (the pong)", n)
+	}
 }
 
 func TestResumeAfterLivenessTimeout(t *testing.T) {

@@ -260,6 +260,9 @@ func (s *Server) Start() error {
 		}
 	})
 	s.sweeper = newSweeper(s, s.cfg.PingInterval, s.cfg.ClientTimeout)
+	if s.env.Resume {
+		s.env.AckLater = s.sweeper.ackLater
+	}
 	err = s.engine.Start()
 	if err == nil {
 		for _, g := range s.gates {

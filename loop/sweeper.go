@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/stats"
 )
@@ -11,6 +12,11 @@ import (
 // sweepTick is the sweeper's resolution: a silent connection is closed at
 // most this long after CLIENT_TIMEOUT.
 const sweepTick = 250 * time.Millisecond
+
+// ackTick is how often the sweeper serves the connections handed to
+// ackLater (session resume): frames wait at most about this long past the
+// interval between two acknowledging pings.
+const ackTick = 50 * time.Millisecond
 
 // sweeper sends the heartbeat pings, closes silent connections and fails
 // key-auth challenges left unanswered past their deadline. It is a
@@ -23,12 +29,14 @@ type sweeper struct {
 	timeout  time.Duration
 
 	mu    sync.Mutex
-	fresh []*wsConn // added since the last tick; guarded by mu
+	fresh []*wsConn    // added since the last tick; guarded by mu
+	acks  []*conn.Conn // handed over by conn.Env.AckLater; guarded by mu
 
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
 	cur   int
-	ping  []byte // scratch for a ping frame
+	ping  []byte       // scratch for a ping frame
+	again []*conn.Conn // acks that AckPing asked to be retried
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -50,6 +58,34 @@ func (sw *sweeper) add(w *wsConn) {
 	sw.mu.Unlock()
 }
 
+// ackLater is conn.Env.AckLater: c gets its ping for the replay buffer from
+// the next ticks (conn.Conn.AckPing). It runs under c's lock.
+func (sw *sweeper) ackLater(c *conn.Conn) {
+	sw.mu.Lock()
+	sw.acks = append(sw.acks, c)
+	sw.mu.Unlock()
+}
+
+// pingAcks calls AckPing for the connections handed to ackLater, and keeps
+// those it asks to retry for the next tick.
+func (sw *sweeper) pingAcks() {
+	sw.mu.Lock()
+	acks := sw.acks
+	sw.acks = sw.again[:0]
+	sw.mu.Unlock()
+	again := false
+	for i, c := range acks {
+		acks[i] = nil
+		again, sw.ping = c.AckPing(sw.ping)
+		if again {
+			sw.mu.Lock()
+			sw.acks = append(sw.acks, c)
+			sw.mu.Unlock()
+		}
+	}
+	sw.again = acks[:0]
+}
+
 func (sw *sweeper) stop() {
 	close(sw.done)
 	sw.wg.Wait()
@@ -59,11 +95,20 @@ func (sw *sweeper) run() {
 	defer sw.wg.Done()
 	t := time.NewTicker(sweepTick)
 	defer t.Stop()
+	var acks <-chan time.Time
+	if sw.srv.env.Resume {
+		at := time.NewTicker(ackTick)
+		defer at.Stop()
+		acks = at.C
+	}
 	var fresh []*wsConn
 	for {
 		select {
 		case <-sw.done:
 			return
+		case <-acks:
+			sw.pingAcks()
+			continue
 		case <-t.C:
 		}
 		now := sw.srv.env.Mono()
