@@ -333,7 +333,7 @@ func TestResumeAckPingReleasesSoon(t *testing.T) {
 	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=25s") // no heartbeat ping during the test
 	alice := ts.Dial("alice")                             // answers pings
 	bob := ts.Dial("bob")
-	carol := dialSession(t, ts, "carol") // reads, never answers a ping
+	carol := relaytest.DialSession(t, ts, "carol") // reads, never answers a ping
 	for i := range 20 {
 		if err := bob.Direct("alice", i, nil); err != nil {
 			t.Fatal(err)
@@ -351,7 +351,7 @@ func TestResumeAckPingReleasesSoon(t *testing.T) {
 	pinged := false
 	for range 5 {
 		for {
-			op, p, err := carol.rc.ReadFrame(5 * time.Second)
+			op, p, err := carol.RC.ReadFrame(5 * time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -361,7 +361,7 @@ func TestResumeAckPingReleasesSoon(t *testing.T) {
 			}
 			break
 		}
-		carol.received++
+		carol.Received++
 	}
 	a, c := ts.Router.Lookup("alice"), ts.Router.Lookup("carol")
 	relaytest.Eventually(t, time.Second, "alice's replay buffer empty well before the heartbeat", func() bool {
@@ -369,7 +369,7 @@ func TestResumeAckPingReleasesSoon(t *testing.T) {
 	})
 	if !pinged {
 		// The ping may trail the last message by a few milliseconds.
-		if op, p, err := carol.rc.ReadFrame(time.Second); err != nil || op != frame.OpPing || len(p) != 8 {
+		if op, p, err := carol.RC.ReadFrame(time.Second); err != nil || op != frame.OpPing || len(p) != 8 {
 			t.Fatalf("carol got no acknowledging ping: op %d % x %v", op, p, err)
 		}
 	}
@@ -377,8 +377,8 @@ func TestResumeAckPingReleasesSoon(t *testing.T) {
 	if n := c.Replayable(); n != 5 {
 		t.Fatalf("carol answered no ping: Replayable = %d, want 5 (nothing acknowledged)", n)
 	}
-	carol.send(`{"type":"ping","received":5}`)
-	carol.expect("pong")
+	carol.Send(`{"type":"ping","received":5}`)
+	carol.Expect("pong")
 	if n := c.Replayable(); n != 1 {
 		t.Fatalf("after received 5: Replayable = %d, want 1 (the pong)", n)
 	}
