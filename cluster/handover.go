@@ -9,6 +9,7 @@ import (
 	"github.com/wsrelay/wsrelay/conn"
 	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/session"
+	"github.com/wsrelay/wsrelay/stats"
 )
 
 // Session handover (docs/protocol.md section 10, clustering; session.Remote
@@ -164,13 +165,15 @@ func (c *Cluster) request(node string, req []byte) ([]byte, bool) {
 // place), at most handoverTimeout.
 func (c *Cluster) sync() {
 	done := make(chan struct{})
-	select {
-	case c.syncs <- done:
-	default:
-		return // many waiting: theirs covers this one's outbox too, nearly
-	}
 	t := time.NewTimer(handoverTimeout)
 	defer t.Stop()
+	select {
+	case c.syncs <- done:
+	case <-t.C:
+		return
+	case <-c.done:
+		return
+	}
 	select {
 	case <-done:
 	case <-t.C:
@@ -220,7 +223,12 @@ func (c *Cluster) serveHandover(msg *nats.Msg) {
 			break
 		}
 		c.forward(m.Peer, c.subj.nodeSubject(string(from)))
-		reply = appendMoved(nil, m, int(c.nc.MaxPayload())-handoverSlack)
+		var lost int
+		reply, lost = appendMoved(nil, m, int(c.nc.MaxPayload())-handoverSlack)
+		if lost > 0 {
+			// Over NATS's payload limit: lost like any frame over it.
+			c.st.Drop(stats.DropClusterSendFailed, lost)
+		}
 		m.Handoff.Release()
 	default:
 		return
@@ -231,8 +239,9 @@ func (c *Cluster) serveHandover(msg *nats.Msg) {
 // appendMoved appends an 'o' reply carrying m. Frames that would take the
 // reply past limit bytes of bodies are left out, oldest first: replayable
 // ones first (the client's resume counts them as missed), then queued ones
-// (counted as dropped, missed too).
-func appendMoved(dst []byte, m session.Moved, limit int) []byte {
+// (part of missed too), whose number it returns: they never reach the
+// client, and the caller counts them.
+func appendMoved(dst []byte, m session.Moved, limit int) (_ []byte, lost int) {
 	h := m.Handoff
 	size := 0
 	for _, b := range h.Replay {
@@ -251,6 +260,7 @@ func appendMoved(dst []byte, m session.Moved, limit int) []byte {
 		size -= len(queue[0].Body())
 		queue = queue[1:]
 		dropped++
+		lost++
 	}
 	dst = appendField(append(dst, handoverOK), m.Peer)
 	dst = binary.BigEndian.AppendUint64(dst, h.Sent)
@@ -266,7 +276,7 @@ func appendMoved(dst []byte, m session.Moved, limit int) []byte {
 			dst = append(dst, body...)
 		}
 	}
-	return dst
+	return dst, lost
 }
 
 // decodeMoved decodes a commit's reply; ok is false when it is malformed.
@@ -328,12 +338,29 @@ func (c *Cluster) forward(peer, inbox string) {
 	now := time.Now()
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
+	c.moved[peer] = forwarding{inbox: inbox, until: now.Add(c.cfg.DeadAfter)}
+	c.pruneMovedLocked(now)
+}
+
+// pruneMoved forgets the forwardings that ended, so that inbound directs go
+// back to costing no lock (movedAny) once no session moved away lately.
+// The control goroutine calls it at every tick.
+func (c *Cluster) pruneMoved(now time.Time) {
+	if c.movedAny.Load() == 0 {
+		return
+	}
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	c.pruneMovedLocked(now)
+}
+
+// pruneMovedLocked is pruneMoved; guarded by localMu.
+func (c *Cluster) pruneMovedLocked(now time.Time) {
 	for id, f := range c.moved {
 		if now.After(f.until) {
 			delete(c.moved, id)
 		}
 	}
-	c.moved[peer] = forwarding{inbox: inbox, until: now.Add(c.cfg.DeadAfter)}
 	c.movedAny.Store(int32(len(c.moved)))
 }
 

@@ -136,7 +136,7 @@ func TestMovedDirectsForwarded(t *testing.T) {
 	c.localMu.Unlock()
 	var fwd []outOp
 	for _, op := range ops {
-		if op.kind == opPublish && op.subject == "mv.node.n2" {
+		if op.kind == opForward && op.subject == "mv.node.n2" {
 			fwd = append(fwd, op)
 		}
 	}
@@ -183,7 +183,7 @@ func bodies(list []*frame.Buf) string {
 func TestHandoverReplyRoundTrip(t *testing.T) {
 	m := movedOf(7, 1, []string{"m5", "m6", "m7"}, []string{"m8", ""})
 	defer m.Handoff.Release()
-	got, ok := decodeMoved(appendMoved(nil, m, 1<<20))
+	got, ok := decodeMoved(first(appendMoved(nil, m, 1<<20)))
 	if !ok {
 		t.Fatal("decode: malformed")
 	}
@@ -218,7 +218,11 @@ func TestHandoverReplyLimit(t *testing.T) {
 		{4, "", "q2xx", 1},
 		{0, "", "", 2},
 	} {
-		got, ok := decodeMoved(appendMoved(nil, m, tc.limit))
+		reply, lost := appendMoved(nil, m, tc.limit)
+		if lost != int(tc.dropped) {
+			t.Fatalf("limit %d: %d queued frames reported lost, want %d", tc.limit, lost, tc.dropped)
+		}
+		got, ok := decodeMoved(reply)
 		if !ok {
 			t.Fatalf("limit %d: malformed", tc.limit)
 		}
@@ -234,7 +238,7 @@ func TestHandoverReplyLimit(t *testing.T) {
 // decodes is exactly the encoding of what it decoded to.
 func FuzzDecodeMoved(f *testing.F) {
 	m := movedOf(9, 2, []string{"a", "bb"}, []string{"ccc"})
-	f.Add(appendMoved(nil, m, 1<<20))
+	f.Add(first(appendMoved(nil, m, 1<<20)))
 	m.Handoff.Release()
 	f.Add([]byte{handoverNone})
 	f.Add([]byte{handoverOK, 1, 'p', 0, 0})
@@ -247,8 +251,11 @@ func FuzzDecodeMoved(f *testing.F) {
 		if !ok {
 			t.Fatal("a malformed reply gave a session")
 		}
-		if again := appendMoved(nil, got, 1<<30); !bytes.Equal(again, data) {
+		if again, _ := appendMoved(nil, got, 1<<30); !bytes.Equal(again, data) {
 			t.Fatalf("%q decodes to what encodes as %q", data, again)
 		}
 	})
 }
+
+// first returns a reply of appendMoved without its count of lost frames.
+func first(b []byte, _ int) []byte { return b }

@@ -136,7 +136,7 @@ func (c *Cluster) forwarded(peer string, data []byte) bool {
 	if !ok || c.local[peer] != nil {
 		return false
 	}
-	c.queue(inbox, append(c.out.buf[:c.out.mark], data...))
+	c.queueFrame(inbox, append(c.out.buf[:c.out.mark], data...))
 	return true
 }
 

@@ -42,24 +42,36 @@ const (
 	opPublish = iota
 	opSubscribe
 	opUnsubscribe
+	opForward // like opPublish, for a frame: its loss is counted
 )
 
 // queue records the message buf[o.mark:] (b is o.buf, possibly grown) for
 // subject. Guarded by localMu.
-func (c *Cluster) queue(subject string, b []byte) {
+func (c *Cluster) queue(subject string, b []byte) { c.queueOp(opPublish, subject, b) }
+
+// queueFrame is queue for a frame passed on to another node: if it is
+// discarded or NATS refuses it, it counts as cluster_send_failed.
+func (c *Cluster) queueFrame(subject string, b []byte) { c.queueOp(opForward, subject, b) }
+
+func (c *Cluster) queueOp(kind byte, subject string, b []byte) {
 	o := &c.out
 	if c.closed {
 		o.buf = b[:o.mark]
+		if kind == opForward {
+			c.st.Drop(stats.DropClusterSendFailed, 1)
+		}
 		return
 	}
 	o.buf = b
-	o.ops = append(o.ops, outOp{kind: opPublish, subject: subject, start: o.mark, end: len(b)})
+	o.ops = append(o.ops, outOp{kind: kind, subject: subject, start: o.mark, end: len(b)})
 	if o.inSnapshot {
 		o.snapBytes += len(b) - o.mark
 	}
 	o.mark = len(b)
 	if len(o.buf) > maxOutbox+o.snapBytes {
-		o.discard()
+		if n := o.discard(); n > 0 {
+			c.st.Drop(stats.DropClusterSendFailed, n)
+		}
 	}
 	c.signal()
 }
@@ -83,11 +95,17 @@ func (c *Cluster) signal() {
 }
 
 // discard drops the waiting messages, keeping the (un)subscriptions in
-// their order, and notes that a snapshot is owed.
-func (o *outbox) discard() {
+// their order, and notes that a snapshot is owed. It returns how many of
+// the messages were frames (opForward): lost, unlike presence, which the
+// snapshot restores.
+func (o *outbox) discard() (frames int) {
 	n := 0
 	for _, op := range o.ops {
-		if op.kind != opPublish {
+		switch op.kind {
+		case opPublish:
+		case opForward:
+			frames++
+		default:
 			o.ops[n] = op
 			n++
 		}
@@ -98,6 +116,7 @@ func (o *outbox) discard() {
 	o.mark = 0
 	o.snapBytes = 0
 	o.dropped = true
+	return frames
 }
 
 // reset empties the outbox for reuse.
@@ -128,6 +147,10 @@ func (c *Cluster) drain() (dropped bool) {
 			// A failure (NATS unreachable) leaves a gap in the presence
 			// numbering; the others then ask for a snapshot.
 			_ = c.nc.Publish(op.subject, o.buf[op.start:op.end])
+		case opForward:
+			if c.nc.Publish(op.subject, o.buf[op.start:op.end]) != nil {
+				c.st.Drop(stats.DropClusterSendFailed, 1)
+			}
 		case opSubscribe:
 			if c.rooms[op.subject] == nil {
 				sub, err := c.nc.ChanSubscribe(c.subj.roomSubject(op.subject), c.msgs)

@@ -115,6 +115,7 @@ func (c *Cluster) control() {
 			if c.countDropped(beat) {
 				c.slow.Store(true)
 			}
+			c.pruneMoved(now)
 			var ch changes
 			for _, id := range c.view.expire(now.Add(-c.cfg.DeadAfter), &ch) {
 				c.log.Warn("cluster node lost", "peer_node", id)
