@@ -279,3 +279,44 @@ func BenchmarkResumeOnAnotherNode(b *testing.B) {
 		})
 	}
 }
+
+// What overflowed the queue while the session was detached on one node is
+// reported as missed when it resumes on another.
+func TestResumeOnAnotherNodeMissed(t *testing.T) {
+	ns := startNATS(t, 0)
+	n1 := startNode(t, natsURL(ns), "n1", "WSRELAY_QUEUE_SIZE=4")
+	n2 := startNode(t, natsURL(ns), "n2", "WSRELAY_QUEUE_SIZE=4")
+	waitMesh(t, n1, n2)
+	alice := relaytest.DialSession(t, n1.Server, "alice")
+	alice.Send(`{"type":"join","room":"r"}`)
+	alice.Expect("joined")
+	bob := n2.Dial("bob")
+	relaytest.Join(t, bob, "r")
+	alice.Expect("peer_joined")
+	alice.Cut()
+	waitSeries(t, n1, "wsrelay_sessions_detached", 1)
+	for i := 1; i <= 10; i++ {
+		if err := bob.Publish("r", i, i); err != nil {
+			t.Fatal(err)
+		}
+		relaytest.Recv(t, bob, "ack")
+	}
+	waitSeries(t, n1, `wsrelay_messages_dropped_total{reason="queue_full"}`, 6)
+
+	alice.Server = n2.Server
+	alice.Resume()
+	if alice.Welcome["resumed"] != true || alice.Welcome["missed"] != 6.0 {
+		t.Fatalf("welcome on n2: %v, want resumed with 6 missed", alice.Welcome)
+	}
+	for i := 1; i <= 4; i++ {
+		if m := alice.Expect("publish"); m["data"] != float64(i) {
+			t.Fatalf("replayed %v, want publish %d", m, i)
+		}
+	}
+	if err := bob.Publish("r", "live", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.Expect("publish"); m["data"] != "live" {
+		t.Fatalf("after the replay %v, want the live publish", m)
+	}
+}
