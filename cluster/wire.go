@@ -104,54 +104,53 @@ type reader struct {
 }
 
 func (r *reader) byte() byte {
-	if len(r.b) < 1 {
-		r.bad = true
-		return 0
+	if b := r.next(1); b != nil {
+		return b[0]
 	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
+	return 0
 }
 
 func (r *reader) field() []byte {
 	n := int(r.byte())
-	if r.bad || len(r.b) < n {
-		r.bad = true
+	if r.bad {
 		return nil
 	}
-	f := r.b[:n:n]
-	r.b = r.b[n:]
-	return f
+	if f := r.next(n); f != nil {
+		return f[:n:n]
+	}
+	return nil
 }
 
 func (r *reader) uint16() uint16 {
-	if len(r.b) < 2 {
-		r.bad = true
-		return 0
+	if b := r.next(2); b != nil {
+		return binary.BigEndian.Uint16(b)
 	}
-	v := binary.BigEndian.Uint16(r.b)
-	r.b = r.b[2:]
-	return v
+	return 0
 }
 
 func (r *reader) uint32() uint32 {
-	if len(r.b) < 4 {
-		r.bad = true
-		return 0
+	if b := r.next(4); b != nil {
+		return binary.BigEndian.Uint32(b)
 	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
+	return 0
 }
 
 func (r *reader) uint64() uint64 {
-	if len(r.b) < 8 {
-		r.bad = true
-		return 0
+	if b := r.next(8); b != nil {
+		return binary.BigEndian.Uint64(b)
 	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
+	return 0
+}
+
+// next takes the next n bytes; nil, and bad set, when fewer are left.
+func (r *reader) next(n int) []byte {
+	if len(r.b) < n {
+		r.bad = true
+		return nil
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
 }
 
 // roomToken maps a room name (docs/protocol.md section 2) to one NATS subject
