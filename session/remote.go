@@ -7,7 +7,6 @@ import (
 
 	"github.com/wsrelay/wsrelay/auth"
 	"github.com/wsrelay/wsrelay/conn"
-	"github.com/wsrelay/wsrelay/frame"
 	"github.com/wsrelay/wsrelay/router"
 )
 
@@ -138,11 +137,10 @@ func (h *Handler) BeginHandOver(tok string, received uint64, peer string) (Prepa
 	if s == nil {
 		return Prepared{}, err
 	}
-	c := s.c
-	if !c.Detached() && !c.Takeover(frame.CloseReplaced, "resumed") && !c.Detached() {
-		g.onEnded(s) // the old connection is closing for good
+	if !g.detach(s) {
 		return Prepared{}, nil
 	}
+	c := s.c
 	// The other node registers the peer before the commit: this node must
 	// take that for the move it is, not for a newer connection replacing
 	// this one.

@@ -203,6 +203,18 @@ func (g *registry) claim(t token, peer string, bindPeer bool, received uint64) (
 	return s, nil
 }
 
+// detach takes the session s, just claimed, from its old socket if that is
+// still open (close 4001 "resumed", no peer_left). It returns false when
+// the old connection is closing for good: the session ends.
+func (g *registry) detach(s *Session) bool {
+	c := s.c
+	if c.Detached() || c.Takeover(frame.CloseReplaced, "resumed") || c.Detached() {
+		return true
+	}
+	g.onEnded(s)
+	return false
+}
+
 // stopTimer stops the window of s, if it is detached. Called under g.mu.
 func (g *registry) stopTimer(s *Session) {
 	if t := g.timers[s]; t != nil {
@@ -268,9 +280,7 @@ func (h *Handler) Resume(tok string, received uint64, id auth.Identity, adopt fu
 		g.failed.Inc()
 		return nil, err
 	}
-	if !s.c.Detached() && !s.c.Takeover(frame.CloseReplaced, "resumed") && !s.c.Detached() {
-		// The old connection is closing for good: its session ends.
-		g.onEnded(s)
+	if !g.detach(s) {
 		g.failed.Inc()
 		return nil, nil
 	}
