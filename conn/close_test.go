@@ -33,14 +33,7 @@ func TestCloseWith(t *testing.T) {
 				if tt.stalled {
 					s.stall()
 				}
-				var bufs []*frame.Buf
-				owed := false
-				for i := range tt.queued {
-					b := textBuf(fmt.Sprintf("m%d", i))
-					bufs = append(bufs, b)
-					_, must := c.Enqueue(b)
-					owed = owed || must
-				}
+				bufs, owed := enqueueTexts(c, tt.queued)
 				c.CloseWith(tt.code, tt.reason)
 				if owed {
 					c.Flush(nil) // the flush owed before the close writes nothing
@@ -102,6 +95,16 @@ func TestCloseWithLingerLimit(t *testing.T) {
 	})
 }
 
+// enqueueTexts enqueues the text frames m0, m1, … (n of them) on c, as
+// enqueueAll.
+func enqueueTexts(c *Conn, n int) ([]*frame.Buf, bool) {
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("m%d", i)
+	}
+	return enqueueAll(c, bodies...)
+}
+
 func closeBuf(code int) *frame.Buf {
 	b := frame.NewBuf(2)
 	b.B = append(b.B, byte(code>>8), byte(code))
@@ -129,15 +132,10 @@ func TestShutdown(t *testing.T) {
 					s.stall()
 					c.Send(paddedBuf("blocker", 100)) // crosses HighWater
 				}
+				bufs, owed := enqueueTexts(c, tt.queued)
 				var want []byte
-				var bufs []*frame.Buf
-				owed := false
-				for i := range tt.queued {
-					b := textBuf(fmt.Sprintf("m%d", i))
-					bufs = append(bufs, b)
+				for _, b := range bufs {
 					want = append(want, b.Bytes()...)
-					_, must := c.Enqueue(b)
-					owed = owed || must
 				}
 				cf := closeBuf(frame.CloseGoingAway)
 				c.Shutdown(cf)
@@ -204,12 +202,7 @@ func TestTeardown(t *testing.T) {
 			c, s := newConn(t, env, "a")
 			s.stall()
 			c.Send(paddedBuf("blocker", 100))
-			var bufs []*frame.Buf
-			for i := range tt.queued {
-				b := textBuf(fmt.Sprintf("m%d", i))
-				bufs = append(bufs, b)
-				c.Enqueue(b)
-			}
+			bufs, _ := enqueueTexts(c, tt.queued)
 			c.Teardown()
 			for i, b := range bufs {
 				if r := b.Refs(); r != 1 {
