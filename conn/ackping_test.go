@@ -208,6 +208,9 @@ func TestNoAckPingWithoutResume(t *testing.T) {
 	env := newEnv(t, 8, 0)
 	c, s := newConn(t, env, "a")
 	bufs := sendAll(c, "m1", "m2")
+	if got := texts(t, s.Bytes()); len(got) != 2 {
+		t.Fatalf("written %q, want m1 and m2", got)
+	}
 	for _, w := range s.Writes() {
 		for _, f := range parseFrames(t, w) {
 			if f.op != frame.OpText {
