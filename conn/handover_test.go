@@ -40,6 +40,10 @@ func TestHandOffAdoptReplaysInOrder(t *testing.T) {
 	attachReplays(t, c2, 1, 0, "welcome2,m2,m3,m4,m5")
 	bufs = append(bufs, sendAll(c2, "m6")...)
 	c2.Ack(6)
+	// Numbers go on where the other node stopped: m6 is number 6.
+	if c2.Numbered() != 6 || c2.Replayable() != 0 {
+		t.Fatalf("after m6 and Ack(6): numbered %d, replayable %d; want 6, 0", c2.Numbered(), c2.Replayable())
+	}
 	teardownFrees(t, c2, bufs)
 }
 
