@@ -12,6 +12,19 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
+// closingConn returns, as newConn, a Conn "a" with a queue of 8 frames and
+// highWater, in a new Env; when stalled its socket reports nothing written
+// until drained.
+func closingConn(t testing.TB, highWater int64, stalled bool) (*Env, *Conn, *fakeSocket) {
+	t.Helper()
+	env := newEnv(t, 8, highWater)
+	c, s := newConn(t, env, "a")
+	if stalled {
+		s.stall()
+	}
+	return env, c, s
+}
+
 func TestCloseWith(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -28,11 +41,7 @@ func TestCloseWith(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				env := newEnv(t, 8, 0)
-				c, s := newConn(t, env, "a")
-				if tt.stalled {
-					s.stall()
-				}
+				env, c, s := closingConn(t, 0, tt.stalled)
 				bufs, owed := enqueueTexts(c, tt.queued)
 				c.CloseWith(tt.code, tt.reason)
 				if owed {
@@ -126,10 +135,8 @@ func TestShutdown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				env := newEnv(t, 8, 64)
-				c, s := newConn(t, env, "a")
+				env, c, s := closingConn(t, 64, tt.stalled)
 				if tt.stalled {
-					s.stall()
 					c.Send(paddedBuf("blocker", 100)) // crosses HighWater
 				}
 				bufs, owed := enqueueTexts(c, tt.queued)
