@@ -145,8 +145,7 @@ func runAPI(ctx context.Context, r *runner) error {
 	if c1.Writes > 0 {
 		res.set("writes_per_delivery", round(float64(c1.Writes-c0.Writes)/float64(max(deliveries, 1)), 3))
 	}
-	res.set("p50_ms", ms(h.quantile(0.5)))
-	res.set("p99_ms", ms(h.quantile(0.99)))
+	res.setLatency("", h, "p50", "p99")
 	res.set("peak_rss_mib", round(mib(r.t.peakRSS()), 1))
 	res.Summary = fmt.Sprintf("%d members × %d API publishes (%d B): %.0f calls/s answered, all delivered in %.3fs, %.0f deliveries/s, %.2f CPU-s/M deliveries, p50 %.2fms p99 %.2fms, lost %d",
 		members, o.messages, size, float64(calls)/sent.Seconds(), elapsed.Seconds(), float64(deliveries)/elapsed.Seconds(),

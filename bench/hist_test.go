@@ -41,3 +41,22 @@ func TestHistogramQuantiles(t *testing.T) {
 		t.Errorf("merge: n=%d p50=%v, want n=%d p50=%v", m.n, m.quantile(0.5), 2*h.n, h.quantile(0.5))
 	}
 }
+
+// The percentile fields of a result carry the histogram's quantiles under
+// the names the JSON and HTML output use.
+func TestSetLatency(t *testing.T) {
+	h := newHistogram()
+	for i := 1; i <= 10000; i++ {
+		h.record(int64(i) * int64(time.Microsecond))
+	}
+	res := &result{Fields: map[string]any{}}
+	res.setLatency("resume_", h, "p50", "p99", "p999")
+	for name, q := range map[string]float64{"resume_p50_ms": 0.5, "resume_p99_ms": 0.99, "resume_p999_ms": 0.999} {
+		if got, want := res.Fields[name], ms(h.quantile(q)); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if len(res.Fields) != 3 {
+		t.Errorf("fields %v, want the three percentiles only", res.Fields)
+	}
+}

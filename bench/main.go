@@ -291,6 +291,21 @@ type result struct {
 
 func (r *result) set(k string, v any) { r.Fields[k] = v }
 
+// percentiles are the quantiles a result reports, by name.
+var percentiles = map[string]float64{"p50": 0.5, "p99": 0.99, "p999": 0.999}
+
+// setLatency sets the fields prefix+name+"_ms" to h's percentiles by name
+// ("p50", "p99", "p999") in milliseconds.
+func (r *result) setLatency(prefix string, h *histogram, names ...string) {
+	for _, name := range names {
+		q, ok := percentiles[name]
+		if !ok {
+			panic("bench: no percentile " + name)
+		}
+		r.set(prefix+name+"_ms", ms(h.quantile(q)))
+	}
+}
+
 // loadAvg returns the 1-minute load average of the machine.
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")

@@ -228,13 +228,7 @@ func TestPresenceConvergence(t *testing.T) {
 }
 
 func TestDuplicatePeerAcrossNodes(t *testing.T) {
-	_, nodes := startCluster(t, 2)
-	n1, n2 := nodes[0], nodes[1]
-	watcher := n1.Dial("watcher")
-	relaytest.Join(t, watcher, "r")
-	remote := n2.Dial("remote")
-	relaytest.Join(t, remote, "r")
-	relaytest.Recv(t, watcher, "peer_joined")
+	n1, n2, watcher, remote := roomAcross(t, "watcher", "remote")
 	old := n1.Dial("x")
 	relaytest.Join(t, old, "r")
 	relaytest.Recv(t, watcher, "peer_joined")
@@ -476,21 +470,16 @@ func TestNodeDies(t *testing.T) {
 // TestGracefulLeave: a node that shuts down tells the others, whose members
 // see its peers leave at once.
 func TestGracefulLeave(t *testing.T) {
-	_, nodes := startCluster(t, 2)
-	a := nodes[0].Dial("a")
-	relaytest.Join(t, a, "r")
-	b := nodes[1].Dial("b")
-	relaytest.Join(t, b, "r")
-	relaytest.Recv(t, a, "peer_joined")
+	n1, n2, a, _ := roomAcross(t, "a", "b")
 	start := time.Now()
-	nodes[1].Close()
+	n2.Close()
 	if m := relaytest.Recv(t, a, "peer_left"); m.Peer != "b" {
 		t.Fatalf("a got %s", m.Raw)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("peer_left after %v, want well under the dead-node timeout", took)
 	}
-	relaytest.Eventually(t, time.Second, "n2 gone", func() bool { return nodes[0].Cluster.Nodes() == 0 })
+	relaytest.Eventually(t, time.Second, "n2 gone", func() bool { return n1.Cluster.Nodes() == 0 })
 }
 
 // TestRoomSubscriptions: a node holds a NATS subscription for a room only

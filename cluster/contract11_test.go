@@ -2,10 +2,7 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,21 +30,9 @@ func TestRemoteRecipientNeverPauses(t *testing.T) {
 	}
 	relaytest.Recv(t, pub, "peer_joined")
 
-	pad := strings.Repeat("x", 8<<10)
-	const n = 1000 // 8 MB: more than the loopback socket buffers take
 	start := time.Now()
-	for i := range n {
-		var id any
-		if i == n-1 {
-			id = "last"
-		}
-		if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m, err := pub.ReceiveType(relaytest.Ctx(t, time.Minute), "ack"); err != nil || string(m.ID) != `"last"` {
-		t.Fatalf("publisher: %s, %v", m.Raw, err)
-	}
+	relaytest.PublishBurst(t, pub, "r", 1000, 8<<10) // 8 MB: more than the loopback socket buffers take
+	relaytest.AckLast(t, pub, time.Minute)
 	if el := time.Since(start); el > 15*time.Second {
 		t.Fatalf("the burst took %v", el)
 	}
@@ -63,13 +48,7 @@ func TestRemoteRecipientNeverPauses(t *testing.T) {
 // detaching them (docs/protocol.md section 10): members on another node get
 // peer_left at once, not when the resume window passes.
 func TestShutdownEndsSessions(t *testing.T) {
-	_, nodes := startCluster(t, 2)
-	n1, n2 := nodes[0], nodes[1]
-	alice := n1.Dial("alice")
-	relaytest.Join(t, alice, "r")
-	bob := n2.Dial("bob")
-	relaytest.Join(t, bob, "r")
-	relaytest.Recv(t, alice, "peer_joined")
+	n1, _, alice, bob := roomAcross(t, "alice", "bob")
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -15,6 +15,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
+	"github.com/wsrelay/wsrelay/client"
 	"github.com/wsrelay/wsrelay/internal/relaytest"
 	"github.com/wsrelay/wsrelay/loop"
 )
@@ -86,6 +87,21 @@ func startCluster(t testing.TB, n int) (*natsserver.Server, []*node) {
 	}
 	waitMesh(t, nodes...)
 	return ns, nodes
+}
+
+// roomAcross starts a cluster of two nodes with peer a on the first and
+// peer b on the second, both in room "r", and returns once a has seen b
+// join.
+func roomAcross(t testing.TB, a, b string) (n1, n2 *node, ca, cb *client.Client) {
+	t.Helper()
+	_, nodes := startCluster(t, 2)
+	n1, n2 = nodes[0], nodes[1]
+	ca = n1.Dial(a)
+	relaytest.Join(t, ca, "r")
+	cb = n2.Dial(b)
+	relaytest.Join(t, cb, "r")
+	relaytest.Recv(t, ca, "peer_joined")
+	return n1, n2, ca, cb
 }
 
 // waitMesh waits until every node hears from every other.

@@ -30,6 +30,16 @@ func ackEnv(t *testing.T) (*Env, func() []*Conn) {
 	}
 }
 
+// ackConn returns, as newConn, a Conn "a" in an ackEnv with the env's
+// AckLater hand-outs; the Conn is torn down when the test ends.
+func ackConn(t *testing.T) (*Conn, *fakeSocket, func() []*Conn) {
+	t.Helper()
+	env, later := ackEnv(t)
+	c, s := newConn(t, env, "a")
+	t.Cleanup(c.Teardown)
+	return c, s, later
+}
+
 // lastPing returns the mark of the ping that ends write w, or fails.
 func lastPing(t *testing.T, w []byte) uint64 {
 	t.Helper()
@@ -43,8 +53,7 @@ func lastPing(t *testing.T, w []byte) uint64 {
 
 func TestFlushAppendsAckPing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env, later := ackEnv(t)
-		c, s := newConn(t, env, "a")
+		c, s, later := ackConn(t)
 		m1 := sendAll(c, "m1")
 		writes := s.Writes()
 		if len(writes) != 1 {
@@ -105,7 +114,6 @@ func TestFlushAppendsAckPing(t *testing.T) {
 		}
 		releaseAll(m1)
 		releaseAll(m2)
-		c.Teardown()
 	})
 }
 
@@ -115,8 +123,7 @@ func TestFlushAppendsAckPing(t *testing.T) {
 // read. After a quiet spell the next messages get them promptly again.
 func TestAckPingsSpacedOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env, later := ackEnv(t)
-		c, s := newConn(t, env, "a")
+		c, s, later := ackConn(t)
 		// send writes one message, answers the ping if the write has one,
 		// and reports whether it had.
 		send := func() bool {
@@ -163,7 +170,6 @@ func TestAckPingsSpacedOut(t *testing.T) {
 		if !send() {
 			t.Fatal("the second message, ackPingMin after a quiet spell, carries no ping")
 		}
-		c.Teardown()
 	})
 }
 
@@ -171,8 +177,7 @@ func TestAckPingsSpacedOut(t *testing.T) {
 // per write: its frames stay for replay until it acknowledges otherwise.
 func TestAckPingUnansweredNotRepeated(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env, later := ackEnv(t)
-		c, s := newConn(t, env, "a")
+		c, s, later := ackConn(t)
 		var all []*frame.Buf
 		for range 20 {
 			all = append(all, sendAll(c, "m")...)
@@ -196,7 +201,6 @@ func TestAckPingUnansweredNotRepeated(t *testing.T) {
 			t.Fatalf("Replayable = %d, want 20: nothing was acknowledged", c.Replayable())
 		}
 		releaseAll(all)
-		c.Teardown()
 	})
 }
 
@@ -204,6 +208,9 @@ func TestNoAckPingWithoutResume(t *testing.T) {
 	env := newEnv(t, 8, 0)
 	c, s := newConn(t, env, "a")
 	bufs := sendAll(c, "m1", "m2")
+	if got := texts(t, s.Bytes()); len(got) != 2 {
+		t.Fatalf("written %q, want m1 and m2", got)
+	}
 	for _, w := range s.Writes() {
 		for _, f := range parseFrames(t, w) {
 			if f.op != frame.OpText {
@@ -219,8 +226,7 @@ func TestNoAckPingWithoutResume(t *testing.T) {
 // acknowledging ping, and AckPing writes none while the queue drains.
 func TestNoAckPingAfterShutdownClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		env, later := ackEnv(t)
-		c, s := newConn(t, env, "a")
+		c, s, later := ackConn(t)
 		var bufs []*frame.Buf
 		owed := false
 		for i := range 3 {
@@ -250,6 +256,5 @@ func TestNoAckPingAfterShutdownClose(t *testing.T) {
 			t.Fatalf("after AckPing: last frame op %d, want the close frame", last.op)
 		}
 		releaseAll(bufs)
-		c.Teardown()
 	})
 }

@@ -12,6 +12,19 @@ import (
 	"github.com/wsrelay/wsrelay/stats"
 )
 
+// closingConn returns, as newConn, a Conn "a" with a queue of 8 frames and
+// highWater, in a new Env; when stalled its socket reports nothing written
+// until drained.
+func closingConn(t testing.TB, highWater int64, stalled bool) (*Env, *Conn, *fakeSocket) {
+	t.Helper()
+	env := newEnv(t, 8, highWater)
+	c, s := newConn(t, env, "a")
+	if stalled {
+		s.stall()
+	}
+	return env, c, s
+}
+
 func TestCloseWith(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -28,19 +41,8 @@ func TestCloseWith(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				env := newEnv(t, 8, 0)
-				c, s := newConn(t, env, "a")
-				if tt.stalled {
-					s.stall()
-				}
-				var bufs []*frame.Buf
-				owed := false
-				for i := range tt.queued {
-					b := textBuf(fmt.Sprintf("m%d", i))
-					bufs = append(bufs, b)
-					_, must := c.Enqueue(b)
-					owed = owed || must
-				}
+				env, c, s := closingConn(t, 0, tt.stalled)
+				bufs, owed := enqueueTexts(c, tt.queued)
 				c.CloseWith(tt.code, tt.reason)
 				if owed {
 					c.Flush(nil) // the flush owed before the close writes nothing
@@ -102,6 +104,16 @@ func TestCloseWithLingerLimit(t *testing.T) {
 	})
 }
 
+// enqueueTexts enqueues the text frames m0, m1, … (n of them) on c, as
+// enqueueAll.
+func enqueueTexts(c *Conn, n int) ([]*frame.Buf, bool) {
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("m%d", i)
+	}
+	return enqueueAll(c, bodies...)
+}
+
 func closeBuf(code int) *frame.Buf {
 	b := frame.NewBuf(2)
 	b.B = append(b.B, byte(code>>8), byte(code))
@@ -123,21 +135,14 @@ func TestShutdown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				env := newEnv(t, 8, 64)
-				c, s := newConn(t, env, "a")
+				env, c, s := closingConn(t, 64, tt.stalled)
 				if tt.stalled {
-					s.stall()
 					c.Send(paddedBuf("blocker", 100)) // crosses HighWater
 				}
+				bufs, owed := enqueueTexts(c, tt.queued)
 				var want []byte
-				var bufs []*frame.Buf
-				owed := false
-				for i := range tt.queued {
-					b := textBuf(fmt.Sprintf("m%d", i))
-					bufs = append(bufs, b)
+				for _, b := range bufs {
 					want = append(want, b.Bytes()...)
-					_, must := c.Enqueue(b)
-					owed = owed || must
 				}
 				cf := closeBuf(frame.CloseGoingAway)
 				c.Shutdown(cf)
@@ -204,12 +209,7 @@ func TestTeardown(t *testing.T) {
 			c, s := newConn(t, env, "a")
 			s.stall()
 			c.Send(paddedBuf("blocker", 100))
-			var bufs []*frame.Buf
-			for i := range tt.queued {
-				b := textBuf(fmt.Sprintf("m%d", i))
-				bufs = append(bufs, b)
-				c.Enqueue(b)
-			}
+			bufs, _ := enqueueTexts(c, tt.queued)
 			c.Teardown()
 			for i, b := range bufs {
 				if r := b.Refs(); r != 1 {

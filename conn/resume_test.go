@@ -41,6 +41,19 @@ func sendAll(c *Conn, bodies ...string) []*frame.Buf {
 	return bufs
 }
 
+// enqueueAll queues one frame per body without flushing and returns them,
+// the test still holding a reference to each, and whether c owes a Flush
+// for them.
+func enqueueAll(c *Conn, bodies ...string) (bufs []*frame.Buf, owed bool) {
+	for _, body := range bodies {
+		b := textBuf(body)
+		bufs = append(bufs, b)
+		_, must := c.Enqueue(b)
+		owed = owed || must
+	}
+	return bufs, owed
+}
+
 // attachReplays attaches a new socket to the detached c, telling it the
 // client received the first received frames, flushes, and checks that
 // Attach reports wantMissed missed frames and that the socket got the
@@ -73,6 +86,19 @@ func newGreeted(t testing.TB, env *Env) (*Conn, *fakeSocket) {
 func releaseAll(bufs []*frame.Buf) {
 	for _, b := range bufs {
 		b.Release()
+	}
+}
+
+// teardownFrees releases the test's references to bufs, tears c down and
+// checks that nothing holds any of them any longer.
+func teardownFrees(t testing.TB, c *Conn, bufs []*frame.Buf) {
+	t.Helper()
+	releaseAll(bufs)
+	c.Teardown()
+	for i, b := range bufs {
+		if b.Refs() != 0 {
+			t.Fatalf("frame %d still has %d references", i+1, b.Refs())
+		}
 	}
 }
 
@@ -233,13 +259,7 @@ func TestDetachAttachReplaysInOrder(t *testing.T) {
 	if c.Replayable() != 0 {
 		t.Fatal("the pong must acknowledge everything")
 	}
-	releaseAll(bufs)
-	c.Teardown()
-	for i, b := range bufs {
-		if b.Refs() != 0 {
-			t.Fatalf("frame %d still has %d references", i+1, b.Refs())
-		}
-	}
+	teardownFrees(t, c, bufs)
 }
 
 func TestAttachMissed(t *testing.T) {
@@ -259,12 +279,7 @@ func TestAttachMissed(t *testing.T) {
 		env := newResumeEnv(t, 2)
 		c, s1 := newConn(t, env, "a")
 		c.Detach(s1)
-		var bufs []*frame.Buf
-		for i := range 5 {
-			b := textBuf(fmt.Sprint("m", i+1))
-			c.Enqueue(b)
-			bufs = append(bufs, b)
-		}
+		bufs, _ := enqueueAll(c, "m1", "m2", "m3", "m4", "m5")
 		// m3 to m5 were dropped on the full queue: they are in missed, and
 		// no overflow notice follows the replay.
 		attachReplays(t, c, 0, 3, "w,m1,m2")
@@ -297,11 +312,8 @@ func TestExpireDiscardsAndCounts(t *testing.T) {
 	c, s1 := newConn(t, env, "a")
 	bufs := sendAll(c, "m1")
 	c.Detach(s1)
-	for _, body := range []string{"m2", "m3"} {
-		b := textBuf(body)
-		c.Enqueue(b)
-		bufs = append(bufs, b)
-	}
+	more, _ := enqueueAll(c, "m2", "m3")
+	bufs = append(bufs, more...)
 	before := metric(t, env.Stats, discardedMetric)
 	if !c.Expire() {
 		t.Fatal("Expire of a detached Conn must succeed")

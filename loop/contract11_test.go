@@ -60,22 +60,11 @@ func TestFlowControlSwitchAndBound(t *testing.T) {
 			idle := idleMember(t, ts, "idle")
 			relaytest.Recv(t, pub, "peer_joined")
 
-			pad := strings.Repeat("x", 8<<10)
 			burst := func(n int) time.Duration {
 				t.Helper()
 				start := time.Now()
-				for i := range n {
-					var id any
-					if i == n-1 {
-						id = "last"
-					}
-					if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if m, err := pub.ReceiveType(relaytest.Ctx(t, 30*time.Second), "ack"); err != nil || string(m.ID) != `"last"` {
-					t.Fatalf("publisher: %s, %v", m.Raw, err)
-				}
+				relaytest.PublishBurst(t, pub, "r", n, 8<<10)
+				relaytest.AckLast(t, pub, 30*time.Second)
 				return time.Since(start)
 			}
 			// wsrelay_flow_paused_connections shows the paused publisher
@@ -623,20 +612,9 @@ func TestResumeCountsOverflowNotDrops(t *testing.T) {
 	alice.Expect("joined")
 	relaytest.Recv(t, bob, "peer_joined")
 
-	pad := strings.Repeat("x", 8<<10)
 	const n = 1000 // 8 MB: more than alice's socket takes while she does not read
-	for i := range n {
-		var id any
-		if i == n-1 {
-			id = "last"
-		}
-		if err := bob.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m := relaytest.Recv(t, bob, "ack"); string(m.ID) != `"last"` {
-		t.Fatalf("bob got %s", m.Raw)
-	}
+	relaytest.PublishBurst(t, bob, "r", n, 8<<10)
+	relaytest.AckLast(t, bob, 5*time.Second)
 	dropped := ts.Stats.DroppedBy(stats.DropQueueFull)
 	if dropped == 0 {
 		t.Fatal("nothing dropped: the test did not fill alice's queue")

@@ -76,17 +76,8 @@ func (b burst) run(t *testing.T) {
 
 	// The publisher asks an ack for its last message: it finishes once
 	// everything it sent was routed.
-	pad := strings.Repeat("x", b.size)
 	start := time.Now()
-	for i := range b.messages {
-		var id any
-		if i == b.messages-1 {
-			id = "last"
-		}
-		if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	relaytest.PublishBurst(t, pub, "r", b.messages, b.size)
 	if m, err := pub.ReceiveType(ctx, "ack"); err != nil || string(m.ID) != `"last"` {
 		if os.Getenv("WSRELAY_TEST_DUMP") != "" {
 			buf := make([]byte, 4<<20)
@@ -233,23 +224,10 @@ func TestFlowControlPauseIsNotSilence(t *testing.T) {
 		}
 	}()
 
-	pad := strings.Repeat("x", 4<<10)
-	const n = 2000
 	pings := pub.PingsReceived()
 	start := time.Now()
-	for i := range n {
-		var id any
-		if i == n-1 {
-			id = "last"
-		}
-		if err := pub.Publish("r", json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, pad)), id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := pub.ReceiveType(relaytest.Ctx(t, time.Minute), "ack")
-	if err != nil || string(m.ID) != `"last"` {
-		t.Fatalf("publisher: %s, %v", m.Raw, err)
-	}
+	relaytest.PublishBurst(t, pub, "r", 2000, 4<<10)
+	relaytest.AckLast(t, pub, time.Minute)
 	if ts.Router.Lookup("pub") == nil {
 		t.Fatal("the publisher was disconnected")
 	}
