@@ -3,6 +3,7 @@ package conn
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -252,4 +253,77 @@ func TestNoAckPingAfterShutdownClose(t *testing.T) {
 		releaseAll(bufs)
 		c.Teardown()
 	})
+}
+
+// closingSocket is a fakeSocket that, while it writes a ping alone (an
+// AckPing), lets close run on another goroutine and gives it time to write
+// its close frame before the ping is recorded.
+type closingSocket struct {
+	*fakeSocket
+	close func()
+	once  sync.Once
+}
+
+func (s *closingSocket) Write(b []byte) (int, error) {
+	if len(b) == 2+pingMarkLen && b[0] == 0x80|frame.OpPing {
+		s.once.Do(func() {
+			go s.close()
+			time.Sleep(50 * time.Millisecond)
+		})
+	}
+	return s.fakeSocket.Write(b)
+}
+
+// An acknowledging ping that AckPing writes while the connection is closed
+// (CloseWith) or taken over by a resume (Takeover) on another goroutine
+// never follows the close frame on the wire.
+func TestAckPingNotAfterCloseFrame(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(c *Conn)
+	}{
+		{"CloseWith", func(c *Conn) { c.CloseWith(frame.CloseNormal, "bye") }},
+		{"Takeover", func(c *Conn) { c.Takeover(frame.ClosePolicyViolation, "resumed elsewhere") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newResumeEnv(t, 64)
+			fs := &fakeSocket{}
+			s := &closingSocket{fakeSocket: fs}
+			c := New(env, "a", "192.0.2.1", s)
+			fs.c = c
+			s.close = func() { tt.close(c) }
+			m1 := sendAll(c, "m1")
+			var pong [pingMarkLen]byte
+			binary.BigEndian.PutUint64(pong[:], lastPing(t, s.Bytes()))
+			m2 := sendAll(c, "m2") // within the interval: no ping appended
+			c.OnPong(pong[:])      // m2 now waits for AckPing
+			time.Sleep(ackPingMin)
+			if again, _ := c.AckPing(nil); again {
+				t.Fatal("AckPing asks again after the interval")
+			}
+			// The close ran while AckPing wrote: wait for its frame.
+			closed := func() bool {
+				for _, f := range parseFrames(t, fs.Bytes()) {
+					if f.op == frame.OpClose {
+						return true
+					}
+				}
+				return false
+			}
+			for deadline := time.Now().Add(5 * time.Second); !closed(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no close frame written")
+				}
+			}
+			frames := parseFrames(t, fs.Bytes())
+			if last := frames[len(frames)-1]; last.op != frame.OpClose {
+				t.Fatalf("last frame op %d, want the close frame: the acknowledging ping was written after it", last.op)
+			}
+			releaseAll(m1)
+			releaseAll(m2)
+			c.Teardown()
+			time.Sleep(2 * takeoverLinger) // the takeover's close timer
+		})
+	}
 }

@@ -382,22 +382,26 @@ func (c *Conn) ackLaterLocked() {
 // again is true when only the interval is missing: the owner asks later.
 // scratch is a reusable buffer for the ping; the possibly grown buffer is
 // returned.
+//
+// The ping is written under mu, the one exception to writing without it:
+// CloseWith and Takeover decide their close frame under mu before writing
+// it, so a ping written in the same critical section as the check above
+// never follows a close frame. It is one non-blocking write of 10 bytes, at
+// most once per ackPingMin per connection, and the transport's callbacks
+// it may run (Written) do not take mu.
 func (c *Conn) AckPing(scratch []byte) (again bool, out []byte) {
 	c.mu.Lock()
-	sock := c.sock
-	if !c.resume || c.ackOut || c.replay.len() == 0 || sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
+	defer c.mu.Unlock()
+	if !c.resume || c.ackOut || c.replay.len() == 0 || c.sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
 		c.ackLater = false
-		c.mu.Unlock()
 		return false, scratch
 	}
 	if !c.ackDueLocked(c.env.Mono()) {
-		c.mu.Unlock()
 		return true, scratch
 	}
 	c.ackLater = false
 	scratch = appendAckPing(scratch[:0], c.wrote.Load())
-	c.mu.Unlock()
-	c.write(sock, scratch)
+	c.write(c.sock, scratch)
 	return false, scratch
 }
 
