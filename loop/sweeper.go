@@ -14,8 +14,9 @@ import (
 const sweepTick = 250 * time.Millisecond
 
 // ackTick is how often the sweeper serves the connections handed to
-// ackLater (session resume): frames wait at most about this long past the
-// interval between two acknowledging pings.
+// ackLater (session resume), while there are any: frames wait at most about
+// this long past the interval between two acknowledging pings. With none
+// waiting the sweeper does not wake for them.
 const ackTick = 50 * time.Millisecond
 
 // sweeper sends the heartbeat pings, closes silent connections and fails
@@ -31,6 +32,9 @@ type sweeper struct {
 	mu    sync.Mutex
 	fresh []*wsConn    // added since the last tick; guarded by mu
 	acks  []*conn.Conn // handed over by conn.Env.AckLater; guarded by mu
+	// ackKick wakes the sweeper when acks stops being empty, so that it
+	// arms its ackTick timer only while connections wait.
+	ackKick chan struct{}
 
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
@@ -45,7 +49,7 @@ type sweeper struct {
 func newSweeper(s *Server, interval, timeout time.Duration) *sweeper {
 	span := max(interval, timeout)
 	n := int(span/sweepTick) + 3
-	sw := &sweeper{srv: s, interval: interval, timeout: timeout, slots: make([][]*wsConn, n), done: make(chan struct{})}
+	sw := &sweeper{srv: s, interval: interval, timeout: timeout, slots: make([][]*wsConn, n), ackKick: make(chan struct{}, 1), done: make(chan struct{})}
 	sw.wg.Add(1)
 	go sw.run()
 	return sw
@@ -63,12 +67,20 @@ func (sw *sweeper) add(w *wsConn) {
 func (sw *sweeper) ackLater(c *conn.Conn) {
 	sw.mu.Lock()
 	sw.acks = append(sw.acks, c)
+	first := len(sw.acks) == 1
 	sw.mu.Unlock()
+	if first {
+		select {
+		case sw.ackKick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // pingAcks calls AckPing for the connections handed to ackLater, and keeps
-// those it asks to retry for the next tick.
-func (sw *sweeper) pingAcks() {
+// those it asks to retry for the next tick. It reports whether any wait
+// for the next tick.
+func (sw *sweeper) pingAcks() (pending bool) {
 	sw.mu.Lock()
 	acks := sw.acks
 	sw.acks = sw.again[:0]
@@ -84,6 +96,10 @@ func (sw *sweeper) pingAcks() {
 		}
 	}
 	sw.again = acks[:0]
+	sw.mu.Lock()
+	pending = len(sw.acks) > 0
+	sw.mu.Unlock()
+	return pending
 }
 
 func (sw *sweeper) stop() {
@@ -95,19 +111,29 @@ func (sw *sweeper) run() {
 	defer sw.wg.Done()
 	t := time.NewTicker(sweepTick)
 	defer t.Stop()
+	// The ackTick timer runs only while connections wait for AckPing:
+	// acks is its channel then, nil otherwise.
+	at := time.NewTimer(ackTick)
+	at.Stop()
+	defer at.Stop()
 	var acks <-chan time.Time
-	if sw.srv.env.Resume {
-		at := time.NewTicker(ackTick)
-		defer at.Stop()
-		acks = at.C
-	}
 	var fresh []*wsConn
 	for {
 		select {
 		case <-sw.done:
 			return
+		case <-sw.ackKick:
+			if acks == nil {
+				at.Reset(ackTick)
+				acks = at.C
+			}
+			continue
 		case <-acks:
-			sw.pingAcks()
+			acks = nil
+			if sw.pingAcks() {
+				at.Reset(ackTick)
+				acks = at.C
+			}
 			continue
 		case <-t.C:
 		}
