@@ -321,24 +321,21 @@ const (
 	ackFast         = time.Second
 )
 
-// askAckLocked is called by a Flush about to write data messages. It
-// reports whether the Flush appends a ping to them, in the same write: with
-// Env.Resume, when the replay buffer holds frames and no such ping waits for
-// its pong. Its pong, a round trip later, releases what the write carried,
+// askAckLocked is called by a Flush about to write data messages (so with
+// Env.Resume, and the replay buffer holds them). It reports whether the
+// Flush appends a ping to them, in the same write: when no such ping waits
+// for its pong. Its pong, a round trip later, releases what the write carried,
 // so that frames do not wait for the heartbeat (PING_INTERVAL) in the
 // replay buffer. A Flush that must not ping yet (see ackPingMin) leaves the
 // ping to Env.AckLater (AckPing). A client that does not answer gets no
 // second one; the heartbeat's pings still acknowledge. Called under mu.
 func (c *Conn) askAckLocked() bool {
-	if !c.resume {
-		return false
-	}
 	now := c.env.Mono()
 	if now-c.lastData >= ackQuiet {
 		c.ackShift, c.ackBurst = 0, int32(now/time.Millisecond)
 	}
 	c.lastData = now
-	if c.ackOut || c.replay.len() == 0 {
+	if c.ackOut {
 		return false
 	}
 	if !c.ackDueLocked(now) {
