@@ -277,3 +277,23 @@ func ExampleAppendPublish() {
 	// {"type":"publish","room":"lobby","from":"alice","data":{"text":"hi"}}
 	// {"type":"error","code":"not_member","message":"join the room first","id":42}
 }
+
+// JoinedLen is exact, so that a joined reply sized with it neither outgrows
+// its buffer (an allocation, and a buffer lost to its pool) nor takes a
+// larger class than it needs.
+func TestJoinedLen(t *testing.T) {
+	tests := []struct {
+		room  string
+		peers []string
+	}{
+		{"r", nil},
+		{"lobby", []string{"a"}},
+		{"lobby", []string{"a", "b:2", "peer-123"}},
+		{"games/chess", []string{"alice", "bob", "carol", "dave", "erin", "frank"}},
+	}
+	for _, tt := range tests {
+		if got, want := JoinedLen(tt.room, tt.peers), len(AppendJoined(nil, tt.room, tt.peers)); got != want {
+			t.Errorf("JoinedLen(%q, %q) = %d, want %d", tt.room, tt.peers, got, want)
+		}
+	}
+}

@@ -374,14 +374,9 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 	if r.bp != nil {
 		peers = r.bp.AppendMembers(peers, name, MaxJoinedPeers)
 	}
-	// Sized to fit (quotes and comma per peer): with session resume the
-	// reply may stay in the replay buffer for a while, and a few peers fit
-	// the smallest pooled buffer.
-	size := 32 + len(name)
-	for _, p := range peers {
-		size += len(p) + 3
-	}
-	reply := frame.NewBuf(size)
+	// Sized to fit: with session resume the reply may stay in the replay
+	// buffer for a while, and a few peers fit the smallest pooled buffer.
+	reply := frame.NewBuf(frame.JoinedLen(name, peers))
 	reply.B = frame.AppendJoined(reply.B, name, peers)
 	reply.Finish(frame.OpText)
 	r.deliverOwn(c, reply, bt)
