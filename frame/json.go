@@ -108,6 +108,14 @@ func AppendPeerLeft(dst []byte, room, peer string) []byte {
 	return appendPeerTail(dst, room, peer)
 }
 
+// PresenceLen returns the length of what AppendPeerJoined appends for room
+// and peer when neither needs escaping (valid room names and peer ids do
+// not); AppendPeerLeft appends 2 bytes less. It is the size a presence
+// notice's buffer needs.
+func PresenceLen(room, peer string) int {
+	return len(`{"type":"peer_joined","room":"","peer":""}`) + len(room) + len(peer)
+}
+
 func appendPeerTail(dst []byte, room, peer string) []byte {
 	dst = AppendString(dst, room)
 	dst = append(dst, `,"peer":`...)

@@ -382,7 +382,7 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 	r.deliverOwn(c, reply, bt)
 
 	if !already && len(rm.members) > 1 {
-		note := frame.NewBuf(64 + len(name) + len(c.ID))
+		note := frame.NewBuf(frame.PresenceLen(name, c.ID))
 		note.B = frame.AppendPeerJoined(note.B, name, c.ID)
 		note.Finish(frame.OpText)
 		r.fanout(rm.members, c, note, bt)
@@ -476,7 +476,7 @@ func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
 	if bt == nil {
 		return
 	}
-	note := frame.NewBuf(64 + len(name) + len(c.ID))
+	note := frame.NewBuf(frame.PresenceLen(name, c.ID))
 	note.B = frame.AppendPeerLeft(note.B, name, c.ID)
 	note.Finish(frame.OpText)
 	r.fanout(rm.members, nil, note, bt)
