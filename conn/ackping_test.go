@@ -367,3 +367,25 @@ func TestAckPingNotAfterCloseFrame(t *testing.T) {
 		})
 	}
 }
+
+// Once CloseWith decided the close frame, control frames (the heartbeat's
+// pings, pongs to the client's pings) are not written any more: while the
+// close frame lingers in flight nothing follows it.
+func TestNoControlFrameAfterCloseWith(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newResumeEnv(t, 64)
+		c, s := newConn(t, env, "a")
+		m1 := sendAll(c, "m1")
+		s.stall() // the close frame stays in flight: the connection lingers
+		c.CloseWith(frame.CloseNormal, "bye")
+		c.WriteControlTo(s, c.AppendPing(nil))
+		c.WriteControlTo(s, []byte{0x80 | frame.OpPong, 0})
+		fs := parseFrames(t, s.Bytes())
+		if last := fs[len(fs)-1]; last.op != frame.OpClose {
+			t.Fatalf("last frame op %d, want the close frame", last.op)
+		}
+		releaseAll(m1)
+		time.Sleep(closeLinger) // the socket closes
+		c.Teardown()
+	})
+}

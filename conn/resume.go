@@ -202,9 +202,14 @@ func (c *Conn) Owns(sock Socket) bool {
 
 // WriteControlTo is WriteControl for the transport of sock: it writes p only
 // while sock is the Conn's socket, so that a socket a resume took the
-// session from never writes to its successor.
+// session from never writes to its successor, and not once CloseWith
+// decided its close frame, so that nothing follows that frame. Like
+// AckPing's ping, p is written under mu, in the critical section of the
+// check: control frames are few (heartbeat pings, pongs) and short.
 func (c *Conn) WriteControlTo(sock Socket, p []byte) {
-	if c.load() != phaseClosed && c.Owns(sock) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock == sock && c.load() < phaseClosing {
 		c.write(sock, p)
 	}
 }
