@@ -3,6 +3,8 @@ package conn
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -91,15 +93,19 @@ func TestFlushAppendsAckPing(t *testing.T) {
 
 		// Within the interval AckPing asks to be called again, then writes
 		// a ping alone that acknowledges m2.
-		again, _ := c.AckPing(nil)
-		if !again || len(s.Writes()) != 2 {
-			t.Fatalf("AckPing before the interval: again %v, %d writes; want true and nothing written", again, len(s.Writes()))
+		wait, _ := c.AckPing(nil)
+		if wait <= 0 || wait > ackPingMin || len(s.Writes()) != 2 {
+			t.Fatalf("AckPing before the interval: wait %v, %d writes; want at most %v and nothing written", wait, len(s.Writes()), ackPingMin)
 		}
-		time.Sleep(ackPingMax)
-		again, _ = c.AckPing(nil)
+		time.Sleep(wait - time.Millisecond)
+		if w, _ := c.AckPing(nil); w != time.Millisecond || len(s.Writes()) != 2 {
+			t.Fatalf("AckPing 1ms before the interval ends: wait %v, %d writes; want 1ms and nothing written", w, len(s.Writes()))
+		}
+		time.Sleep(time.Millisecond)
+		wait, _ = c.AckPing(nil)
 		writes = s.Writes()
-		if again || len(writes) != 3 {
-			t.Fatalf("AckPing after the interval: again %v, %d writes; want false and a ping", again, len(writes))
+		if wait != 0 || len(writes) != 3 {
+			t.Fatalf("AckPing after the interval: wait %v, %d writes; want 0 and a ping", wait, len(writes))
 		}
 		if fs := parseFrames(t, writes[2]); len(fs) != 1 {
 			t.Fatalf("AckPing wrote %d frames, want a ping alone", len(fs))
@@ -109,7 +115,7 @@ func TestFlushAppendsAckPing(t *testing.T) {
 		if m2[0].Refs() != 1 || c.Replayable() != 0 {
 			t.Fatalf("after the second pong: m2 refs %d, Replayable %d; want 1 and 0", m2[0].Refs(), c.Replayable())
 		}
-		if again, _ := c.AckPing(nil); again || len(s.Writes()) != 3 {
+		if wait, _ := c.AckPing(nil); wait != 0 || len(s.Writes()) != 3 {
 			t.Fatal("AckPing with nothing to acknowledge must write nothing and not ask again")
 		}
 		releaseAll(m1)
@@ -223,10 +229,10 @@ func TestNoAckPingWithoutResume(t *testing.T) {
 }
 
 // Nothing follows Shutdown's close frame: the write that carries it gets no
-// acknowledging ping, and AckPing writes none while the queue drains.
+// acknowledging ping, and AckPing writes none after it.
 func TestNoAckPingAfterShutdownClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, s, later := ackConn(t)
+		c, s, _ := ackConn(t)
 		var bufs []*frame.Buf
 		owed := false
 		for i := range 3 {
@@ -244,11 +250,6 @@ func TestNoAckPingAfterShutdownClose(t *testing.T) {
 		if last := fs[len(fs)-1]; last.op != frame.OpClose {
 			t.Fatalf("last frame op %d, want the close frame", last.op)
 		}
-		for _, l := range later() {
-			if again, _ := l.AckPing(nil); again {
-				t.Fatal("AckPing asks again on a closing connection")
-			}
-		}
 		time.Sleep(ackPingMax)
 		c.AckPing(nil)
 		fs = parseFrames(t, s.Bytes())
@@ -256,5 +257,140 @@ func TestNoAckPingAfterShutdownClose(t *testing.T) {
 			t.Fatalf("after AckPing: last frame op %d, want the close frame", last.op)
 		}
 		releaseAll(bufs)
+	})
+}
+
+// While Shutdown's close frame waits in the queue behind frames a slow
+// peer has not read yet, AckPing writes no ping: it would go ahead of the
+// queue, and the close frame must stay the last frame written.
+func TestNoAckPingWhileShutdownDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newEnv(t, 64, 100)
+		env.EnableResume()
+		c, s := newConn(t, env, "a")
+		m1 := sendAll(c, "m1")
+		var pong [pingMarkLen]byte
+		binary.BigEndian.PutUint64(pong[:], lastPing(t, s.Bytes()))
+		c.OnPong(pong[:]) // m1 acknowledged; no ping outstanding
+		s.stall()
+		big := sendAll(c, strings.Repeat("x", 200)) // written, not read: past HighWater
+		m3 := textBuf("m3")
+		if _, must := c.Enqueue(m3); must {
+			t.Fatal("Enqueue owes a flush while the connection is blocked")
+		}
+		c.Shutdown(closeBuf(frame.CloseGoingAway)) // behind m3
+		time.Sleep(ackPingMax)
+		writes := len(s.Writes())
+		if wait, _ := c.AckPing(nil); wait != 0 || len(s.Writes()) != writes {
+			t.Fatalf("AckPing while the close frame waits: wait %v, %d writes after %d; want 0 and none", wait, len(s.Writes()), writes)
+		}
+		s.drain()
+		synctest.Wait()
+		fs := parseFrames(t, s.Bytes())
+		if last := fs[len(fs)-1]; last.op != frame.OpClose {
+			t.Fatalf("last frame op %d, want the close frame", last.op)
+		}
+		if got := texts(t, s.Bytes()); len(got) != 3 || got[2] != "m3" {
+			t.Fatalf("wrote %d messages, want m1, the large one and m3 before the close frame", len(got))
+		}
+		releaseAll(m1)
+		releaseAll(big)
+		m3.Release()
+		c.Teardown()
+	})
+}
+
+// closingSocket is a fakeSocket that, while it writes a ping alone (an
+// AckPing), lets close run on another goroutine and gives it time to write
+// its close frame before the ping is recorded.
+type closingSocket struct {
+	*fakeSocket
+	close func()
+	once  sync.Once
+}
+
+func (s *closingSocket) Write(b []byte) (int, error) {
+	if len(b) == 2+pingMarkLen && b[0] == 0x80|frame.OpPing {
+		s.once.Do(func() {
+			go s.close()
+			time.Sleep(50 * time.Millisecond)
+		})
+	}
+	return s.fakeSocket.Write(b)
+}
+
+// An acknowledging ping that AckPing writes while the connection is closed
+// (CloseWith) or taken over by a resume (Takeover) on another goroutine
+// never follows the close frame on the wire.
+func TestAckPingNotAfterCloseFrame(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(c *Conn)
+	}{
+		{"CloseWith", func(c *Conn) { c.CloseWith(frame.CloseNormal, "bye") }},
+		{"Takeover", func(c *Conn) { c.Takeover(frame.ClosePolicyViolation, "resumed elsewhere") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newResumeEnv(t, 64)
+			fs := &fakeSocket{}
+			s := &closingSocket{fakeSocket: fs}
+			c := New(env, "a", "192.0.2.1", s)
+			fs.c = c
+			s.close = func() { tt.close(c) }
+			m1 := sendAll(c, "m1")
+			var pong [pingMarkLen]byte
+			binary.BigEndian.PutUint64(pong[:], lastPing(t, s.Bytes()))
+			m2 := sendAll(c, "m2") // within the interval: no ping appended
+			c.OnPong(pong[:])      // m2 now waits for AckPing
+			time.Sleep(ackPingMin)
+			if wait, _ := c.AckPing(nil); wait != 0 {
+				t.Fatalf("AckPing asks to wait %v after the interval", wait)
+			}
+			// The close ran while AckPing wrote: wait for its frame.
+			closed := func() bool {
+				for _, f := range parseFrames(t, fs.Bytes()) {
+					if f.op == frame.OpClose {
+						return true
+					}
+				}
+				return false
+			}
+			for deadline := time.Now().Add(5 * time.Second); !closed(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no close frame written")
+				}
+			}
+			frames := parseFrames(t, fs.Bytes())
+			if last := frames[len(frames)-1]; last.op != frame.OpClose {
+				t.Fatalf("last frame op %d, want the close frame: the acknowledging ping was written after it", last.op)
+			}
+			releaseAll(m1)
+			releaseAll(m2)
+			c.Teardown()
+			time.Sleep(2 * takeoverLinger) // the takeover's close timer
+		})
+	}
+}
+
+// Once CloseWith decided the close frame, control frames (the heartbeat's
+// pings, pongs to the client's pings) are not written any more: while the
+// close frame lingers in flight nothing follows it.
+func TestNoControlFrameAfterCloseWith(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newResumeEnv(t, 64)
+		c, s := newConn(t, env, "a")
+		m1 := sendAll(c, "m1")
+		s.stall() // the close frame stays in flight: the connection lingers
+		c.CloseWith(frame.CloseNormal, "bye")
+		c.WriteControlTo(s, c.AppendPing(nil))
+		c.WriteControlTo(s, []byte{0x80 | frame.OpPong, 0})
+		fs := parseFrames(t, s.Bytes())
+		if last := fs[len(fs)-1]; last.op != frame.OpClose {
+			t.Fatalf("last frame op %d, want the close frame", last.op)
+		}
+		releaseAll(m1)
+		time.Sleep(closeLinger) // the socket closes
+		c.Teardown()
 	})
 }

@@ -202,9 +202,14 @@ func (c *Conn) Owns(sock Socket) bool {
 
 // WriteControlTo is WriteControl for the transport of sock: it writes p only
 // while sock is the Conn's socket, so that a socket a resume took the
-// session from never writes to its successor.
+// session from never writes to its successor, and not once CloseWith
+// decided its close frame, so that nothing follows that frame. Like
+// AckPing's ping, p is written under mu, in the critical section of the
+// check: control frames are few (heartbeat pings, pongs) and short.
 func (c *Conn) WriteControlTo(sock Socket, p []byte) {
-	if c.load() != phaseClosed && c.Owns(sock) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock == sock && c.load() < phaseClosing {
 		c.write(sock, p)
 	}
 }
@@ -321,24 +326,21 @@ const (
 	ackFast         = time.Second
 )
 
-// askAckLocked is called by a Flush about to write data messages. It
-// reports whether the Flush appends a ping to them, in the same write: with
-// Env.Resume, when the replay buffer holds frames and no such ping waits for
-// its pong. Its pong, a round trip later, releases what the write carried,
+// askAckLocked is called by a Flush about to write data messages (so with
+// Env.Resume, and the replay buffer holds them). It reports whether the
+// Flush appends a ping to them, in the same write: when no such ping waits
+// for its pong. Its pong, a round trip later, releases what the write carried,
 // so that frames do not wait for the heartbeat (PING_INTERVAL) in the
 // replay buffer. A Flush that must not ping yet (see ackPingMin) leaves the
 // ping to Env.AckLater (AckPing). A client that does not answer gets no
 // second one; the heartbeat's pings still acknowledge. Called under mu.
 func (c *Conn) askAckLocked() bool {
-	if !c.resume {
-		return false
-	}
 	now := c.env.Mono()
 	if now-c.lastData >= ackQuiet {
 		c.ackShift, c.ackBurst = 0, int32(now/time.Millisecond)
 	}
 	c.lastData = now
-	if c.ackOut || c.replay.len() == 0 {
+	if c.ackOut {
 		return false
 	}
 	if !c.ackDueLocked(now) {
@@ -352,7 +354,7 @@ func (c *Conn) askAckLocked() bool {
 // and if so counts it as sent: the interval since the last one passed.
 // Called under mu.
 func (c *Conn) ackDueLocked(now time.Duration) bool {
-	if c.ackShift > 0 && now-c.ackAt < ackPingMin<<(c.ackShift-1) {
+	if c.ackWaitLocked(now) > 0 {
 		return false
 	}
 	inBurst := time.Duration(int32(now/time.Millisecond)-c.ackBurst) * time.Millisecond
@@ -361,6 +363,15 @@ func (c *Conn) ackDueLocked(now time.Duration) bool {
 	}
 	c.ackOut, c.ackAt = true, now
 	return true
+}
+
+// ackWaitLocked returns how long after now the interval since the last
+// acknowledging ping ends, 0 if it ended. Called under mu.
+func (c *Conn) ackWaitLocked(now time.Duration) time.Duration {
+	if c.ackShift == 0 {
+		return 0
+	}
+	return max(c.ackAt+ackPingMin<<(c.ackShift-1)-now, 0)
 }
 
 // ackLaterLocked hands c to Env.AckLater, once until AckPing ran, so that
@@ -379,26 +390,32 @@ func (c *Conn) ackLaterLocked() {
 // such ping waits for its pong, and the interval of askAckLocked passed; not
 // once the connection is closing or draining for Shutdown (a close frame
 // may be on its way).
-// again is true when only the interval is missing: the owner asks later.
-// scratch is a reusable buffer for the ping; the possibly grown buffer is
-// returned.
-func (c *Conn) AckPing(scratch []byte) (again bool, out []byte) {
+// wait is above 0 when only the interval is missing: the owner calls
+// AckPing again once wait passed. scratch is a reusable buffer for the
+// ping; the possibly grown buffer is returned.
+//
+// The ping is written under mu, the one exception to writing without it:
+// CloseWith and Takeover decide their close frame under mu before writing
+// it, so a ping written in the same critical section as the check above
+// never follows a close frame. It is one non-blocking write of 10 bytes, at
+// most once per ackPingMin per connection, and the transport's callbacks
+// it may run (Written) do not take mu.
+func (c *Conn) AckPing(scratch []byte) (wait time.Duration, out []byte) {
 	c.mu.Lock()
-	sock := c.sock
-	if !c.resume || c.ackOut || c.replay.len() == 0 || sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
+	defer c.mu.Unlock()
+	if !c.resume || c.ackOut || c.replay.len() == 0 || c.sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
 		c.ackLater = false
-		c.mu.Unlock()
-		return false, scratch
+		return 0, scratch
 	}
-	if !c.ackDueLocked(c.env.Mono()) {
-		c.mu.Unlock()
-		return true, scratch
+	now := c.env.Mono()
+	if wait := c.ackWaitLocked(now); wait > 0 {
+		return wait, scratch
 	}
+	c.ackDueLocked(now)
 	c.ackLater = false
 	scratch = appendAckPing(scratch[:0], c.wrote.Load())
-	c.mu.Unlock()
-	c.write(sock, scratch)
-	return false, scratch
+	c.write(c.sock, scratch)
+	return 0, scratch
 }
 
 // OnPong takes the payload of a pong from the client. A pong to a ping of

@@ -75,6 +75,20 @@ func AppendJoined(dst []byte, room string, peers []string) []byte {
 	return append(dst, "]}"...)
 }
 
+// JoinedLen returns the length of what AppendJoined appends for room and
+// peers when neither needs escaping (valid room names and peer ids do not):
+// the size a joined reply's buffer needs.
+func JoinedLen(room string, peers []string) int {
+	n := len(`{"type":"joined","room":""`) + len(room) + len(`,"peers":[]}`)
+	for _, p := range peers {
+		n += len(p) + 3 // quotes and a comma
+	}
+	if len(peers) > 0 {
+		n-- // no comma after the last
+	}
+	return n
+}
+
 // AppendLeft appends {"type":"left","room":R}.
 func AppendLeft(dst []byte, room string) []byte {
 	dst = append(dst, `{"type":"left","room":`...)
@@ -92,6 +106,14 @@ func AppendPeerJoined(dst []byte, room, peer string) []byte {
 func AppendPeerLeft(dst []byte, room, peer string) []byte {
 	dst = append(dst, `{"type":"peer_left","room":`...)
 	return appendPeerTail(dst, room, peer)
+}
+
+// PresenceLen returns the length of what AppendPeerJoined appends for room
+// and peer when neither needs escaping (valid room names and peer ids do
+// not); AppendPeerLeft appends 2 bytes less. It is the size a presence
+// notice's buffer needs.
+func PresenceLen(room, peer string) int {
+	return len(`{"type":"peer_joined","room":"","peer":""}`) + len(room) + len(peer)
 }
 
 func appendPeerTail(dst []byte, room, peer string) []byte {

@@ -277,3 +277,43 @@ func ExampleAppendPublish() {
 	// {"type":"publish","room":"lobby","from":"alice","data":{"text":"hi"}}
 	// {"type":"error","code":"not_member","message":"join the room first","id":42}
 }
+
+// JoinedLen is exact, so that a joined reply sized with it neither outgrows
+// its buffer (an allocation, and a buffer lost to its pool) nor takes a
+// larger class than it needs.
+func TestJoinedLen(t *testing.T) {
+	tests := []struct {
+		room  string
+		peers []string
+	}{
+		{"r", nil},
+		{"lobby", []string{"a"}},
+		{"lobby", []string{"a", "b:2", "peer-123"}},
+		{"games/chess", []string{"alice", "bob", "carol", "dave", "erin", "frank"}},
+	}
+	for _, tt := range tests {
+		if got, want := JoinedLen(tt.room, tt.peers), len(AppendJoined(nil, tt.room, tt.peers)); got != want {
+			t.Errorf("JoinedLen(%q, %q) = %d, want %d", tt.room, tt.peers, got, want)
+		}
+	}
+}
+
+// PresenceLen is exact for peer_joined and 2 bytes more than peer_left, so
+// that a presence notice takes the smallest buffer class it fits (it may
+// stay in replay buffers for a while).
+func TestPresenceLen(t *testing.T) {
+	tests := []struct{ room, peer string }{
+		{"r", "p1"},
+		{"lobby", "3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"},
+		{"games/chess", "alice"},
+	}
+	for _, tt := range tests {
+		n := PresenceLen(tt.room, tt.peer)
+		if j := len(AppendPeerJoined(nil, tt.room, tt.peer)); n != j {
+			t.Errorf("PresenceLen(%q, %q) = %d, peer_joined is %d", tt.room, tt.peer, n, j)
+		}
+		if l := len(AppendPeerLeft(nil, tt.room, tt.peer)); n != l+2 {
+			t.Errorf("PresenceLen(%q, %q) = %d, peer_left is %d", tt.room, tt.peer, n, l)
+		}
+	}
+}

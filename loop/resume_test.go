@@ -325,6 +325,32 @@ func TestResumeOff(t *testing.T) {
 	}
 }
 
+// The last messages of a burst, written too soon after an acknowledging
+// ping to carry one, get a ping of their own shortly after (the sweeper,
+// conn.Env.AckLater): they leave the replay buffer well before the
+// heartbeat, with no further message to carry a ping.
+func TestResumeAckPingAfterBurst(t *testing.T) {
+	ts := relaytest.Start(t, "WSRELAY_PING_INTERVAL=25s") // no heartbeat ping during the test
+	alice := ts.Dial("alice")                             // answers pings
+	bob := ts.Dial("bob")
+	// Past the sweeper's first look at the new connections, whose ping
+	// would acknowledge what was written before it.
+	time.Sleep(600 * time.Millisecond)
+	for i := range 3 {
+		if err := bob.Direct("alice", i, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // a write each, the first with a ping
+	}
+	for range 3 {
+		relaytest.Recv(t, alice, "direct")
+	}
+	a := ts.Router.Lookup("alice")
+	relaytest.Eventually(t, time.Second, "alice's replay buffer empty well before the heartbeat", func() bool {
+		return a.Replayable() == 0
+	})
+}
+
 // Written messages leave the replay buffer a round trip after they were
 // written, not a heartbeat later: the relay appends a ping to the write,
 // and the client's pong acknowledges them. A client that does not answer

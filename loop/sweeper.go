@@ -14,9 +14,15 @@ import (
 const sweepTick = 250 * time.Millisecond
 
 // ackTick is how often the sweeper serves the connections handed to
-// ackLater (session resume): frames wait at most about this long past the
-// interval between two acknowledging pings.
+// ackLater (session resume), while there are any: frames wait at most about
+// this long past the interval between two acknowledging pings. With none
+// waiting the sweeper does not wake for them.
 const ackTick = 50 * time.Millisecond
+
+// ackSlots is the size of the wheel of connections whose acknowledging
+// ping is not due yet, one slot per ackTick: 4 s, the longest interval
+// between two such pings (a longer wait is served in two steps).
+const ackSlots = 81
 
 // sweeper sends the heartbeat pings, closes silent connections and fails
 // key-auth challenges left unanswered past their deadline. It is a
@@ -31,12 +37,21 @@ type sweeper struct {
 	mu    sync.Mutex
 	fresh []*wsConn    // added since the last tick; guarded by mu
 	acks  []*conn.Conn // handed over by conn.Env.AckLater; guarded by mu
+	// ackKick wakes the sweeper when acks stops being empty, so that it
+	// arms its ackTick timer only while connections wait.
+	ackKick chan struct{}
 
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
 	cur   int
-	ping  []byte       // scratch for a ping frame
-	again []*conn.Conn // acks that AckPing asked to be retried
+	ping  []byte // scratch for a ping frame
+	// Connections whose acknowledging ping is not due yet, in the slot of
+	// the ackTick when it is; ackCur is the current slot, ackWaiting how
+	// many the wheel holds, ackSpare the other half of acks.
+	ackWheel   [ackSlots][]*conn.Conn
+	ackCur     int
+	ackWaiting int
+	ackSpare   []*conn.Conn
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -45,7 +60,7 @@ type sweeper struct {
 func newSweeper(s *Server, interval, timeout time.Duration) *sweeper {
 	span := max(interval, timeout)
 	n := int(span/sweepTick) + 3
-	sw := &sweeper{srv: s, interval: interval, timeout: timeout, slots: make([][]*wsConn, n), done: make(chan struct{})}
+	sw := &sweeper{srv: s, interval: interval, timeout: timeout, slots: make([][]*wsConn, n), ackKick: make(chan struct{}, 1), done: make(chan struct{})}
 	sw.wg.Add(1)
 	go sw.run()
 	return sw
@@ -63,27 +78,54 @@ func (sw *sweeper) add(w *wsConn) {
 func (sw *sweeper) ackLater(c *conn.Conn) {
 	sw.mu.Lock()
 	sw.acks = append(sw.acks, c)
+	first := len(sw.acks) == 1
 	sw.mu.Unlock()
-}
-
-// pingAcks calls AckPing for the connections handed to ackLater, and keeps
-// those it asks to retry for the next tick.
-func (sw *sweeper) pingAcks() {
-	sw.mu.Lock()
-	acks := sw.acks
-	sw.acks = sw.again[:0]
-	sw.mu.Unlock()
-	again := false
-	for i, c := range acks {
-		acks[i] = nil
-		again, sw.ping = c.AckPing(sw.ping)
-		if again {
-			sw.mu.Lock()
-			sw.acks = append(sw.acks, c)
-			sw.mu.Unlock()
+	if first {
+		select {
+		case sw.ackKick <- struct{}{}:
+		default:
 		}
 	}
-	sw.again = acks[:0]
+}
+
+// pingAcks serves one ackTick: it calls AckPing for the connections handed
+// to ackLater since the last tick and for those due in this tick's slot,
+// and puts those that must wait in the slot of their due tick. It reports
+// whether any wait for a later tick.
+func (sw *sweeper) pingAcks() (pending bool) {
+	sw.mu.Lock()
+	fresh := sw.acks
+	sw.acks = sw.ackSpare[:0]
+	sw.mu.Unlock()
+	sw.ackCur = (sw.ackCur + 1) % len(sw.ackWheel)
+	due := sw.ackWheel[sw.ackCur]
+	sw.ackWheel[sw.ackCur] = nil
+	sw.ackWaiting -= len(due)
+	sw.ackPing(fresh)
+	sw.ackPing(due) // never puts a Conn back in this slot
+	sw.ackWheel[sw.ackCur] = due[:0]
+	sw.ackSpare = fresh[:0]
+	sw.mu.Lock()
+	pending = sw.ackWaiting > 0 || len(sw.acks) > 0
+	sw.mu.Unlock()
+	return pending
+}
+
+// ackPing calls AckPing for each of cs, clears cs, and puts the connections
+// whose ping is not due yet in the wheel.
+func (sw *sweeper) ackPing(cs []*conn.Conn) {
+	for i, c := range cs {
+		cs[i] = nil
+		var wait time.Duration
+		wait, sw.ping = c.AckPing(sw.ping)
+		if wait <= 0 {
+			continue
+		}
+		ticks := min(max(int((wait+ackTick-1)/ackTick), 1), len(sw.ackWheel)-1)
+		j := (sw.ackCur + ticks) % len(sw.ackWheel)
+		sw.ackWheel[j] = append(sw.ackWheel[j], c)
+		sw.ackWaiting++
+	}
 }
 
 func (sw *sweeper) stop() {
@@ -95,19 +137,29 @@ func (sw *sweeper) run() {
 	defer sw.wg.Done()
 	t := time.NewTicker(sweepTick)
 	defer t.Stop()
+	// The ackTick timer runs only while connections wait for AckPing:
+	// acks is its channel then, nil otherwise.
+	at := time.NewTimer(ackTick)
+	at.Stop()
+	defer at.Stop()
 	var acks <-chan time.Time
-	if sw.srv.env.Resume {
-		at := time.NewTicker(ackTick)
-		defer at.Stop()
-		acks = at.C
-	}
 	var fresh []*wsConn
 	for {
 		select {
 		case <-sw.done:
 			return
+		case <-sw.ackKick:
+			if acks == nil {
+				at.Reset(ackTick)
+				acks = at.C
+			}
+			continue
 		case <-acks:
-			sw.pingAcks()
+			acks = nil
+			if sw.pingAcks() {
+				at.Reset(ackTick)
+				acks = at.C
+			}
 			continue
 		case <-t.C:
 		}

@@ -147,7 +147,7 @@ func (r *Router) remoteNote(name, peer string, joined bool, bt *Batch) {
 		// speak for it (the remote one was replaced by it, or is about to be).
 		return
 	}
-	note := frame.NewBuf(64 + len(name) + len(peer))
+	note := frame.NewBuf(frame.PresenceLen(name, peer))
 	if joined {
 		note.B = frame.AppendPeerJoined(note.B, name, peer)
 	} else {

@@ -374,20 +374,15 @@ func (r *Router) Join(c *conn.Conn, name string, bt *Batch) error {
 	if r.bp != nil {
 		peers = r.bp.AppendMembers(peers, name, MaxJoinedPeers)
 	}
-	// Sized to fit (quotes and comma per peer): with session resume the
-	// reply may stay in the replay buffer for a while, and a few peers fit
-	// the smallest pooled buffer.
-	size := 32 + len(name)
-	for _, p := range peers {
-		size += len(p) + 3
-	}
-	reply := frame.NewBuf(size)
+	// Sized to fit: with session resume the reply may stay in the replay
+	// buffer for a while, and a few peers fit the smallest pooled buffer.
+	reply := frame.NewBuf(frame.JoinedLen(name, peers))
 	reply.B = frame.AppendJoined(reply.B, name, peers)
 	reply.Finish(frame.OpText)
 	r.deliverOwn(c, reply, bt)
 
 	if !already && len(rm.members) > 1 {
-		note := frame.NewBuf(64 + len(name) + len(c.ID))
+		note := frame.NewBuf(frame.PresenceLen(name, c.ID))
 		note.B = frame.AppendPeerJoined(note.B, name, c.ID)
 		note.Finish(frame.OpText)
 		r.fanout(rm.members, c, note, bt)
@@ -481,7 +476,7 @@ func (r *Router) removeMember(c *conn.Conn, name string, bt *Batch) {
 	if bt == nil {
 		return
 	}
-	note := frame.NewBuf(64 + len(name) + len(c.ID))
+	note := frame.NewBuf(frame.PresenceLen(name, c.ID))
 	note.B = frame.AppendPeerLeft(note.B, name, c.ID)
 	note.Finish(frame.OpText)
 	r.fanout(rm.members, nil, note, bt)

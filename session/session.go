@@ -186,7 +186,7 @@ func (s *Session) Greet(hello []byte) {
 // decides what a peer is told on arrival.
 // With resume on it carries the session's first token.
 func (h *Handler) welcome(s *Session) *frame.Buf {
-	b := frame.NewBuf(200 + len(s.c.ID)) // a typical welcome fits the smallest pooled buffer
+	b := frame.NewBuf(200 + len(s.c.ID)) // a typical welcome fits a 256-byte pooled buffer
 	b.B = h.appendWelcome(b.B, s)
 	if g := h.resume; g != nil {
 		g.mu.Lock()
