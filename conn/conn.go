@@ -62,10 +62,9 @@ type Env struct {
 	CompressMin int
 	// AckLater, with Resume, takes a Conn whose replay buffer holds frames
 	// that a Flush could not append a ping for yet (the interval between
-	// two such pings had not passed): its owner calls Conn.AckPing soon
-	// (within a few tens of milliseconds), and again after the wait it
-	// returns, until it returns none. Without it the frames wait for the
-	// next data write or the heartbeat's ping.
+	// two such pings had not passed): its owner calls Conn.AckPing, at
+	// least a few times a second, until AckPing stops asking again. Without
+	// it the frames wait for the next data write or the heartbeat's ping.
 	// It is called under the Conn's lock: it must only note the Conn.
 	AckLater func(*Conn)
 

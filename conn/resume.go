@@ -354,7 +354,7 @@ func (c *Conn) askAckLocked() bool {
 // and if so counts it as sent: the interval since the last one passed.
 // Called under mu.
 func (c *Conn) ackDueLocked(now time.Duration) bool {
-	if c.ackWaitLocked(now) > 0 {
+	if c.ackShift > 0 && now-c.ackAt < ackPingMin<<(c.ackShift-1) {
 		return false
 	}
 	inBurst := time.Duration(int32(now/time.Millisecond)-c.ackBurst) * time.Millisecond
@@ -363,15 +363,6 @@ func (c *Conn) ackDueLocked(now time.Duration) bool {
 	}
 	c.ackOut, c.ackAt = true, now
 	return true
-}
-
-// ackWaitLocked returns how long after now the interval since the last
-// acknowledging ping ends, 0 if it ended. Called under mu.
-func (c *Conn) ackWaitLocked(now time.Duration) time.Duration {
-	if c.ackShift == 0 {
-		return 0
-	}
-	return max(c.ackAt+ackPingMin<<(c.ackShift-1)-now, 0)
 }
 
 // ackLaterLocked hands c to Env.AckLater, once until AckPing ran, so that
@@ -390,9 +381,9 @@ func (c *Conn) ackLaterLocked() {
 // such ping waits for its pong, and the interval of askAckLocked passed; not
 // once the connection is closing or draining for Shutdown (a close frame
 // may be on its way).
-// wait is above 0 when only the interval is missing: the owner calls
-// AckPing again once wait passed. scratch is a reusable buffer for the
-// ping; the possibly grown buffer is returned.
+// again is true when only the interval is missing: the owner asks later.
+// scratch is a reusable buffer for the ping; the possibly grown buffer is
+// returned.
 //
 // The ping is written under mu, the one exception to writing without it:
 // CloseWith and Takeover decide their close frame under mu before writing
@@ -400,22 +391,20 @@ func (c *Conn) ackLaterLocked() {
 // never follows a close frame. It is one non-blocking write of 10 bytes, at
 // most once per ackPingMin per connection, and the transport's callbacks
 // it may run (Written) do not take mu.
-func (c *Conn) AckPing(scratch []byte) (wait time.Duration, out []byte) {
+func (c *Conn) AckPing(scratch []byte) (again bool, out []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.resume || c.ackOut || c.replay.len() == 0 || c.sock == nil || c.load() >= phaseDetached || c.ring.isSealed() {
 		c.ackLater = false
-		return 0, scratch
+		return false, scratch
 	}
-	now := c.env.Mono()
-	if wait := c.ackWaitLocked(now); wait > 0 {
-		return wait, scratch
+	if !c.ackDueLocked(c.env.Mono()) {
+		return true, scratch
 	}
-	c.ackDueLocked(now)
 	c.ackLater = false
 	scratch = appendAckPing(scratch[:0], c.wrote.Load())
 	c.write(c.sock, scratch)
-	return 0, scratch
+	return false, scratch
 }
 
 // OnPong takes the payload of a pong from the client. A pong to a ping of

@@ -19,11 +19,6 @@ const sweepTick = 250 * time.Millisecond
 // waiting the sweeper does not wake for them.
 const ackTick = 50 * time.Millisecond
 
-// ackSlots is the size of the wheel of connections whose acknowledging
-// ping is not due yet, one slot per ackTick: 4 s, the longest interval
-// between two such pings (a longer wait is served in two steps).
-const ackSlots = 81
-
 // sweeper sends the heartbeat pings, closes silent connections and fails
 // key-auth challenges left unanswered past their deadline. It is a
 // timing wheel with one slot per tick: a connection sits in the slot of its
@@ -44,14 +39,8 @@ type sweeper struct {
 	// Owned by the sweeper goroutine.
 	slots [][]*wsConn
 	cur   int
-	ping  []byte // scratch for a ping frame
-	// Connections whose acknowledging ping is not due yet, in the slot of
-	// the ackTick when it is; ackCur is the current slot, ackWaiting how
-	// many the wheel holds, ackSpare the other half of acks.
-	ackWheel   [ackSlots][]*conn.Conn
-	ackCur     int
-	ackWaiting int
-	ackSpare   []*conn.Conn
+	ping  []byte       // scratch for a ping frame
+	again []*conn.Conn // acks that AckPing asked to be retried
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -88,44 +77,29 @@ func (sw *sweeper) ackLater(c *conn.Conn) {
 	}
 }
 
-// pingAcks serves one ackTick: it calls AckPing for the connections handed
-// to ackLater since the last tick and for those due in this tick's slot,
-// and puts those that must wait in the slot of their due tick. It reports
-// whether any wait for a later tick.
+// pingAcks calls AckPing for the connections handed to ackLater, and keeps
+// those it asks to retry for the next tick. It reports whether any wait
+// for the next tick.
 func (sw *sweeper) pingAcks() (pending bool) {
 	sw.mu.Lock()
-	fresh := sw.acks
-	sw.acks = sw.ackSpare[:0]
+	acks := sw.acks
+	sw.acks = sw.again[:0]
 	sw.mu.Unlock()
-	sw.ackCur = (sw.ackCur + 1) % len(sw.ackWheel)
-	due := sw.ackWheel[sw.ackCur]
-	sw.ackWheel[sw.ackCur] = nil
-	sw.ackWaiting -= len(due)
-	sw.ackPing(fresh)
-	sw.ackPing(due) // never puts a Conn back in this slot
-	sw.ackWheel[sw.ackCur] = due[:0]
-	sw.ackSpare = fresh[:0]
+	again := false
+	for i, c := range acks {
+		acks[i] = nil
+		again, sw.ping = c.AckPing(sw.ping)
+		if again {
+			sw.mu.Lock()
+			sw.acks = append(sw.acks, c)
+			sw.mu.Unlock()
+		}
+	}
+	sw.again = acks[:0]
 	sw.mu.Lock()
-	pending = sw.ackWaiting > 0 || len(sw.acks) > 0
+	pending = len(sw.acks) > 0
 	sw.mu.Unlock()
 	return pending
-}
-
-// ackPing calls AckPing for each of cs, clears cs, and puts the connections
-// whose ping is not due yet in the wheel.
-func (sw *sweeper) ackPing(cs []*conn.Conn) {
-	for i, c := range cs {
-		cs[i] = nil
-		var wait time.Duration
-		wait, sw.ping = c.AckPing(sw.ping)
-		if wait <= 0 {
-			continue
-		}
-		ticks := min(max(int((wait+ackTick-1)/ackTick), 1), len(sw.ackWheel)-1)
-		j := (sw.ackCur + ticks) % len(sw.ackWheel)
-		sw.ackWheel[j] = append(sw.ackWheel[j], c)
-		sw.ackWaiting++
-	}
 }
 
 func (sw *sweeper) stop() {
